@@ -1,0 +1,381 @@
+"""Stage 2: fuse frozen per-sensor tokens into a daily embedding at any query date.
+
+The stage-1 encoders (``S2Encoder``, ``S1Encoder``) turn each sensor's pixel
+time series into per-date tokens ``[B, T, D]`` (meaningful at usable steps
+only). :class:`FusionNetwork` consumes those tokens, from any subset of the
+registered modalities, and answers "what does this pixel look like on day
+*d*?" for many days at once:
+
+1. **Tokenise.** Each modality has its own *adapter* (a linear map from its
+   token width to ``d_model``) and a learned *modality embedding*; every token
+   also gets the absolute date encoding of its day (days since 1970-01-01, see
+   :mod:`ecoembed.dates`; sinusoids from days to decades plus day-of-year).
+2. **Contextualise** once per pixel: residual self-attention blocks over all
+   tokens of all modalities together. A learned *global token* (no date) is
+   always present, so a pixel with no usable token at all still has one key
+   and never yields NaN (its embedding is then the learned "no observation"
+   answer; the embed pipeline writes NaN for such pixels instead).
+   Unusable or absent tokens are excluded with a key-padding mask AND zeroed
+   with ``torch.where`` before any arithmetic, so their values (even NaN/inf)
+   never influence anything.
+3. **Query** many days cheaply: a learned *combining token* placed at the
+   query day (its own date encoding) cross-attends to the contextualised
+   tokens. The attention logits get a learned *relative-time bias*, a function
+   of ``|query day - token day|`` per head (initialised to decay like
+   ``-log(1 + |dt|)``), so a query inside a cloudy gap leans on the nearest
+   observations of any sensor and interpolates sensibly.
+
+Adding a sensor = :meth:`FusionNetwork.add_modality` (a new adapter, modality
+embedding and reconstruction head); the stage-1 encoders are untouched and
+only the fusion network is retrained. A modality without a stage-1 encoder
+(e.g. daily meteorology) simply feeds its raw per-day values as tokens.
+
+Shapes: ``B`` pixels, ``T`` dates of one modality, ``L`` tokens of all
+modalities plus the global token, ``Q`` query days, ``E`` embedding size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+DAYS_PER_YEAR = 365.2425
+"""Mean Gregorian year length in days (for the day-of-year phase)."""
+
+DATE_PERIODS_DAYS = (2.0, 8.0, 30.0, 120.0, DAYS_PER_YEAR, 4 * DAYS_PER_YEAR, 16 * DAYS_PER_YEAR, 64 * DAYS_PER_YEAR)
+"""Periods (days) of the absolute date sinusoids: from ~days to ~decades."""
+
+
+def date_features(days: Tensor) -> Tensor:
+    """Fixed absolute-date features of integer days since 1970-01-01.
+
+    Computed in float64 (days since the epoch reach ~2e4; float32 phases of
+    short periods would lose precision), returned as float32.
+
+    Args:
+        days: int64 tensor of any shape, days since 1970-01-01.
+
+    Returns:
+        float32 tensor ``[*days.shape, 2 * len(DATE_PERIODS_DAYS) + 2]``: sin/cos for
+        each period in :data:`DATE_PERIODS_DAYS` and sin/cos of the day-of-year phase.
+    """
+    d = days.to(torch.float64).unsqueeze(-1)
+    periods = torch.tensor(DATE_PERIODS_DAYS, dtype=torch.float64, device=days.device)
+    phase = 2 * math.pi * d / periods
+    feats = [torch.sin(phase), torch.cos(phase)]
+    # Year phase anchored on 1 January: 1970-01-01 is day 0, leap years absorbed by the mean year length.
+    year_phase = 2 * math.pi * torch.remainder(d, DAYS_PER_YEAR) / DAYS_PER_YEAR
+    feats += [torch.sin(year_phase), torch.cos(year_phase)]
+    return torch.cat(feats, dim=-1).to(torch.float32)
+
+
+N_DATE_FEATURES = 2 * len(DATE_PERIODS_DAYS) + 2
+
+
+@dataclass
+class ModalityTokens:
+    """One modality's per-date tokens for a batch of pixels.
+
+    Attributes:
+        tokens: float ``[B, T, D]`` per-date tokens (stage-1 encoder ``tokens``, or raw
+            normalised values for a modality without an encoder).
+        days: int64 ``[B, T]`` or ``[T]`` days since 1970-01-01.
+        mask: bool ``[B, T]``; True = usable (observed, valid, not held out).
+    """
+
+    tokens: Tensor
+    days: Tensor
+    mask: Tensor
+
+
+@dataclass
+class FusionContext:
+    """Contextualised tokens of a batch of pixels, ready to be queried at any day.
+
+    Attributes:
+        tokens: float ``[B, L, d_model]``; position 0 is the global token.
+        days: int64 ``[B, L]`` token days (0 for the global token).
+        mask: bool ``[B, L]`` True = usable key (the global token always is).
+        dated: bool ``[B, L]`` True for tokens that carry a date (not the global token).
+    """
+
+    tokens: Tensor
+    days: Tensor
+    mask: Tensor
+    dated: Tensor
+
+    def select(self, index: slice | Tensor) -> FusionContext:
+        """Sub-batch of pixels (rows)."""
+        return FusionContext(self.tokens[index], self.days[index], self.mask[index], self.dated[index])
+
+
+@dataclass(frozen=True)
+class ModalityConfig:
+    """What the fusion network needs to know about one modality.
+
+    Attributes:
+        token_dim: width ``D`` of the modality's tokens.
+        n_channels: channels reconstructed by its head (e.g. 10 S2 bands, 2 S1 polarisations).
+        n_conditions: acquisition conditions with their own reconstruction (S1: 2 orbit
+            directions, 0 ascending / 1 descending); 1 otherwise.
+    """
+
+    token_dim: int
+    n_channels: int
+    n_conditions: int = 1
+
+
+class _CrossAttentionBlock(nn.Module):
+    """Queries attend to context tokens with an additive per-head bias; pre-norm residual."""
+
+    def __init__(self, d_model: int, n_heads: int, ff_mult: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm_q = nn.LayerNorm(d_model)
+        self.norm_kv = nn.LayerNorm(d_model)
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.kv_proj = nn.Linear(d_model, 2 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.norm_ff = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Linear(ff_mult * d_model, d_model))
+
+    def forward(self, queries: Tensor, context: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+        """``queries [B,Q,d]``, ``context [B,L,d]``, ``bias [B,H,Q,L]`` (−inf = excluded) -> (``[B,Q,d]``, attn ``[B,H,Q,L]``)."""
+        b, q_len, d = queries.shape
+        h = self.n_heads
+        q = self.q_proj(self.norm_q(queries)).view(b, q_len, h, d // h).transpose(1, 2)
+        k, v = self.kv_proj(self.norm_kv(context)).chunk(2, dim=-1)
+        k = k.view(b, -1, h, d // h).transpose(1, 2)
+        v = v.view(b, -1, h, d // h).transpose(1, 2)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(d // h) + bias
+        attn = torch.softmax(logits, dim=-1)
+        mixed = (attn @ v).transpose(1, 2).reshape(b, q_len, d)
+        out = queries + self.out_proj(mixed)
+        out = out + self.ff(self.norm_ff(out))
+        return out, attn
+
+
+class FusionNetwork(nn.Module):
+    """Fuse per-date tokens of several sensors into embeddings at query days.
+
+    Args:
+        modalities: name -> :class:`ModalityConfig` (or a dict of its fields), e.g.
+            ``{"s2": ModalityConfig(64, 10), "s1": ModalityConfig(64, 2, 2)}``.
+        d_model: internal token width.
+        embed_dim: output embedding size ``E`` (default 64).
+        n_heads: attention heads (must divide ``d_model``).
+        n_layers: residual self-attention blocks over all tokens.
+        ff_mult: feed-forward expansion factor.
+        proj_dim: width of the per-modality summary projection used by the
+            cross-modal contrastive loss of stage-2 training.
+    """
+
+    def __init__(
+        self,
+        modalities: Mapping[str, ModalityConfig | Mapping[str, int]],
+        *,
+        d_model: int = 64,
+        embed_dim: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        ff_mult: int = 2,
+        proj_dim: int = 32,
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.d_model = d_model
+        self.embed_dim = embed_dim
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.ff_mult = ff_mult
+        self.proj_dim = proj_dim
+        self.modality_configs: dict[str, ModalityConfig] = {}
+        self.adapters = nn.ModuleDict()
+        self.modality_embeddings = nn.ParameterDict()
+        self.reconstruction_heads = nn.ModuleDict()
+
+        self.date_proj = nn.Linear(N_DATE_FEATURES, d_model)
+        self.global_token = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                d_model, n_heads, dim_feedforward=ff_mult * d_model, dropout=0.0, batch_first=True, norm_first=True
+            )
+            for _ in range(n_layers)
+        )
+        self.context_norm = nn.LayerNorm(d_model)
+        self.combining_token = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.cross = _CrossAttentionBlock(d_model, n_heads, ff_mult)
+        # Relative-time bias: -softplus(slope_h) * log1p(|dt|) + small MLP correction; a learned bias for the global token.
+        self.time_slope = nn.Parameter(torch.full((n_heads,), math.log(math.e - 1)))  # softplus -> 1.0
+        self.time_mlp = nn.Sequential(nn.Linear(2, 16), nn.GELU(), nn.Linear(16, n_heads))
+        nn.init.zeros_(self.time_mlp[2].weight)
+        nn.init.zeros_(self.time_mlp[2].bias)
+        self.global_bias = nn.Parameter(torch.zeros(n_heads))
+        self.output = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, embed_dim))
+        self.summary_head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, proj_dim))
+        for name, cfg in modalities.items():
+            if not isinstance(cfg, ModalityConfig):
+                cfg = ModalityConfig(**cfg)
+            self.add_modality(name, cfg)
+
+    # -- modalities ---------------------------------------------------------------------------
+
+    def add_modality(self, name: str, config: ModalityConfig) -> None:
+        """Register a new modality: adapter, modality embedding and reconstruction head.
+
+        Only these new parameters (and whatever fusion parameters the caller
+        chooses to fine-tune) need training; the stage-1 encoders are untouched.
+        """
+        if name in self.modality_configs:
+            raise ValueError(f"modality {name!r} is already registered")
+        self.modality_configs[name] = config
+        self.adapters[name] = nn.Linear(config.token_dim, self.d_model)
+        self.modality_embeddings[name] = nn.Parameter(torch.randn(self.d_model) * 0.02)
+        self.reconstruction_heads[name] = nn.Sequential(
+            nn.Linear(self.embed_dim, 2 * self.embed_dim),
+            nn.GELU(),
+            nn.Linear(2 * self.embed_dim, config.n_channels * config.n_conditions),
+        )
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Registered modality names, in registration order."""
+        return tuple(self.modality_configs)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments (to rebuild the module from a checkpoint)."""
+        return {
+            "modalities": {
+                k: {"token_dim": c.token_dim, "n_channels": c.n_channels, "n_conditions": c.n_conditions}
+                for k, c in self.modality_configs.items()
+            },
+            "d_model": self.d_model,
+            "embed_dim": self.embed_dim,
+            "n_heads": self.n_heads,
+            "n_layers": self.n_layers,
+            "ff_mult": self.ff_mult,
+            "proj_dim": self.proj_dim,
+        }
+
+    # -- stage A: contextualise once per pixel -----------------------------------------------
+
+    def _tokenise(self, name: str, item: ModalityTokens) -> tuple[Tensor, Tensor, Tensor]:
+        if name not in self.modality_configs:
+            raise KeyError(f"modality {name!r} is not registered in this fusion network (have {self.modalities})")
+        tokens, mask = item.tokens, item.mask.to(torch.bool)
+        b, t, _ = tokens.shape
+        days = item.days.to(torch.int64)
+        if days.dim() == 1:
+            days = days.unsqueeze(0).expand(b, t)
+        # Zero unusable steps before any arithmetic: their values (even NaN/inf) must not leak.
+        tokens = torch.where(mask.unsqueeze(-1), tokens, torch.zeros((), dtype=tokens.dtype))
+        days = torch.where(mask, days, torch.zeros((), dtype=days.dtype))
+        x = self.adapters[name](tokens) + self.modality_embeddings[name] + self.date_proj(date_features(days))
+        return x, days, mask
+
+    def contextualize(self, inputs: Mapping[str, ModalityTokens]) -> FusionContext:
+        """Run the self-attention blocks over all tokens of the given modalities.
+
+        Args:
+            inputs: modality name -> :class:`ModalityTokens`; any non-empty subset of
+                the registered modalities (missing modalities are simply absent).
+
+        Returns:
+            :class:`FusionContext` for :meth:`query`.
+        """
+        if not inputs:
+            raise ValueError("contextualize needs at least one modality")
+        parts = [self._tokenise(name, item) for name, item in inputs.items()]
+        b = parts[0][0].shape[0]
+        glob = self.global_token.expand(b, 1, self.d_model)
+        x = torch.cat([glob] + [p[0] for p in parts], dim=1)
+        days = torch.cat([torch.zeros(b, 1, dtype=torch.int64, device=x.device)] + [p[1] for p in parts], dim=1)
+        usable = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=x.device)] + [p[2] for p in parts], dim=1)
+        dated = usable.clone()
+        dated[:, 0] = False
+        for block in self.blocks:
+            x = block(x, src_key_padding_mask=~usable)
+            # Keep unusable positions at exactly zero so nothing downstream depends on them.
+            x = torch.where(usable.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype))
+        x = self.context_norm(x)
+        return FusionContext(tokens=x, days=days, mask=usable, dated=dated)
+
+    # -- stage B: query many days -------------------------------------------------------------
+
+    def _time_bias(self, context: FusionContext, query_days: Tensor) -> Tensor:
+        """Additive attention bias ``[B, H, Q, L]`` from ``|query day - token day|`` (days)."""
+        delta = (query_days.unsqueeze(-1) - context.days.unsqueeze(1)).abs().to(torch.float32)  # [B,Q,L]
+        log_dt = torch.log1p(delta)
+        feats = torch.stack([log_dt / 5.0, torch.clamp(delta / DAYS_PER_YEAR, max=4.0)], dim=-1)
+        bias = -F.softplus(self.time_slope) * log_dt.unsqueeze(-1) + self.time_mlp(feats)  # [B,Q,L,H]
+        bias = bias.permute(0, 3, 1, 2)
+        glob = self.global_bias.view(1, -1, 1, 1).expand(bias.shape[0], -1, bias.shape[2], 1)
+        bias = torch.where(context.dated.unsqueeze(1).unsqueeze(1), bias, glob.expand_as(bias))
+        return bias.masked_fill(~context.mask.unsqueeze(1).unsqueeze(1), float("-inf"))
+
+    def query(self, context: FusionContext, query_days: Tensor, *, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Fused embeddings at query days.
+
+        Args:
+            context: from :meth:`contextualize`.
+            query_days: int64 ``[Q]`` (same days for every pixel) or ``[B, Q]``, days since 1970-01-01.
+            return_attention: also return the cross-attention weights ``[B, H, Q, L]``.
+
+        Returns:
+            float ``[B, Q, E]`` embeddings (and the attention weights if asked).
+        """
+        b = context.tokens.shape[0]
+        qd = query_days.to(torch.int64)
+        if qd.dim() == 1:
+            qd = qd.unsqueeze(0).expand(b, -1)
+        queries = self.combining_token + self.date_proj(date_features(qd))
+        bias = self._time_bias(context, qd)
+        fused, attn = self.cross(queries, context.tokens, bias)
+        out = self.output(fused)
+        return (out, attn) if return_attention else out
+
+    def forward(self, inputs: Mapping[str, ModalityTokens], query_days: Tensor) -> Tensor:
+        """``contextualize`` then ``query``: fused embeddings ``[B, Q, E]``."""
+        result = self.query(self.contextualize(inputs), query_days)
+        assert isinstance(result, Tensor)
+        return result
+
+    # -- training heads -----------------------------------------------------------------------
+
+    def summary(self, inputs: Mapping[str, ModalityTokens]) -> Tensor:
+        """Pooled projection ``[B, proj_dim]`` of the contextualised tokens (mean over usable tokens).
+
+        Called with one modality at a time, it gives the per-modality summaries that
+        the cross-modal contrastive loss aligns (S1 vs S2 of the same pixel).
+        """
+        ctx = self.contextualize(inputs)
+        weights = ctx.mask.to(ctx.tokens.dtype).unsqueeze(-1)
+        pooled = (ctx.tokens * weights).sum(1) / weights.sum(1)
+        return self.summary_head(pooled)
+
+    def reconstruct(self, embedding: Tensor, modality: str, condition: Tensor | None = None) -> Tensor:
+        """Decode a modality's (normalised) channels from fused embeddings.
+
+        Args:
+            embedding: ``[B, Q, E]`` fused embeddings at the days to reconstruct.
+            modality: registered modality name.
+            condition: int64 ``[B, Q]`` acquisition condition (S1 orbit: 0 asc, 1 desc);
+                None = condition 0.
+
+        Returns:
+            ``[B, Q, n_channels]`` reconstructed values (normalised like the stage-1 inputs).
+        """
+        cfg = self.modality_configs[modality]
+        out = self.reconstruction_heads[modality](embedding)
+        out = out.view(*embedding.shape[:-1], cfg.n_conditions, cfg.n_channels)
+        if condition is None:
+            return out[..., 0, :]
+        idx = condition.to(torch.int64).clamp(0, cfg.n_conditions - 1)
+        return torch.gather(out, -2, idx[..., None, None].expand(*idx.shape, 1, cfg.n_channels)).squeeze(-2)

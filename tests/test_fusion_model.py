@@ -1,0 +1,132 @@
+"""FusionNetwork: shapes, masking, missing modalities, relative-time interpolation."""
+
+from __future__ import annotations
+
+import torch
+
+from ecoembed.models.fusion import FusionNetwork, ModalityConfig, ModalityTokens, date_features
+
+
+def _net(**kw: int) -> FusionNetwork:
+    torch.manual_seed(0)
+    return FusionNetwork(
+        {"s2": ModalityConfig(8, 10), "s1": ModalityConfig(6, 2, n_conditions=2)},
+        d_model=16,
+        embed_dim=12,
+        n_heads=2,
+        n_layers=2,
+        **kw,
+    ).eval()
+
+
+def _inputs(b: int = 3, t2: int = 7, t1: int = 5, seed: int = 1) -> dict[str, ModalityTokens]:
+    g = torch.Generator().manual_seed(seed)
+    days2 = torch.arange(t2) * 5 + 18000
+    days1 = torch.arange(t1) * 12 + 18002
+    m2 = torch.rand(b, t2, generator=g) > 0.3
+    m1 = torch.rand(b, t1, generator=g) > 0.2
+    return {
+        "s2": ModalityTokens(torch.randn(b, t2, 8, generator=g), days2, m2),
+        "s1": ModalityTokens(torch.randn(b, t1, 6, generator=g), days1.expand(b, t1), m1),
+    }
+
+
+def test_output_shape_and_query_many_days() -> None:
+    net = _net()
+    inputs = _inputs()
+    q = torch.arange(18000, 18040)
+    out = net(inputs, q)
+    assert out.shape == (3, 40, 12)
+    assert torch.isfinite(out).all()
+    # Querying in two slabs gives the same answer as all at once (contextualise once, query many).
+    ctx = net.contextualize(inputs)
+    halves = torch.cat([net.query(ctx, q[:17]), net.query(ctx, q[17:])], dim=1)
+    torch.testing.assert_close(halves, out, rtol=0, atol=1e-6)
+
+
+def test_masked_tokens_never_influence_output() -> None:
+    net = _net()
+    inputs = _inputs()
+    q = torch.tensor([18001, 18020, 18033])
+    ref = net(inputs, q)
+    poisoned = {}
+    for name, item in inputs.items():
+        tok = item.tokens.clone()
+        tok[~item.mask] = torch.tensor(float("nan"))
+        tok[~item.mask, 0] = float("inf")
+        days = item.days.expand_as(item.mask).clone()
+        days[~item.mask] = 99999  # a masked step's date must not matter either
+        poisoned[name] = ModalityTokens(tok, days, item.mask)
+    out = net(poisoned, q)
+    assert torch.equal(out, ref)
+
+
+def test_missing_modality_and_empty_pixel_are_finite() -> None:
+    net = _net()
+    inputs = _inputs()
+    q = torch.tensor([18010, 18030])
+    s2_only = net({"s2": inputs["s2"]}, q)
+    s1_only = net({"s1": inputs["s1"]}, q)
+    both = net(inputs, q)
+    assert torch.isfinite(s2_only).all() and torch.isfinite(s1_only).all()
+    assert not torch.allclose(s2_only, both) and not torch.allclose(s1_only, both)
+    # A pixel with no usable token at all: learned "no observation" answer, finite and identical across pixels.
+    empty = {k: ModalityTokens(v.tokens, v.days, torch.zeros_like(v.mask)) for k, v in inputs.items()}
+    out = net(empty, q)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[0], out[1])
+
+
+def test_pixels_are_independent() -> None:
+    net = _net()
+    inputs = _inputs(b=4)
+    q = torch.tensor([18005, 18025])
+    full = net(inputs, q)
+    single = net({k: ModalityTokens(v.tokens[2:3], v.days if v.days.dim() == 1 else v.days[2:3], v.mask[2:3]) for k, v in inputs.items()}, q)
+    torch.testing.assert_close(single, full[2:3], rtol=1e-5, atol=1e-6)
+
+
+def test_relative_time_bias_prefers_nearest_observation() -> None:
+    net = _net()
+    inputs = _inputs(b=1)
+    inputs["s2"].mask[:] = True
+    ctx = net.contextualize({"s2": inputs["s2"]})
+    day_of_token_3 = int(inputs["s2"].days[3])
+    _, attn = net.query(ctx, torch.tensor([day_of_token_3]), return_attention=True)
+    # At initialisation the bias decays with |dt|, so the token at the query day gets the most weight
+    # among dated tokens for most heads (content logits are small at init).
+    dated_attn = attn[0, :, 0, 1:]  # heads x tokens (drop global token)
+    assert (dated_attn.argmax(-1) == 3).float().mean() >= 0.5
+
+
+def test_add_modality_keeps_existing_parameters() -> None:
+    net = _net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.add_modality("meteo", ModalityConfig(token_dim=5, n_channels=5))
+    after = net.state_dict()
+    for k, v in before.items():
+        assert torch.equal(after[k], v)
+    assert any(k.startswith("adapters.meteo") for k in after)
+    rebuilt = FusionNetwork(**net.config())
+    rebuilt.load_state_dict(after)  # config round-trips, including the new modality
+    assert rebuilt.modalities == ("s2", "s1", "meteo")
+
+
+def test_reconstruct_selects_condition() -> None:
+    net = _net()
+    emb = torch.randn(2, 3, 12)
+    asc = net.reconstruct(emb, "s1", torch.zeros(2, 3, dtype=torch.long))
+    desc = net.reconstruct(emb, "s1", torch.ones(2, 3, dtype=torch.long))
+    assert asc.shape == (2, 3, 2)
+    assert not torch.allclose(asc, desc)
+    torch.testing.assert_close(net.reconstruct(emb, "s1"), asc)
+    assert net.reconstruct(emb, "s2").shape == (2, 3, 10)
+
+
+def test_date_features_distinguish_years() -> None:
+    jan_2019 = torch.tensor(17897)  # 2019-01-01
+    jan_2020 = torch.tensor(18262)  # 2020-01-01
+    f19, f20 = date_features(jan_2019), date_features(jan_2020)
+    # Same season (day-of-year sin/cos nearly equal), different absolute date.
+    assert torch.allclose(f19[-2:], f20[-2:], atol=0.02)
+    assert not torch.allclose(f19[:-2], f20[:-2], atol=0.05)

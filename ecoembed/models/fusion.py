@@ -379,3 +379,80 @@ class FusionNetwork(nn.Module):
             return out[..., 0, :]
         idx = condition.to(torch.int64).clamp(0, cfg.n_conditions - 1)
         return torch.gather(out, -2, idx[..., None, None].expand(*idx.shape, 1, cfg.n_channels)).squeeze(-2)
+
+
+@dataclass
+class SensorBatch:
+    """Raw (normalised) per-date inputs of one modality for a batch of pixels.
+
+    Attributes:
+        values: float ``[B, T, C]`` normalised values (0 where invalid, as ``cube_to_series`` gives).
+        days: int64 ``[T]`` or ``[B, T]`` days since 1970-01-01.
+        mask: bool ``[B, T]`` True = usable.
+        orbit: int64 ``[T]`` or ``[B, T]`` (S1: 0 ascending, 1 descending) or None.
+    """
+
+    values: Tensor
+    days: Tensor
+    mask: Tensor
+    orbit: Tensor | None = None
+
+
+class FusedEmbeddingModel(nn.Module):
+    """Frozen stage-1 encoders + a trainable :class:`FusionNetwork`.
+
+    Modalities listed in ``encoders`` are tokenised by their (frozen) stage-1
+    encoder's ``tokens`` output; any other modality registered in the fusion
+    network feeds its raw normalised values as tokens (e.g. daily meteorology).
+
+    Args:
+        encoders: modality name -> stage-1 encoder with
+            ``forward(x [B,T,C], days [B,T], mask [B,T][, orbit [B,T]]) -> EncoderOutput``.
+        fusion: the fusion network; every encoder's modality must be registered in it.
+    """
+
+    def __init__(self, encoders: Mapping[str, nn.Module], fusion: FusionNetwork) -> None:
+        super().__init__()
+        missing = set(encoders) - set(fusion.modalities)
+        if missing:
+            raise ValueError(f"encoders {sorted(missing)} have no adapter in the fusion network")
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self.fusion = fusion
+        self.freeze_encoders()
+
+    def freeze_encoders(self) -> None:
+        """Stage-1 encoders: no gradients, eval mode (no dropout / batch statistics)."""
+        for enc in self.encoders.values():
+            enc.requires_grad_(False)
+            enc.eval()
+
+    def train(self, mode: bool = True) -> FusedEmbeddingModel:
+        """Train mode for the fusion network only; encoders stay in eval mode."""
+        super().train(mode)
+        self.freeze_encoders()
+        return self
+
+    def tokens(self, batch: Mapping[str, SensorBatch]) -> dict[str, ModalityTokens]:
+        """Per-modality tokens ``{name: ModalityTokens}`` (encoders run without gradients)."""
+        out: dict[str, ModalityTokens] = {}
+        for name, item in batch.items():
+            mask = item.mask.to(torch.bool)
+            b, t = mask.shape
+            days = item.days.to(torch.int64)
+            days = days.unsqueeze(0).expand(b, t) if days.dim() == 1 else days
+            if name in self.encoders:
+                values = torch.where(mask.unsqueeze(-1), item.values, torch.zeros((), dtype=item.values.dtype))
+                args: list[Tensor] = [values, days, mask]
+                if item.orbit is not None:
+                    orbit = item.orbit.to(torch.int64)
+                    args.append(orbit.unsqueeze(0).expand(b, t) if orbit.dim() == 1 else orbit)
+                with torch.no_grad():
+                    tokens = self.encoders[name](*args).tokens
+            else:
+                tokens = item.values
+            out[name] = ModalityTokens(tokens=tokens, days=days, mask=mask)
+        return out
+
+    def forward(self, batch: Mapping[str, SensorBatch], query_days: Tensor) -> Tensor:
+        """Fused embeddings ``[B, Q, E]`` at ``query_days`` from raw modality inputs."""
+        return self.fusion(self.tokens(batch), query_days)

@@ -309,13 +309,20 @@ class FusionNetwork(nn.Module):
 
     # -- stage B: query many days -------------------------------------------------------------
 
-    def _time_bias(self, context: FusionContext, query_days: Tensor) -> Tensor:
-        """Additive attention bias ``[B, H, Q, L]`` from ``|query day - token day|`` (days)."""
-        delta = (query_days.unsqueeze(-1) - context.days.unsqueeze(1)).abs().to(torch.float32)  # [B,Q,L]
+    def relative_time_bias(self, abs_delta_days: Tensor) -> Tensor:
+        """Learned attention-logit bias ``[..., H]`` for ``|query day - token day|`` (int days)."""
+        delta = abs_delta_days.to(torch.float32)
         log_dt = torch.log1p(delta)
         feats = torch.stack([log_dt / 5.0, torch.clamp(delta / DAYS_PER_YEAR, max=4.0)], dim=-1)
-        bias = -F.softplus(self.time_slope) * log_dt.unsqueeze(-1) + self.time_mlp(feats)  # [B,Q,L,H]
-        bias = bias.permute(0, 3, 1, 2)
+        return -F.softplus(self.time_slope) * log_dt.unsqueeze(-1) + self.time_mlp(feats)
+
+    def _time_bias(self, context: FusionContext, query_days: Tensor) -> Tensor:
+        """Additive attention bias ``[B, H, Q, L]`` from ``|query day - token day|`` (days)."""
+        delta = (query_days.unsqueeze(-1) - context.days.unsqueeze(1)).abs()  # [B,Q,L] int64 days
+        # The bias depends on the integer |dt| only: evaluate it once per distinct |dt| (a small
+        # table) and gather, instead of running the MLP on every (pixel, query, token) triple.
+        table = self.relative_time_bias(torch.arange(int(delta.max()) + 1, device=delta.device))  # [D, H]
+        bias = F.embedding(delta, table).permute(0, 3, 1, 2)  # [B,H,Q,L]
         glob = self.global_bias.view(1, -1, 1, 1).expand(bias.shape[0], -1, bias.shape[2], 1)
         bias = torch.where(context.dated.unsqueeze(1).unsqueeze(1), bias, glob.expand_as(bias))
         return bias.masked_fill(~context.mask.unsqueeze(1).unsqueeze(1), float("-inf"))

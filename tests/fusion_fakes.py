@@ -75,3 +75,113 @@ def toy_scene(size_px: int = 8, seed: int = 0, n_days: int = 180, start_day: int
 def without(scene: FusionScene, *drop: str) -> FusionScene:
     """The same scene without some modalities."""
     return FusionScene({k: v for k, v in scene.series.items() if k not in drop}, scene.yx, scene.name)
+
+
+# --- tiny contract cubes, written by the tests ---------------------------------------------------
+
+S2_BAND_NAMES = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+
+
+def tiny_cubes(size_y: int = 10, size_x: int = 12, n_days: int = 120, seed: int = 0, empty_pixels: int = 2):
+    """A small synthetic S2 + S1 cube pair on one 10 m grid (contract-shaped, attrs synthetic=True).
+
+    The first ``empty_pixels`` pixels of row 0 have no usable observation in either sensor (NaN).
+    """
+    import pandas as pd
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    x = 500_000.0 + 5.0 + 10.0 * np.arange(size_x)
+    y = 4_500_000.0 - 5.0 - 10.0 * np.arange(size_y)
+    t2 = pd.date_range("2019-03-01", periods=n_days // 5, freq="5D") + pd.Timedelta(hours=10, minutes=30)
+    t1 = pd.date_range("2019-03-03", periods=n_days // 6, freq="6D") + pd.Timedelta(hours=6)
+    doy2 = np.asarray(t2.day_of_year, float)
+    lai = 1 + 2 * np.exp(-((doy2[:, None, None] - 150 - rng.uniform(-20, 20, (1, size_y, size_x))) / 30.0) ** 2)
+    valid2 = rng.random((len(t2), size_y, size_x)) > 0.3
+    valid2[:, 0, :empty_pixels] = False
+    s2 = xr.Dataset(coords={"time": t2, "y": y, "x": x})
+    for i, b in enumerate(S2_BAND_NAMES):
+        refl = (0.03 + 0.02 * i) + (0.05 * lai if b in ("B08", "B8A", "B07") else -0.005 * lai) + 0.005 * rng.normal(size=lai.shape)
+        refl = np.clip(np.where(valid2, refl, 0.6), 0, 1).astype(np.float32)
+        refl[:, 0, :empty_pixels] = np.nan
+        s2[b] = (("time", "y", "x"), refl, {"units": "1", "long_name": f"surface reflectance {b}"})
+    s2["valid"] = (("time", "y", "x"), valid2)
+    s2.attrs = {"crs": "EPSG:32630", "sensor": "sentinel-2-l2a", "synthetic": True, "resolution_m": 10.0}
+    doy1 = np.asarray(t1.day_of_year, float)
+    vv = -14 + 2 * np.exp(-((doy1 - 150) / 30.0) ** 2)[:, None, None] + rng.normal(size=(len(t1), size_y, size_x))
+    s1 = xr.Dataset(coords={"time": t1, "y": y, "x": x, "orbit": ("time", np.where(np.arange(len(t1)) % 2, "descending", "ascending"))})
+    valid1 = np.ones(vv.shape, bool)
+    valid1[:, 0, :empty_pixels] = False
+    vv = np.where(valid1, vv, np.nan).astype(np.float32)
+    s1["VV"] = (("time", "y", "x"), vv, {"units": "dB"})
+    s1["VH"] = (("time", "y", "x"), (vv - 6).astype(np.float32), {"units": "dB"})
+    s1["valid"] = (("time", "y", "x"), valid1)
+    s1.attrs = {"crs": "EPSG:32630", "sensor": "sentinel-1-grd", "synthetic": True, "resolution_m": 10.0}
+    return s2, s1
+
+
+def write_cube(ds, path) -> None:
+    """Write a test cube to NetCDF (bool attrs stored as 0/1, as NetCDF requires)."""
+    ds = ds.copy()
+    ds.attrs = {k: (int(v) if isinstance(v, bool) else v) for k, v in ds.attrs.items()}
+    ds.to_netcdf(path)
+
+
+def install_fake_sources() -> bool:
+    """Make ``ecoembed.sources.local.open_cube`` / ``chips.cube_to_series`` importable if the
+    sources room has not shipped them yet (test-only shim; returns True if it installed one)."""
+    import sys
+    import types
+
+    try:
+        from ecoembed.sources.chips import cube_to_series  # noqa: F401
+        from ecoembed.sources.local import open_cube  # noqa: F401
+
+        return False
+    except ImportError:
+        pass
+    import xarray as xr
+
+    def open_cube(path, sensor=None):
+        ds = xr.open_dataset(path)
+        ds.attrs["synthetic"] = bool(ds.attrs.get("synthetic", False))
+        return ds
+
+    def cube_to_series(cube, bands=None, normalize=True):
+        bands = bands or [b for b in (*S2_BAND_NAMES, "VV", "VH") if b in cube]
+        arr = np.stack([cube[b].transpose("y", "x", "time").values for b in bands], axis=-1).astype(np.float32)
+        ny, nx, t, c = arr.shape
+        arr = arr.reshape(ny * nx, t, c)
+        valid = cube["valid"].transpose("y", "x", "time").values.reshape(ny * nx, t) & np.isfinite(arr).all(-1)
+        mean, std = (-12.0, 5.0) if "VV" in bands else (0.1, 0.1)
+        values = np.where(valid[..., None], (np.nan_to_num(arr) - mean) / std, 0.0).astype(np.float32)
+        orbit = None
+        if "orbit" in cube.coords:
+            orbit = (cube["orbit"].values == "descending").astype(np.int8)
+        days = (cube["time"].values.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(np.int64)
+        yx = np.stack(np.divmod(np.arange(ny * nx), nx), axis=1)
+        return SimpleNamespace(values=values, days=days, valid=valid, orbit=orbit, yx=yx, bands=tuple(bands),
+                               empty_pixels=~valid.any(1))
+
+    local = types.ModuleType("ecoembed.sources.local")
+    local.open_cube = open_cube
+    chips = types.ModuleType("ecoembed.sources.chips")
+    chips.cube_to_series = cube_to_series
+    sys.modules["ecoembed.sources.local"] = local
+    sys.modules["ecoembed.sources.chips"] = chips
+    return True
+
+
+def fake_fusion_checkpoint(path, embed_dim: int = 8, seed: int = 0):
+    """A random-init encoders+fusion checkpoint whose encoders are :class:`FakeEncoder` (registered)."""
+    from ecoembed.embed import register_encoder_builder
+    from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig
+    from ecoembed.training.stage2 import save_fusion_checkpoint
+
+    register_encoder_builder("FakeEncoder", lambda cfg: FakeEncoder(**cfg))
+    torch.manual_seed(seed)
+    fusion = FusionNetwork({"s2": ModalityConfig(8, 10), "s1": ModalityConfig(8, 2, 2)}, d_model=16, embed_dim=embed_dim, n_heads=2, n_layers=1)
+    model = FusedEmbeddingModel({"s2": FakeEncoder(10, seed=1), "s1": FakeEncoder(2, seed=2)}, fusion)
+    specs = {"s2": {"class": "FakeEncoder", "config": {"n_channels": 10, "d_model": 8, "seed": 1}},
+             "s1": {"class": "FakeEncoder", "config": {"n_channels": 2, "d_model": 8, "seed": 2}}}
+    return save_fusion_checkpoint(path, model, specs, extra={"synthetic": True})

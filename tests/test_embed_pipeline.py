@@ -1,0 +1,149 @@
+"""`ecoembed embed`: contract, chunked = in-memory, NaN pixels, resume after a crash, int8, dask cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from fusion_fakes import fake_fusion_checkpoint, install_fake_sources, tiny_cubes, write_cube
+
+from ecoembed.dates import to_days
+from ecoembed.embed import embed, embed_series, load_fusion_model, open_embeddings
+from ecoembed.errors import CubeError, OutputExistsError
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    install_fake_sources()
+    root = tmp_path_factory.mktemp("embed_scene")
+    s2, s1 = tiny_cubes()
+    write_cube(s2, root / "s2_synthetic.nc")
+    write_cube(s1, root / "s1_synthetic.nc")
+    fake_fusion_checkpoint(root / "fusion.safetensors")
+    return {"s2": root / "s2_synthetic.nc", "s1": root / "s1_synthetic.nc", "model": root / "fusion.safetensors"}
+
+
+def _run(scene: dict[str, Path], out: Path, **kw: object):  # type: ignore[no-untyped-def]
+    args = {"s1": scene["s1"], "model": scene["model"], "start": "2019-03-01", "end": "2019-05-10", "chunk_px": 4,
+            "days_per_chunk": 16, "pixel_batch": 7, "progress": False}
+    args.update(kw)
+    return embed(scene["s2"], out, **args)  # type: ignore[arg-type]
+
+
+def test_embedding_cube_contract_and_equals_in_memory(scene: dict[str, Path], tmp_path: Path) -> None:
+    res = _run(scene, tmp_path / "emb.zarr")
+    ds = open_embeddings(res.path)
+    s2 = xr.open_dataset(scene["s2"])
+    assert ds["embedding"].dims == ("time", "y", "x", "feature")
+    assert ds.sizes["time"] == 71 and ds.sizes["feature"] == 8
+    assert (np.diff(ds["time"].values) == np.timedelta64(1, "D")).all()
+    np.testing.assert_array_equal(ds["x"].values, s2["x"].values)
+    np.testing.assert_array_equal(ds["y"].values, s2["y"].values)
+    assert ds.attrs["crs"] == "EPSG:32630" and ds.attrs["synthetic"] is True
+    assert len(ds.attrs["checkpoint_sha256"]) == 64 and ds.attrs["model"] == "fusion.safetensors"
+    assert res.blocks_total == 9 and res.blocks_computed == 9  # 10x12 px in 4 px blocks: 3 x 3
+
+    # Chunked pipeline == the whole scene embedded in memory at once.
+    from ecoembed.sources.chips import cube_to_series
+    from ecoembed.sources.local import open_cube
+
+    loaded = load_fusion_model(scene["model"])
+    series = {"s2": cube_to_series(open_cube(scene["s2"])), "s1": cube_to_series(open_cube(scene["s1"]))}
+    days = to_days(ds["time"].values)
+    ref, empty = embed_series(loaded.model, series, days)
+    got = ds["embedding"].values.transpose(1, 2, 0, 3).reshape(-1, len(days), 8)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+    # NaN-only pixels (2 in the first row) -> NaN embeddings, counted; all others finite.
+    assert empty.sum() == 2 and res.n_empty_pixels == 2
+    emb = ds["embedding"].values
+    assert np.isnan(emb[:, 0, :2]).all()
+    assert np.isfinite(emb[:, 1:]).all() and np.isfinite(emb[:, 0, 2:]).all()
+
+
+def test_interrupted_run_resumes_without_recomputing(scene: dict[str, Path], tmp_path: Path) -> None:
+    reference = open_embeddings(_run(scene, tmp_path / "straight.zarr").path)["embedding"].values
+
+    class Crash(RuntimeError):
+        pass
+
+    seen: list[tuple[int, int]] = []
+
+    def crash_after_three(block) -> None:  # type: ignore[no-untyped-def]
+        seen.append((block.iy, block.ix))
+        if len(seen) == 3:
+            raise Crash("simulated kill after block 3")
+
+    out = tmp_path / "resumed.nc"
+    with pytest.raises(Crash):
+        _run(scene, out, on_block_done=crash_after_three)
+    assert not out.exists()  # the .nc appears only when complete
+    first_run = list(seen)
+    seen.clear()
+    res = _run(scene, out, on_block_done=lambda b: seen.append((b.iy, b.ix)))
+    assert res.blocks_skipped == 3 and res.blocks_computed == 6
+    assert not set(seen) & set(first_run)  # completed blocks were not recomputed
+    again = open_embeddings(out)["embedding"].values
+    np.testing.assert_array_equal(again, reference)
+    assert not any(p.name.startswith(".resumed.nc") for p in tmp_path.iterdir())  # work store cleaned up
+
+
+def test_block_without_marker_is_recomputed(scene: dict[str, Path], tmp_path: Path) -> None:
+    """Data written but marker missing (killed between the two) -> not trusted, recomputed."""
+    out = tmp_path / "emb.zarr"
+    with pytest.raises(RuntimeError):
+        _run(scene, out, on_block_done=lambda b: (_ for _ in ()).throw(RuntimeError("stop")))
+    markers = tmp_path / "emb.zarr.blocks"
+    (marker,) = list(markers.iterdir())
+    marker.unlink()
+    with pytest.raises(CubeError, match="unfinished"):
+        open_embeddings(out)
+    res = _run(scene, out)
+    assert res.blocks_computed == 9 and res.blocks_skipped == 0
+
+
+def test_int8_storage_decodes_transparently(scene: dict[str, Path], tmp_path: Path) -> None:
+    full = open_embeddings(_run(scene, tmp_path / "f.zarr").path)
+    q = open_embeddings(_run(scene, tmp_path / "q.zarr", int8=True).path)
+    raw = xr.open_zarr(tmp_path / "q.zarr", consolidated=False)
+    assert raw["embedding"].dtype == np.int8 and "embedding_scale" in raw
+    a, b = full["embedding"].values, q["embedding"].values
+    assert q["embedding"].dtype == np.float32 and q["embedding"].dims == ("time", "y", "x", "feature")
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    scale = raw["embedding_scale"].values[..., None]
+    finite = np.isfinite(a)
+    assert (np.abs(a - b)[finite] <= (scale / 2 + 1e-7).repeat(8, -1)[finite]).all()
+    assert (tmp_path / "q.zarr").stat() and sum(f.stat().st_size for f in (tmp_path / "q.zarr").rglob("*")) < sum(
+        f.stat().st_size for f in (tmp_path / "f.zarr").rglob("*")
+    )
+
+
+def test_existing_output_and_bad_grid(scene: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "e.zarr"
+    _run(scene, out)
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        _run(scene, out)
+    assert _run(scene, out, overwrite=True).blocks_computed == 9
+    s2, s1 = tiny_cubes()
+    write_cube(s1.assign_coords(x=s1["x"] + 10.0), tmp_path / "s1_shifted.nc")
+    with pytest.raises(CubeError, match="grid"):
+        _run({**scene, "s1": tmp_path / "s1_shifted.nc"}, tmp_path / "bad.zarr")
+
+
+def test_s2_only_runs(scene: dict[str, Path], tmp_path: Path) -> None:
+    res = _run(scene, tmp_path / "s2only.zarr", s1=None)
+    ds = open_embeddings(res.path)
+    assert ds.attrs["modalities"] == "s2"
+    assert np.isfinite(ds["embedding"].values[:, 1:]).all()
+
+
+def test_runs_on_a_dask_distributed_cluster(scene: dict[str, Path], tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    reference = open_embeddings(_run(scene, tmp_path / "sync.zarr").path)["embedding"].values
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, Client(cluster):
+        res = _run(scene, tmp_path / "dist.zarr")
+    assert res.blocks_computed == 9
+    np.testing.assert_array_equal(open_embeddings(res.path)["embedding"].values, reference)

@@ -31,6 +31,50 @@ def cli() -> None:
 # --- commands are registered below, one function each; keep them thin -------------------------
 
 
+@cli.command("embed")
+@click.option("--s2", "s2", required=True, type=click.Path(exists=True, path_type=Path), help="Sentinel-2 cube (.nc/.zarr); defines the 10 m grid.")
+@click.option("--s1", "s1", type=click.Path(exists=True, path_type=Path), help="Sentinel-1 cube on the same grid (optional).")
+@click.option("--model", type=click.Path(exists=True, path_type=Path), help="Fusion checkpoint [default: shipped synthetic-trained default].")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output embedding cube, .zarr or .nc.")
+@click.option("--start", help="First day, YYYY-MM-DD [default: first S2 date].")
+@click.option("--end", help="Last day, YYYY-MM-DD, inclusive [default: last S2 date].")
+@click.option("--chunk-px", default=64, show_default=True, help="Block edge in pixels (one dask task, one Zarr chunk).")
+@click.option("--int8", is_flag=True, help="Store int8 with a per-pixel-per-day scale (4x smaller).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+def embed_command(s2: Path, s1: Path | None, model: Path | None, out: Path, start: str | None, end: str | None,
+                  chunk_px: int, int8: bool, overwrite: bool) -> None:
+    """Daily 10 m embedding cube (time, y, x, feature) from S2 [+ S1] cubes.
+
+    Resumable: re-run the same command after an interruption and completed
+    blocks are skipped. Uses a dask.distributed cluster when one is active.
+    """
+    from ecoembed.embed import embed
+
+    res = embed(s2, out, s1=s1, model=model, start=start, end=end, chunk_px=chunk_px, int8=int8, overwrite=overwrite)
+    click.echo(
+        f"wrote {res.path}: {res.n_days} days x {res.n_pixels} px; blocks computed {res.blocks_computed}, "
+        f"skipped {res.blocks_skipped}; {res.n_empty_pixels} px without any observation (NaN)"
+    )
+
+
+@cli.command("reconstruct")
+@click.option("--s2", "s2", required=True, type=click.Path(exists=True, path_type=Path), help="Sentinel-2 cube (.nc/.zarr).")
+@click.option("--s1", "s1", type=click.Path(exists=True, path_type=Path), help="Sentinel-1 cube on the same grid (optional).")
+@click.option("--model", type=click.Path(exists=True, path_type=Path), help="Fusion checkpoint [default: shipped default].")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output daily reflectance cube, .nc or .zarr.")
+@click.option("--start", help="First day, YYYY-MM-DD [default: first S2 date].")
+@click.option("--end", help="Last day, YYYY-MM-DD, inclusive [default: last S2 date].")
+@click.option("--chunk-px", default=64, show_default=True, help="Block edge in pixels.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+def reconstruct_command(s2: Path, s1: Path | None, model: Path | None, out: Path, start: str | None, end: str | None,
+                        chunk_px: int, overwrite: bool) -> None:
+    """Cloud-free daily S2 reflectance (0-1) decoded from the fused embedding."""
+    from ecoembed.reconstruct import reconstruct_s2
+
+    path = reconstruct_s2(s2, out, s1=s1, model=model, start=start, end=end, chunk_px=chunk_px, overwrite=overwrite)
+    click.echo(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turn input errors into one-line messages."""
     from fluxnet.errors import FluxDataError

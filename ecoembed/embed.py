@@ -215,10 +215,11 @@ def embed_series(
 
 def encode_int8(embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Quantise ``[..., E]`` float embeddings to int8 with a per-vector scale (NaN vectors -> 0, scale NaN)."""
-    amax = np.nanmax(np.abs(embedding), axis=-1) if embedding.size else np.zeros(embedding.shape[:-1])
-    finite = np.isfinite(amax)
-    scale = np.where(finite, np.maximum(np.where(finite, amax, 0.0), 1e-12) / 127.0, np.nan).astype(np.float32)
-    safe = np.where(finite[..., None], embedding, 0.0) / np.where(finite, scale, 1.0)[..., None]
+    finite = np.isfinite(embedding).all(axis=-1)
+    safe = np.where(finite[..., None], embedding, 0.0)
+    amax = np.abs(safe).max(axis=-1, initial=0.0)
+    scale = np.where(finite, np.maximum(amax, 1e-12) / 127.0, np.nan).astype(np.float32)
+    safe = safe / np.where(finite, scale, 1.0)[..., None]
     q = np.clip(np.rint(safe), -127, 127).astype(np.int8)
     return q, scale
 

@@ -184,4 +184,7 @@ def fake_fusion_checkpoint(path, embed_dim: int = 8, seed: int = 0):
     model = FusedEmbeddingModel({"s2": FakeEncoder(10, seed=1), "s1": FakeEncoder(2, seed=2)}, fusion)
     specs = {"s2": {"class": "FakeEncoder", "config": {"n_channels": 10, "d_model": 8, "seed": 1}},
              "s1": {"class": "FakeEncoder", "config": {"n_channels": 2, "d_model": 8, "seed": 2}}}
-    return save_fusion_checkpoint(path, model, specs, extra={"synthetic": True})
+    return save_fusion_checkpoint(path, model, specs, extra={
+        "synthetic": True,
+        "normalisation": {"s2": {"bands": list(S2_BAND_NAMES), "mean": [0.1] * 10, "std": [0.1] * 10}},
+    })

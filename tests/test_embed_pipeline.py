@@ -147,3 +147,36 @@ def test_runs_on_a_dask_distributed_cluster(scene: dict[str, Path], tmp_path: Pa
         res = _run(scene, tmp_path / "dist.zarr")
     assert res.blocks_computed == 9
     np.testing.assert_array_equal(open_embeddings(res.path)["embedding"].values, reference)
+
+
+def test_reconstruct_daily_cloud_free_s2(scene: dict[str, Path], tmp_path: Path) -> None:
+    from ecoembed.reconstruct import reconstruct_s2
+
+    out = reconstruct_s2(scene["s2"], tmp_path / "recon_synthetic.nc", s1=scene["s1"], model=scene["model"],
+                         start="2019-03-01", end="2019-04-30", chunk_px=5, progress=False)
+    ds = xr.open_dataset(out)
+    assert ds.attrs["synthetic"] == 1 and ds.attrs["reconstructed"] == 1 and ds.attrs["crs"] == "EPSG:32630"
+    assert ds.sizes["time"] == 61 and (np.diff(ds["time"].values) == np.timedelta64(1, "D")).all()
+    b04 = ds["B04"].values
+    assert np.isnan(b04[:, 0, :2]).all() and not ds["valid"].values[:, 0, :2].any()
+    rest = b04[:, 1:]
+    assert np.isfinite(rest).all() and (rest >= 0).all() and (rest <= 1).all()
+    assert ds["valid"].values[:, 1:].all()
+    with pytest.raises(OutputExistsError):
+        reconstruct_s2(scene["s2"], out, model=scene["model"], progress=False)
+
+
+def test_cli_embed_and_errors(scene: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ecoembed.cli import main
+
+    out = tmp_path / "cli.zarr"
+    args = ["embed", "--s2", str(scene["s2"]), "--s1", str(scene["s1"]), "--model", str(scene["model"]), "--out", str(out),
+            "--start", "2019-03-01", "--end", "2019-03-20", "--chunk-px", "6", "--int8"]
+    assert main(args) == 0
+    assert "blocks computed 4" in capsys.readouterr().out
+    assert open_embeddings(out).sizes["time"] == 20
+    assert main(args) == 2  # exists, no --overwrite: one-line error, exit 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args[:-7], "--out", str(tmp_path / "x.txt")]) == 2
+    assert main(["reconstruct", "--s2", str(scene["s2"]), "--model", str(scene["model"]), "--out", str(tmp_path / "r.nc"),
+                 "--start", "2019-03-01", "--end", "2019-03-05"]) == 0

@@ -130,3 +130,14 @@ def test_date_features_distinguish_years() -> None:
     # Same season (day-of-year sin/cos nearly equal), different absolute date.
     assert torch.allclose(f19[-2:], f20[-2:], atol=0.02)
     assert not torch.allclose(f19[:-2], f20[:-2], atol=0.05)
+
+
+def test_fused_attention_kernel_matches_explicit_softmax() -> None:
+    net = _net()
+    ctx = net.contextualize(_inputs())
+    q = torch.arange(17990, 18050, 7)
+    fast = net.query(ctx, q)
+    explicit, attn = net.query(ctx, q, return_attention=True)
+    torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-5)
+    # Unusable tokens get exactly zero attention.
+    assert (attn * (~ctx.mask)[:, None, None, :] == 0).all() and (~ctx.mask).any()

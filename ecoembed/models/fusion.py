@@ -145,7 +145,7 @@ class _CrossAttentionBlock(nn.Module):
         self.norm_ff = nn.LayerNorm(d_model)
         self.ff = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Linear(ff_mult * d_model, d_model))
 
-    def forward(self, queries: Tensor, context: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, queries: Tensor, context: Tensor, bias: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         """``queries [B,Q,d]``, ``context [B,L,d]``, ``bias [B,H,Q,L]`` (−inf = excluded) -> (``[B,Q,d]``, attn ``[B,H,Q,L]``)."""
         b, q_len, d = queries.shape
         h = self.n_heads
@@ -153,9 +153,13 @@ class _CrossAttentionBlock(nn.Module):
         k, v = self.kv_proj(self.norm_kv(context)).chunk(2, dim=-1)
         k = k.view(b, -1, h, d // h).transpose(1, 2)
         v = v.view(b, -1, h, d // h).transpose(1, 2)
-        logits = q @ k.transpose(-1, -2) / math.sqrt(d // h) + bias
-        attn = torch.softmax(logits, dim=-1)
-        mixed = (attn @ v).transpose(1, 2).reshape(b, q_len, d)
+        if need_weights:
+            attn = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // h) + bias, dim=-1)
+            mixed = attn @ v
+        else:  # fused kernel, same maths, no [B,H,Q,L] weights kept
+            attn = None
+            mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        mixed = mixed.transpose(1, 2).reshape(b, q_len, d)
         out = queries + self.out_proj(mixed)
         out = out + self.ff(self.norm_ff(out))
         return out, attn
@@ -317,15 +321,22 @@ class FusionNetwork(nn.Module):
         return -F.softplus(self.time_slope) * log_dt.unsqueeze(-1) + self.time_mlp(feats)
 
     def _time_bias(self, context: FusionContext, query_days: Tensor) -> Tensor:
-        """Additive attention bias ``[B, H, Q, L]`` from ``|query day - token day|`` (days)."""
+        """Additive attention bias ``[B, H, Q, L]`` from ``|query day - token day|`` (days); −inf at unusable tokens."""
         delta = (query_days.unsqueeze(-1) - context.days.unsqueeze(1)).abs()  # [B,Q,L] int64 days
-        # The bias depends on the integer |dt| only: evaluate it once per distinct |dt| (a small
-        # table) and gather, instead of running the MLP on every (pixel, query, token) triple.
-        table = self.relative_time_bias(torch.arange(int(delta.max()) + 1, device=delta.device))  # [D, H]
-        bias = F.embedding(delta, table).permute(0, 3, 1, 2)  # [B,H,Q,L]
-        glob = self.global_bias.view(1, -1, 1, 1).expand(bias.shape[0], -1, bias.shape[2], 1)
-        bias = torch.where(context.dated.unsqueeze(1).unsqueeze(1), bias, glob.expand_as(bias))
-        return bias.masked_fill(~context.mask.unsqueeze(1).unsqueeze(1), float("-inf"))
+        n_dt = int(delta.max()) + 1
+        # The bias depends on the integer |dt| only: evaluate it once per distinct |dt| (a small table,
+        # plus a row for the global token and a −inf row for unusable tokens) and gather, instead of
+        # running the MLP and masking on every (pixel, query, token) triple.
+        table = torch.cat(
+            [
+                self.relative_time_bias(torch.arange(n_dt, device=delta.device)),
+                self.global_bias.unsqueeze(0),
+                torch.full((1, self.n_heads), float("-inf"), device=delta.device),
+            ]
+        )  # [n_dt + 2, H]
+        special = torch.where(context.mask, torch.full_like(context.days, n_dt), torch.full_like(context.days, n_dt + 1))
+        index = torch.where(context.dated.unsqueeze(1), delta, special.unsqueeze(1))  # [B,Q,L]
+        return F.embedding(index, table).permute(0, 3, 1, 2)  # [B,H,Q,L]
 
     def query(self, context: FusionContext, query_days: Tensor, *, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Fused embeddings at query days.
@@ -344,9 +355,12 @@ class FusionNetwork(nn.Module):
             qd = qd.unsqueeze(0).expand(b, -1)
         queries = self.combining_token + self.date_proj(date_features(qd))
         bias = self._time_bias(context, qd)
-        fused, attn = self.cross(queries, context.tokens, bias)
+        fused, attn = self.cross(queries, context.tokens, bias, need_weights=return_attention)
         out = self.output(fused)
-        return (out, attn) if return_attention else out
+        if return_attention:
+            assert attn is not None
+            return out, attn
+        return out
 
     def forward(self, inputs: Mapping[str, ModalityTokens], query_days: Tensor) -> Tensor:
         """``contextualize`` then ``query``: fused embeddings ``[B, Q, E]``."""

@@ -147,3 +147,24 @@ def test_new_modality_retrains_only_fusion(tmp_path: Path) -> None:
     assert "recon_meteo" in res.history[-1]
     _, meta = read_fusion_checkpoint(tmp_path / "meteo.safetensors")
     assert "meteo" in meta["fusion_config"]["modalities"]
+
+
+def test_real_stage1_encoders_train_save_and_reload(tmp_path: Path) -> None:
+    """With the real (tiny) S2Encoder/S1Encoder: train, save, rebuild from the checkpoint, same output."""
+    from ecoembed.embed import embed_series, load_fusion_model
+    from ecoembed.models.encoders import S1Encoder, S2Encoder
+
+    torch.manual_seed(0)
+    encoders = {"s2": S2Encoder(d_model=16, embed_dim=16, n_heads=2), "s1": S1Encoder(d_model=16, embed_dim=16, n_heads=2)}
+    specs = {k: {"class": type(e).__name__, "config": e.config()} for k, e in encoders.items()}
+    hashes = {k: _state_hash(e) for k, e in encoders.items()}
+    scenes = [without(toy_scene(seed=s, size_px=6), "meteo") for s in (0, 1)]
+    out = tmp_path / "real.safetensors"
+    res = pretrain_fusion(scenes, encoders, out, FusionTrainConfig(epochs=2, **TINY), encoder_specs=specs, progress=False)
+    assert {k: _state_hash(e) for k, e in encoders.items()} == hashes
+    loaded = load_fusion_model(out)
+    assert loaded.sha256 == res.weights_sha256
+    days = np.arange(17897, 17897 + 40)
+    a, _ = embed_series(res.model.eval(), scenes[0].series, days)
+    b, _ = embed_series(loaded.model, scenes[0].series, days)
+    np.testing.assert_array_equal(a, b)

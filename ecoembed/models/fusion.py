@@ -45,37 +45,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-DAYS_PER_YEAR = 365.2425
-"""Mean Gregorian year length in days (for the day-of-year phase)."""
+from ecoembed.models.ltae import DAYS_PER_YEAR, N_DATE_FEATURES, date_features
 
-DATE_PERIODS_DAYS = (2.0, 8.0, 30.0, 120.0, DAYS_PER_YEAR, 4 * DAYS_PER_YEAR, 16 * DAYS_PER_YEAR, 64 * DAYS_PER_YEAR)
-"""Periods (days) of the absolute date sinusoids: from ~days to ~decades."""
-
-
-def date_features(days: Tensor) -> Tensor:
-    """Fixed absolute-date features of integer days since 1970-01-01.
-
-    Computed in float64 (days since the epoch reach ~2e4; float32 phases of
-    short periods would lose precision), returned as float32.
-
-    Args:
-        days: int64 tensor of any shape, days since 1970-01-01.
-
-    Returns:
-        float32 tensor ``[*days.shape, 2 * len(DATE_PERIODS_DAYS) + 2]``: sin/cos for
-        each period in :data:`DATE_PERIODS_DAYS` and sin/cos of the day-of-year phase.
-    """
-    d = days.to(torch.float64).unsqueeze(-1)
-    periods = torch.tensor(DATE_PERIODS_DAYS, dtype=torch.float64, device=days.device)
-    phase = 2 * math.pi * d / periods
-    feats = [torch.sin(phase), torch.cos(phase)]
-    # Year phase anchored on 1 January: 1970-01-01 is day 0, leap years absorbed by the mean year length.
-    year_phase = 2 * math.pi * torch.remainder(d, DAYS_PER_YEAR) / DAYS_PER_YEAR
-    feats += [torch.sin(year_phase), torch.cos(year_phase)]
-    return torch.cat(feats, dim=-1).to(torch.float32)
-
-
-N_DATE_FEATURES = 2 * len(DATE_PERIODS_DAYS) + 2
+# One absolute date encoding for the whole project: the stage-1 one (days since 1970-01-01).
 
 
 @dataclass

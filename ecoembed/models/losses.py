@@ -1,0 +1,176 @@
+"""Stage-1 self-supervised losses: masked date reconstruction (OmniSat) + temporal InfoNCE.
+
+**Masked reconstruction.** For each pixel a random subset of its *usable*
+dates (``hide_fraction``, at least one, only when the pixel has >= 2 usable
+dates) is hidden from the encoder; the decoder reconstructs the hidden dates
+from the code of the visible ones plus the query day. The loss is the mean
+squared error over hidden dates that are *valid* (usable = valid and not
+padded), so a cloudy date is never a target: changing its values cannot
+change the loss (tested).
+
+For S2, OmniSat's extra filter applies (``attention_top_fraction=0.25``):
+the attention weights of the encoder on the *full* usable series (no
+gradient, mean over heads) rank the hidden dates of each pixel and only the
+top 25 % (at least one) are targets. Dates the pooling ignores (residual
+clouds, haze, shadows that slipped through the mask) are then not
+reconstructed.
+
+**Temporal contrastive (optional).** Two random halves of a pixel's usable
+dates should give similar embeddings (InfoNCE, other pixels of the batch as
+negatives, symmetric, temperature ``tau``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ecoembed.models.decoders import TemporalDecoder
+from ecoembed.models.ltae import TemporalAttentionEncoder
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Weights and fractions of the stage-1 objective.
+
+    Attributes:
+        hide_fraction: fraction of usable dates hidden from the encoder per pixel.
+        attention_top_fraction: keep only this top fraction (by attention) of the
+            hidden dates as targets; 1.0 = all hidden valid dates (S1 default).
+        contrastive_weight: weight of the temporal InfoNCE term (0 = off).
+        temperature: InfoNCE temperature.
+    """
+
+    hide_fraction: float = 0.3
+    attention_top_fraction: float = 1.0
+    contrastive_weight: float = 0.0
+    temperature: float = 0.1
+
+
+def _rank(scores: Tensor) -> Tensor:
+    """Rank (0 = smallest) of each element along the last dim."""
+    return scores.argsort(-1).argsort(-1)
+
+
+def hide_random_dates(usable: Tensor, fraction: float, generator: torch.Generator | None = None) -> Tensor:
+    """Choose dates to hide: ``round(fraction * n_usable)`` (>= 1) usable dates per row with >= 2 usable.
+
+    Args:
+        usable: bool ``[B, T]``.
+        fraction: in (0, 1).
+        generator: for reproducible draws.
+
+    Returns:
+        bool ``[B, T]`` hidden dates (a subset of ``usable``; at least one usable date stays visible).
+    """
+    n_usable = usable.sum(1, keepdim=True)
+    k = torch.clamp(torch.round(fraction * n_usable), min=1)
+    k = torch.minimum(k, n_usable - 1)
+    scores = torch.rand(usable.shape, generator=generator, device=usable.device)
+    scores = torch.where(usable, scores, torch.full((), math.inf, device=usable.device))
+    return usable & (_rank(scores) < k)
+
+
+def top_attention_dates(candidates: Tensor, attention: Tensor, fraction: float) -> Tensor:
+    """The top ``fraction`` (at least one) of ``candidates`` per row, ranked by ``attention`` ``[B, T]``."""
+    if fraction >= 1.0:
+        return candidates
+    n = candidates.sum(1, keepdim=True)
+    k = torch.clamp(torch.ceil(fraction * n), min=1)
+    scores = torch.where(candidates, -attention, torch.full((), math.inf, device=attention.device))
+    return candidates & (_rank(scores) < k)
+
+
+def masked_mse(prediction: Tensor, target: Tensor, where: Tensor) -> Tensor:
+    """Mean squared error over the dates selected by ``where`` ``[B, T]`` (all channels); 0 if none.
+
+    Targets outside ``where`` are replaced by zeros with :func:`torch.where`
+    first, so NaN/inf there cannot leak into the loss or its gradient.
+    """
+    keep = where.unsqueeze(-1)
+    diff = torch.where(keep, prediction - torch.where(keep, target, torch.zeros((), dtype=target.dtype)), torch.zeros((), dtype=prediction.dtype))
+    n = where.sum() * prediction.shape[-1]
+    return (diff**2).sum() / n.clamp(min=1)
+
+
+def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.1) -> Tensor:
+    """Symmetric InfoNCE between paired embeddings ``[B, E]`` (positives on the diagonal)."""
+    if z1.shape[0] < 2:
+        return z1.sum() * 0.0
+    a, b = F.normalize(z1, dim=-1), F.normalize(z2, dim=-1)
+    logits = a @ b.T / temperature
+    labels = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
+class Stage1Objective(nn.Module):
+    """Encoder + decoder + loss of stage-1 pretraining (see the module docstring).
+
+    Args:
+        encoder: the stage-1 encoder being trained.
+        config: loss weights/fractions.
+        decoder_hidden: decoder MLP width.
+    """
+
+    def __init__(self, encoder: TemporalAttentionEncoder, config: ObjectiveConfig, decoder_hidden: int = 64) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.config = config
+        self.decoder = TemporalDecoder(encoder.embed_dim, encoder.n_channels, decoder_hidden, encoder.n_conditions)
+
+    def forward(
+        self,
+        x: Tensor,
+        days: Tensor,
+        valid: Tensor,
+        condition: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Losses for one batch.
+
+        Args:
+            x: float ``[B, T, C]`` normalised values (anything at invalid steps).
+            days: int64 ``[B, T]`` days since 1970-01-01.
+            valid: bool ``[B, T]`` usable (valid, not padded) dates.
+            condition: int64 ``[B, T]`` (S1 orbit) or None.
+            generator: random generator for the hidden/contrastive subsets.
+
+        Returns:
+            ``total`` (to minimise), ``reconstruction`` (MSE on the target dates),
+            ``recon_mse_masked_valid`` (MSE on *all* hidden valid dates, the logged
+            metric, no gradient), ``contrastive`` (0 when off), ``n_targets``.
+        """
+        cfg = self.config
+        valid = valid.to(torch.bool)
+        hidden = hide_random_dates(valid, cfg.hide_fraction, generator)
+        visible = valid & ~hidden
+        out = self.encoder(x, days, visible, condition)
+        prediction = self.decoder(out.embedding, days, condition)
+        targets = hidden
+        if cfg.attention_top_fraction < 1.0:
+            with torch.no_grad():
+                full_attention = self.encoder(x, days, valid, condition).attn.mean(1)
+            targets = top_attention_dates(hidden, full_attention, cfg.attention_top_fraction)
+        reconstruction = masked_mse(prediction, x, targets)
+        with torch.no_grad():
+            monitored = masked_mse(prediction, x, hidden)
+        contrastive = torch.zeros((), device=x.device)
+        if cfg.contrastive_weight > 0:
+            half = hide_random_dates(valid, 0.5, generator)
+            both = (valid & ~half).any(1) & half.any(1)
+            if int(both.sum()) >= 2:
+                z1 = self.encoder(x[both], days[both], (valid & ~half)[both], None if condition is None else condition[both]).embedding
+                z2 = self.encoder(x[both], days[both], half[both], None if condition is None else condition[both]).embedding
+                contrastive = info_nce(z1, z2, cfg.temperature)
+        total = reconstruction + cfg.contrastive_weight * contrastive
+        return {
+            "total": total,
+            "reconstruction": reconstruction,
+            "recon_mse_masked_valid": monitored,
+            "contrastive": contrastive.detach(),
+            "n_targets": targets.sum().detach().to(torch.float32),
+        }

@@ -1,0 +1,251 @@
+"""Lightweight temporal attention encoder (LTAE-style) for one pixel's time series.
+
+A pixel is a sequence of ``T`` acquisitions with ``C`` channels. The encoder
+turns it into
+
+* ``tokens`` ``[B, T, D]``: one contextualised token per date (``D = d_model``),
+  meaningful at *usable* steps only (exactly 0 elsewhere);
+* ``embedding`` ``[B, E]``: one vector for the whole series (``E = embed_dim``),
+  pooled over time by multi-head attention with a learned *master query*;
+* ``attn`` ``[B, H, T]``: the pooling weights per head (0 at unusable steps).
+
+Steps:
+
+1. Per-step linear embedding of the channels, plus the absolute date
+   encoding of the step's day (days since 1970-01-01, see
+   :mod:`ecoembed.dates`): sinusoids with periods from 2 days to 64 years and
+   the day-of-year phase (:func:`date_features`). Day-of-year alone would be
+   ambiguous across years; the absolute part is not.
+2. Optionally ``n_context_layers`` pre-norm self-attention blocks over time
+   (keys restricted to usable steps) contextualise the per-date tokens.
+3. Master-query attention pooling (one query per head, LTAE) over the usable
+   steps, then ``LayerNorm + Linear`` to ``embed_dim``.
+
+**Masking guarantee.** ``mask`` is True where a step is usable (not padding,
+and valid/cloud-free). Inputs (values, days, extra per-step conditions) at
+unusable steps are replaced by zeros with :func:`torch.where` *before any
+arithmetic*, and unusable keys get ``-inf`` attention logits. Hence values at
+unusable steps (even NaN/inf) cannot change the embedding or the tokens at
+usable steps: the output is bit-identical (tested).
+
+**No usable step.** A row whose mask is all False returns the learned
+``no_observation_embedding`` (a parameter) as its embedding, zero tokens and
+zero attention weights, never NaN. Callers that want NaN for such pixels
+(e.g. the embedding cube writer) test ``mask.any(1)`` themselves.
+
+Shapes: ``B`` pixels, ``T`` dates, ``C`` channels, ``H`` heads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+DAYS_PER_YEAR = 365.2425
+"""Mean Gregorian year length in days (for the day-of-year phase)."""
+
+DATE_PERIODS_DAYS = (2.0, 8.0, 30.0, 120.0, DAYS_PER_YEAR, 4 * DAYS_PER_YEAR, 16 * DAYS_PER_YEAR, 64 * DAYS_PER_YEAR)
+"""Periods (days) of the absolute-date sinusoids: from ~days to ~decades."""
+
+N_DATE_FEATURES = 2 * len(DATE_PERIODS_DAYS) + 2
+"""Width of :func:`date_features` (sin/cos per period + sin/cos of the year phase)."""
+
+
+def date_features(days: Tensor) -> Tensor:
+    """Fixed absolute-date features of integer days since 1970-01-01.
+
+    Computed in float64 (days since the epoch reach ~2e4, so float32 phases of
+    the short periods would lose precision) and returned as float32.
+
+    Args:
+        days: int64 tensor of any shape, days since 1970-01-01.
+
+    Returns:
+        float32 ``[*days.shape, N_DATE_FEATURES]``: sin/cos for each period of
+        :data:`DATE_PERIODS_DAYS`, then sin/cos of the day-of-year phase
+        (anchored on 1 January 1970, mean year length).
+    """
+    d = days.to(torch.float64).unsqueeze(-1)
+    periods = torch.tensor(DATE_PERIODS_DAYS, dtype=torch.float64, device=days.device)
+    phase = 2 * math.pi * d / periods
+    year_phase = 2 * math.pi * torch.remainder(d, DAYS_PER_YEAR) / DAYS_PER_YEAR
+    feats = [torch.sin(phase), torch.cos(phase), torch.sin(year_phase), torch.cos(year_phase)]
+    return torch.cat(feats, dim=-1).to(torch.float32)
+
+
+@dataclass
+class EncoderOutput:
+    """What a stage-1 encoder returns (a stable interface: the fusion network consumes it).
+
+    Attributes:
+        tokens: float ``[B, T, D]`` contextualised per-date tokens; exactly 0 at unusable steps.
+        embedding: float ``[B, E]`` whole-series embedding (learned "no observation"
+            vector for rows without any usable step).
+        attn: float ``[B, H, T]`` master-query pooling weights (sum to 1 over usable
+            steps per head; all 0 for rows without usable steps).
+    """
+
+    tokens: Tensor
+    embedding: Tensor
+    attn: Tensor
+
+
+def masked_softmax(logits: Tensor, key_mask: Tensor) -> Tensor:
+    """Softmax over the last dim restricted to ``key_mask``; rows with no usable key give all zeros.
+
+    Args:
+        logits: float ``[..., T]``.
+        key_mask: bool broadcastable to ``logits``; True = key may be attended.
+    """
+    key_mask = key_mask.expand_as(logits)
+    has_key = key_mask.any(-1, keepdim=True)
+    # Rows with no usable key: use zero logits (finite softmax), then zero the weights.
+    logits = torch.where(key_mask, logits, torch.full((), -math.inf, dtype=logits.dtype, device=logits.device))
+    logits = torch.where(has_key, logits, torch.zeros((), dtype=logits.dtype, device=logits.device))
+    weights = torch.softmax(logits, dim=-1)
+    return torch.where(has_key, weights, torch.zeros((), dtype=weights.dtype, device=weights.device))
+
+
+class MaskedSelfAttentionBlock(nn.Module):
+    """Pre-norm transformer block over time; keys restricted to usable steps.
+
+    Args:
+        d_model: token width.
+        n_heads: attention heads (must divide ``d_model``).
+        ff_mult: hidden width of the feed-forward MLP as a multiple of ``d_model``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, ff_mult: int = 2) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm_attn = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.norm_ff = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Linear(ff_mult * d_model, d_model))
+
+    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+        """Contextualise ``h`` ``[B, T, D]`` using only usable keys (``mask`` ``[B, T]``)."""
+        b, t, d = h.shape
+        dh = d // self.n_heads
+        q, k, v = self.qkv(self.norm_attn(h)).view(b, t, 3, self.n_heads, dh).permute(2, 0, 3, 1, 4)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(dh)  # [B, H, T, T]
+        weights = masked_softmax(logits, mask[:, None, None, :])
+        ctx = (weights @ v).transpose(1, 2).reshape(b, t, d)
+        h = h + self.out_proj(ctx)
+        return h + self.ff(self.norm_ff(h))
+
+
+class TemporalAttentionEncoder(nn.Module):
+    """LTAE-style encoder of one pixel's time series (see the module docstring).
+
+    Args:
+        n_channels: input channels ``C`` per date.
+        d_model: token width ``D``.
+        embed_dim: embedding width ``E``.
+        n_heads: attention heads (divide ``d_model``).
+        n_context_layers: self-attention blocks over time before pooling (0 = plain LTAE).
+        ff_mult: feed-forward width multiple in the context blocks.
+        n_conditions: number of per-step acquisition conditions with a learned
+            additive embedding (S1: 2 orbit directions); 0 = none.
+    """
+
+    def __init__(
+        self,
+        n_channels: int,
+        d_model: int = 64,
+        embed_dim: int = 64,
+        n_heads: int = 4,
+        n_context_layers: int = 1,
+        ff_mult: int = 2,
+        n_conditions: int = 0,
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.n_channels = n_channels
+        self.d_model = d_model
+        self.embed_dim = embed_dim
+        self.n_heads = n_heads
+        self.n_context_layers = n_context_layers
+        self.ff_mult = ff_mult
+        self.n_conditions = n_conditions
+        self.value_proj = nn.Linear(n_channels, d_model)
+        self.date_proj = nn.Linear(N_DATE_FEATURES, d_model)
+        self.condition_embedding = nn.Embedding(n_conditions, d_model) if n_conditions else None
+        self.context = nn.ModuleList(MaskedSelfAttentionBlock(d_model, n_heads, ff_mult) for _ in range(n_context_layers))
+        self.token_norm = nn.LayerNorm(d_model)
+        self.key_proj = nn.Linear(d_model, d_model)
+        self.master_query = nn.Parameter(torch.randn(n_heads, d_model // n_heads) * 0.02)
+        self.output = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, embed_dim))
+        self.no_observation_embedding = nn.Parameter(torch.zeros(embed_dim))
+
+    def forward(self, x: Tensor, days: Tensor, mask: Tensor, condition: Tensor | None = None) -> EncoderOutput:
+        """Encode a batch of pixel series.
+
+        Args:
+            x: float ``[B, T, C]`` normalised values (anything at unusable steps, even NaN).
+            days: int64 ``[B, T]`` (or ``[T]``) days since 1970-01-01.
+            mask: bool ``[B, T]``; True = usable (not padded AND valid).
+            condition: int64 ``[B, T]`` (or ``[T]``) acquisition condition in
+                ``[0, n_conditions)``; required iff ``n_conditions > 0``.
+
+        Returns:
+            :class:`EncoderOutput`.
+        """
+        if x.dim() != 3 or x.shape[-1] != self.n_channels:
+            raise ValueError(f"x must be [B, T, {self.n_channels}], got {tuple(x.shape)}")
+        b, t, _ = x.shape
+        mask = mask.to(torch.bool)
+        if days.dim() == 1:
+            days = days.unsqueeze(0).expand(b, t)
+        keep = mask.unsqueeze(-1)
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        x = torch.where(keep, x, zero)
+        days = torch.where(mask, days.to(torch.int64), torch.zeros((), dtype=torch.int64, device=days.device))
+        h = self.value_proj(x) + self.date_proj(date_features(days))
+        if self.condition_embedding is not None:
+            if condition is None:
+                raise ValueError("this encoder needs a per-step condition (S1: orbit direction 0/1)")
+            if condition.dim() == 1:
+                condition = condition.unsqueeze(0).expand(b, t)
+            condition = torch.where(mask, condition.to(torch.int64), torch.zeros((), dtype=torch.int64, device=x.device))
+            h = h + self.condition_embedding(condition)
+        h = torch.where(keep, h, zero)
+        for block in self.context:
+            h = torch.where(keep, block(h, mask), zero)
+        tokens = torch.where(keep, self.token_norm(h), zero)
+        dh = self.d_model // self.n_heads
+        keys = self.key_proj(tokens).view(b, t, self.n_heads, dh)
+        logits = torch.einsum("bthd,hd->bht", keys, self.master_query) / math.sqrt(dh)
+        attn = masked_softmax(logits, mask[:, None, :])
+        values = tokens.view(b, t, self.n_heads, dh)
+        pooled = torch.einsum("bht,bthd->bhd", attn, values).reshape(b, self.d_model)
+        embedding = self.output(pooled)
+        has_obs = mask.any(1, keepdim=True)
+        embedding = torch.where(has_obs, embedding, self.no_observation_embedding.to(embedding.dtype))
+        return EncoderOutput(tokens=tokens, embedding=embedding, attn=attn)
+
+    def config(self) -> dict[str, int]:
+        """Constructor arguments (JSON-serialisable) to rebuild this module."""
+        return {
+            "d_model": self.d_model,
+            "embed_dim": self.embed_dim,
+            "n_heads": self.n_heads,
+            "n_context_layers": self.n_context_layers,
+            "ff_mult": self.ff_mult,
+        }
+
+
+__all__ = [
+    "DATE_PERIODS_DAYS",
+    "EncoderOutput",
+    "MaskedSelfAttentionBlock",
+    "N_DATE_FEATURES",
+    "TemporalAttentionEncoder",
+    "date_features",
+    "masked_softmax",
+]

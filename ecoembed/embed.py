@@ -124,7 +124,17 @@ def load_fusion_model(path: str | os.PathLike[str] | None = None) -> LoadedModel
     from ecoembed.training.stage2 import read_fusion_checkpoint
 
     p = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    if path is None and not p.is_file():
+        raise CheckpointError(
+            f"the shipped fusion default {p} is missing; re-create it with "
+            "`python experiments/pretrain_fusion_default.py` or pass --model"
+        )
     tensors, meta = read_fusion_checkpoint(p)
+    sidecar = p.with_suffix(".json")
+    if sidecar.is_file():  # registry entry (torchgeo-style): the expected checksum of these weights
+        expected = json.loads(sidecar.read_text()).get("weights_sha256")
+        if expected and expected != meta["weights_sha256"]:
+            raise CheckpointError(f"{p}: weights sha256 {meta['weights_sha256'][:12]}... differs from {sidecar.name} ({expected[:12]}...)")
     fusion = FusionNetwork(**meta["fusion_config"])
     encoders: dict[str, torch.nn.Module] = {}
     for name, spec in meta.get("encoders", {}).items():

@@ -1,0 +1,177 @@
+"""Linear probe of daily LAI: fused daily embeddings vs interpolated stage-1 S2 embeddings.
+
+Run (from the repository root)::
+
+    .venv/bin/python experiments/probe_daily.py            # full: 3 train + 1 test scene, 32 px
+    .venv/bin/python experiments/probe_daily.py --fast     # the test version (tiny)
+
+Set-up (synthetic, so the daily truth is known):
+
+* scenes from ``make_scene`` with seeds *not* used to train the shipped
+  models (train seeds ``PROBE_TRAIN_SEEDS``, held-out test seed ``PROBE_TEST_SEED``),
+  one year (2019) of S2 (5-day revisit, clouds) and S1;
+* target: the scene's true daily LAI of every pixel and day (``truth.lai``);
+* probe: ridge regression (sklearn ``RidgeCV``, alphas 1e-3..1e3) fitted on
+  pixel-days of the train scenes, scored (R2) on every pixel-day of the test
+  scene, overall and on days *inside long cloudy gaps*: days with no valid S2
+  acquisition where the interval between the pixel's previous and next valid
+  S2 acquisitions is >= 20 days.
+
+Features compared (all from the same shipped model):
+
+* ``fused S1+S2``: the fusion network's daily embedding (contextualised once on
+  the whole year of both sensors, queried at each day);
+* ``fused S2-only``: the same fusion network with S1 absent;
+* ``stage-1 S2 interpolated``: for each *valid* S2 date t of a pixel, the
+  frozen S2 encoder's ``embedding`` of that pixel's valid observations within
+  [t - 30 d, t + 30 d] (a centred 61-day window, so it sees the season around
+  t, including after t, as the fused model does); these per-date embeddings are
+  linearly interpolated to daily, each feature separately, and held constant
+  before the first / after the last valid date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROBE_TRAIN_SEEDS = (301, 302, 303)
+PROBE_TEST_SEED = 304
+GAP_DAYS = 20
+WINDOW_DAYS = 30
+
+
+def gap_days_mask(valid: np.ndarray, s2_days: np.ndarray, days: np.ndarray, min_gap: int = GAP_DAYS) -> np.ndarray:
+    """bool ``[N, D]``: day d of pixel n lies strictly inside a >= ``min_gap``-day gap between valid S2 dates."""
+    out = np.zeros((valid.shape[0], len(days)), dtype=bool)
+    for n in range(valid.shape[0]):
+        v = s2_days[valid[n]]
+        if len(v) == 0:
+            out[n] = True
+            continue
+        i = np.searchsorted(v, days, side="right")
+        prev = np.where(i > 0, v[np.maximum(i - 1, 0)], days[0] - 10**6)
+        nxt = np.where(i < len(v), v[np.minimum(i, len(v) - 1)], days[-1] + 10**6)
+        out[n] = (nxt - prev >= min_gap) & (prev != days) & (nxt != days)
+    return out
+
+
+@torch.no_grad()
+def stage1_interpolated(encoder: torch.nn.Module, series, days: np.ndarray, window: int = WINDOW_DAYS) -> np.ndarray:
+    """Daily features ``[N, D, E]``: per-valid-date windowed S2 encoder embeddings, linearly interpolated."""
+    values = torch.from_numpy(np.asarray(series.values, dtype=np.float32))
+    valid = np.asarray(series.valid)
+    s2_days = np.asarray(series.days, dtype=np.int64)
+    n, t = valid.shape
+    day_t = torch.from_numpy(s2_days).unsqueeze(0).expand(n, t)
+    per_date = np.full((n, t, 0), np.nan, dtype=np.float32)
+    embs = []
+    for k in range(t):
+        in_window = np.abs(s2_days - s2_days[k]) <= window
+        mask = torch.from_numpy(valid & in_window[None, :])
+        embs.append(encoder(values, day_t, mask).embedding.numpy())
+    per_date = np.stack(embs, axis=1)  # [N, T, E]
+    out = np.empty((n, len(days), per_date.shape[-1]), dtype=np.float32)
+    for p in range(n):
+        vk = np.flatnonzero(valid[p])
+        if len(vk) == 0:
+            out[p] = np.nan
+            continue
+        for e in range(per_date.shape[-1]):
+            out[p, :, e] = np.interp(days, s2_days[vk], per_date[p, vk, e])
+    return out
+
+
+def scene_features(model, scene, days: np.ndarray) -> dict[str, np.ndarray]:
+    from ecoembed.embed import embed_series
+    from ecoembed.sources.chips import cube_to_series
+
+    s2 = cube_to_series(scene.s2)
+    s1 = cube_to_series(scene.s1)
+    fused, _ = embed_series(model, {"s2": s2, "s1": s1}, days, days_per_slab=92)
+    fused_s2, _ = embed_series(model, {"s2": s2}, days, days_per_slab=92)
+    interp = stage1_interpolated(model.encoders["s2"], s2, days)
+    lai = scene.truth["lai"].sel(time=slice(str(np.datetime64(int(days[0]), "D")), str(np.datetime64(int(days[-1]), "D"))))
+    lai = lai.transpose("y", "x", "time").values.reshape(-1, len(days))
+    yx = np.asarray(s2.yx)
+    ny, nx = scene.s2.sizes["y"], scene.s2.sizes["x"]
+    order = yx[:, 0] * nx + yx[:, 1]
+    lai = lai[order] if len(order) == ny * nx else lai
+    gaps = gap_days_mask(np.asarray(s2.valid), np.asarray(s2.days), days)
+    return {"fused S1+S2": fused, "fused S2-only": fused_s2, "stage-1 S2 interpolated": interp, "lai": lai, "gaps": gaps}
+
+
+def run(size_px: int, train_seeds: tuple[int, ...], test_seed: int, model_path: str | None, max_train: int) -> dict:
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import r2_score
+
+    from ecoembed.dates import to_days
+    from ecoembed.embed import load_fusion_model
+    from ecoembed.sources.synthetic import make_scene
+
+    torch.set_num_threads(2)
+    loaded = load_fusion_model(model_path)
+    model = loaded.model
+    days = np.arange(int(to_days(np.datetime64("2019-01-01"))), int(to_days(np.datetime64("2019-12-31"))) + 1)
+    rng = np.random.default_rng(0)
+    feats = {}
+    for role, seeds in (("train", train_seeds), ("test", (test_seed,))):
+        parts = [scene_features(model, make_scene(size_px=size_px, start="2019-01-01", end="2019-12-31", seed=s), days) for s in seeds]
+        feats[role] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    results: dict[str, dict[str, float]] = {}
+    y_train = feats["train"]["lai"].ravel()
+    y_test = feats["test"]["lai"].ravel()
+    gaps = feats["test"]["gaps"].ravel()
+    for name in ("fused S1+S2", "fused S2-only", "stage-1 S2 interpolated"):
+        x_train = feats["train"][name].reshape(-1, feats["train"][name].shape[-1])
+        x_test = feats["test"][name].reshape(-1, feats["test"][name].shape[-1])
+        ok_train = np.isfinite(x_train).all(1) & np.isfinite(y_train)
+        idx = rng.permutation(np.flatnonzero(ok_train))[:max_train]
+        probe = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(x_train[idx], y_train[idx])
+        ok = np.isfinite(x_test).all(1) & np.isfinite(y_test)
+        pred = probe.predict(x_test[ok])
+        g = gaps[ok]
+        results[name] = {
+            "r2_all": float(r2_score(y_test[ok], pred)),
+            "r2_gaps": float(r2_score(y_test[ok][g], pred[g])) if g.sum() > 10 else float("nan"),
+            "n_test": int(ok.sum()),
+            "n_gap_days": int(g.sum()),
+        }
+    return {"model_sha256": loaded.sha256, "size_px": size_px, "train_seeds": list(train_seeds), "test_seed": test_seed,
+            "gap_days_min": GAP_DAYS, "results": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fast", action="store_true", help="tiny version (12 px, 1 train scene) for the test suite")
+    parser.add_argument("--model", default=None, help="fusion checkpoint (default: shipped)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.fast:
+        res = run(12, PROBE_TRAIN_SEEDS[:1], PROBE_TEST_SEED, args.model, max_train=20_000)
+    else:
+        res = run(32, PROBE_TRAIN_SEEDS, PROBE_TEST_SEED, args.model, max_train=60_000)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    print(f"daily LAI linear probe (ridge), test scene seed {res['test_seed']}, {res['size_px']} px, 2019; "
+          f"gaps = days inside >= {GAP_DAYS}-day gaps between valid S2 dates")
+    print(f"{'features':28s} {'R2 all':>8s} {'R2 gaps':>8s} {'n gap px-days':>14s}")
+    for name, r in res["results"].items():
+        print(f"{name:28s} {r['r2_all']:8.3f} {r['r2_gaps']:8.3f} {r['n_gap_days']:14d}")
+    print(f"({res['seconds']} s)")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -89,28 +89,28 @@ def _state_hash(module: torch.nn.Module) -> str:
 
 
 def test_training_freezes_encoders_learns_and_resumes(tmp_path: Path) -> None:
-    scenes = [without(toy_scene(seed=s), "meteo") for s in (0, 1)]
+    scenes = [without(toy_scene(seed=s, size_px=6, n_days=120), "meteo") for s in (0, 1)]
     encoders = _encoders()
     enc_hashes = {k: _state_hash(e) for k, e in encoders.items()}
     out = tmp_path / "fusion.safetensors"
-    cfg = FusionTrainConfig(epochs=10, checkpoint_every=4, **TINY)  # 4 steps/epoch -> 40 steps
+    cfg = FusionTrainConfig(epochs=10, checkpoint_every=4, **TINY)  # 72 px / 32 = 3 steps/epoch -> 30 steps
     res = pretrain_fusion(scenes, encoders, out, cfg, progress=False)
     assert {k: _state_hash(e) for k, e in encoders.items()} == enc_hashes
     assert all(not p.requires_grad for e in encoders.values() for p in e.parameters())
     hist = res.history
-    assert len(hist) == 40
+    assert len(hist) == 30
     first = np.mean([h["recon_s2"] for h in hist[:5]])
     last = np.mean([h["recon_s2"] for h in hist[-5:]])
     assert last < 0.7 * first, (first, last)
     assert "contrastive" in hist[0]
     _, meta = read_fusion_checkpoint(out)
-    assert meta["step"] == 40 and meta["weights_sha256"] == res.weights_sha256
+    assert meta["step"] == 30 and meta["weights_sha256"] == res.weights_sha256
     assert (tmp_path / "fusion.safetensors.log.json").is_file()
 
-    # Resume: more epochs continue from step 40 (history kept), same settings.
+    # Resume: more epochs continue from step 30 (history kept), same settings.
     cfg2 = FusionTrainConfig(epochs=11, checkpoint_every=4, **TINY)
     res2 = pretrain_fusion(scenes, _encoders(), out, cfg2, progress=False)
-    assert len(res2.history) == 44 and res2.history[:40] == hist
+    assert len(res2.history) == 33 and res2.history[:30] == hist
     # Resume equals an uninterrupted run (deterministic per step).
     straight = pretrain_fusion(scenes, _encoders(), tmp_path / "straight.safetensors", cfg2, progress=False)
     assert straight.weights_sha256 == res2.weights_sha256
@@ -131,14 +131,14 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_new_modality_retrains_only_fusion(tmp_path: Path) -> None:
     """Adding daily meteorology: a new adapter in the fusion network, encoders bit-identical."""
-    scenes2 = [without(toy_scene(seed=s), "meteo") for s in (0, 1)]
+    scenes2 = [without(toy_scene(seed=s, size_px=6, n_days=90), "meteo") for s in (0, 1)]
     encoders = _encoders()
     base = pretrain_fusion(scenes2, encoders, tmp_path / "base.safetensors", FusionTrainConfig(epochs=2, **TINY), progress=False)
     enc_hashes = {k: _state_hash(e) for k, e in encoders.items()}
     fusion = base.model.fusion
     fusion_before = _state_hash(fusion)
     fusion.add_modality("meteo", ModalityConfig(token_dim=4, n_channels=4))
-    scenes3 = [toy_scene(seed=s) for s in (0, 1)]
+    scenes3 = [toy_scene(seed=s, size_px=6, n_days=90) for s in (0, 1)]
     res = pretrain_fusion(scenes3, encoders, tmp_path / "meteo.safetensors", FusionTrainConfig(epochs=2, **TINY), fusion=fusion, progress=False)
     assert {k: _state_hash(e) for k, e in encoders.items()} == enc_hashes
     old_keys = set(base.model.fusion.state_dict())  # same object, now with meteo keys too

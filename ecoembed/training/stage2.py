@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +40,8 @@ from tqdm.auto import tqdm
 
 from ecoembed.errors import CheckpointError, InputError
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig, SensorBatch
+from ecoembed.training.checkpoint import METADATA_KEY, _optimizer_tensors, _restore_optimizer, weights_sha256
+from ecoembed.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -358,21 +359,8 @@ def training_step(
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
-FUSION_FORMAT = "ecoembed-fusion/1"
-
-
-def weights_sha256(state: Mapping[str, Tensor]) -> str:
-    """sha256 over the state dict (sorted names, dtype, shape and raw bytes): provenance of weights."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(name.encode())
-        h.update(str(t.dtype).encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
-    return h.hexdigest()
+FUSION_FORMAT = "ecoembed.fusion.v1"
+"""Format tag of fusion checkpoints (stage-1 ones carry ``ecoembed.stage1.v1``)."""
 
 
 def save_fusion_checkpoint(
@@ -398,21 +386,19 @@ def save_fusion_checkpoint(
 
     state = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     sha = weights_sha256(state)
-    if optimizer is not None:
-        opt = optimizer.state_dict()
-        for pid, st in opt["state"].items():
-            for key, val in st.items():
-                if isinstance(val, Tensor):
-                    state[f"optim.{pid}.{key}"] = val.detach().cpu().contiguous().reshape(val.shape or (1,))
-    meta = {
+    meta: dict[str, Any] = {
         "format": FUSION_FORMAT,
         "fusion_config": model.fusion.config(),
         "encoders": {k: dict(v) for k, v in encoder_specs.items()},
         "weights_sha256": sha,
         **(dict(extra) if extra else {}),
     }
+    if optimizer is not None:
+        optim_tensors, groups = _optimizer_tensors(optimizer)
+        state.update(optim_tensors)
+        meta["optimizer"] = {"class": type(optimizer).__name__, "param_groups": groups}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"ecoembed": json.dumps(meta)})
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
     return sha
 
 
@@ -429,7 +415,7 @@ def read_fusion_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[st
         raise CheckpointError(f"fusion checkpoint {p} does not exist; train one with `ecoembed pretrain --stage fusion` or omit --model")
     try:
         with safe_open(str(p), framework="pt") as f:
-            meta_raw = (f.metadata() or {}).get("ecoembed")
+            meta_raw = (f.metadata() or {}).get(METADATA_KEY)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for corrupt headers/data
         raise CheckpointError(f"fusion checkpoint {p} is corrupt or truncated ({exc}); re-create it") from exc
@@ -445,12 +431,6 @@ def read_fusion_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[st
 
 
 # --- the loop ------------------------------------------------------------------------------------
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def build_fusion(encoder_token_dims: Mapping[str, int], scenes: Sequence[FusionScene], cfg: FusionTrainConfig) -> FusionNetwork:
@@ -504,7 +484,7 @@ def pretrain_fusion(
     """
     cfg = config or FusionTrainConfig()
     out = Path(out)
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     token_dims = {m: _token_dim(e) for m, e in encoders.items()}
     fusion = fusion if fusion is not None else build_fusion(token_dims, scenes, cfg)
     model = FusedEmbeddingModel(encoders, fusion)
@@ -580,15 +560,6 @@ def _resume(out: Path, model: FusedEmbeddingModel, optimizer: torch.optim.Optimi
     if diff:
         raise CheckpointError(f"{out} was trained with different settings ({sorted(diff)}); use another --out or --no-resume")
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    opt_state = optimizer.state_dict()
-    for pid in range(len(opt_state["param_groups"][0]["params"])):
-        keys = [k for k in tensors if k.startswith(f"optim.{pid}.")]
-        if keys:
-            st: dict[str, Tensor] = {}
-            for k in keys:
-                name = k.split(".", 2)[2]
-                val = tensors[k]
-                st[name] = val.reshape(()) if name == "step" else val
-            opt_state["state"][pid] = st
-    optimizer.load_state_dict(opt_state)
+    if "optimizer" in meta:
+        _restore_optimizer(optimizer, tensors, meta["optimizer"]["param_groups"], out)
     return int(meta.get("step", 0)), list(meta.get("history", []))

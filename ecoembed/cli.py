@@ -31,6 +31,51 @@ def cli() -> None:
 # --- commands are registered below, one function each; keep them thin -------------------------
 
 
+@cli.command("pretrain")
+@click.option("--stage", type=click.Choice(["encoder", "fusion"]), default="encoder", show_default=True,
+              help="encoder: stage-1 self-supervised per-sensor encoder. fusion: stage 2 (see its own docs).")
+@click.option("--sensor", type=click.Choice(["s2", "s1"]), help="Sensor of the stage-1 encoder (required with --stage encoder).")
+@click.option("--data", "data", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Sensor cube(s) (.nc/.zarr) to sample pixel series from; repeat the option for several cubes.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint file (.safetensors); a <out>.log.csv per-epoch log is written beside it.")
+@click.option("--epochs", default=10, show_default=True, help="Passes over all sampled pixels.")
+@click.option("--batch-size", default=256, show_default=True, help="Pixel series per optimisation step.")
+@click.option("--lr", default=2e-3, show_default=True, help="AdamW learning rate.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (python, numpy, torch, per-step masks).")
+@click.option("--embed-dim", default=64, show_default=True, help="Embedding width (features per pixel series).")
+@click.option("--d-model", default=64, show_default=True, help="Token width of the encoder.")
+@click.option("--heads", default=4, show_default=True, help="Attention heads (must divide --d-model).")
+@click.option("--max-pixels", type=int, help="Random subsample of pixels per cube [default: all].")
+@click.option("--checkpoint-every", default=50, show_default=True, help="Steps between (atomic) checkpoints.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from --out if it exists (same sensor/architecture/data), or start afresh and replace it.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out: Path, epochs: int, batch_size: int, lr: float,
+                     seed: int, embed_dim: int, d_model: int, heads: int, max_pixels: int | None, checkpoint_every: int,
+                     resume: bool, quiet: bool) -> None:
+    """Self-supervised pretraining (stage 1: one sensor's temporal encoder).
+
+    Masked-date reconstruction (OmniSat-style; S2 targets limited to valid,
+    high-attention dates) + temporal InfoNCE. Writes a safetensors checkpoint
+    atomically every --checkpoint-every steps; re-run the same command to
+    resume after an interruption.
+    """
+    from ecoembed.errors import InputError
+
+    if stage != "encoder":
+        raise InputError("--stage fusion is not available in this build yet; use --stage encoder")
+    if sensor is None:
+        raise InputError("--sensor s2|s1 is required with --stage encoder")
+    from ecoembed.training.stage1 import Stage1Config, pretrain_stage1
+
+    cfg = Stage1Config(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim, d_model=d_model, n_heads=heads,
+                       max_pixels_per_cube=max_pixels, checkpoint_every=checkpoint_every)
+    res = pretrain_stage1(sensor, list(data), out, cfg, resume=resume, progress=not quiet)
+    last = res.epoch_log[-1] if res.epoch_log else {}
+    click.echo(f"wrote {res.checkpoint} (weights sha256 {res.weights_sha256[:16]}); log {res.log_path}; "
+               f"last epoch reconstruction MSE on masked valid dates {last.get('recon_mse_masked_valid', float('nan')):.4f}")
+
+
 @cli.command("embed")
 @click.option("--s2", "s2", required=True, type=click.Path(exists=True, path_type=Path), help="Sentinel-2 cube (.nc/.zarr); defines the 10 m grid.")
 @click.option("--s1", "s1", type=click.Path(exists=True, path_type=Path), help="Sentinel-1 cube on the same grid (optional).")

@@ -62,8 +62,13 @@ def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out
     """
     from ecoembed.errors import InputError
 
-    if stage != "encoder":
-        raise InputError("--stage fusion is not available in this build yet; use --stage encoder")
+    if stage == "fusion":  # stage 2 on the shipped frozen encoders; --data: S2 and S1 cubes, paired in order
+        from ecoembed.training.stage2 import pretrain_fusion_from_files
+
+        res2 = pretrain_fusion_from_files(list(data), out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim,
+                                          d_model=d_model, n_heads=heads, checkpoint_every=checkpoint_every, resume=resume, progress=not quiet)
+        click.echo(f"wrote {res2.checkpoint} (weights sha256 {res2.weights_sha256[:16]}); losses {res2.history[-1] if res2.history else {}}")
+        return
     if sensor is None:
         raise InputError("--sensor s2|s1 is required with --stage encoder")
     from ecoembed.training.stage1 import Stage1Config, pretrain_stage1

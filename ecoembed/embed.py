@@ -274,14 +274,16 @@ class BlockResult:
     n_empty: int
 
 
-_CUBE_CACHE: dict[tuple[str, str], xr.Dataset] = {}
+_CUBE_CACHE: dict[tuple[str, str, float], xr.Dataset] = {}
 
 
 def _open_cube(path: str, sensor: str) -> xr.Dataset:
     from ecoembed.sources.local import open_cube
 
-    key = (path, sensor)
+    key = (path, sensor, os.path.getmtime(path))  # a rewritten file is reopened
     if key not in _CUBE_CACHE:
+        if len(_CUBE_CACHE) > 8:
+            _CUBE_CACHE.clear()
         _CUBE_CACHE[key] = open_cube(path, sensor=sensor)
     return _CUBE_CACHE[key]
 

@@ -563,3 +563,79 @@ def _resume(out: Path, model: FusedEmbeddingModel, optimizer: torch.optim.Optimi
     if "optimizer" in meta:
         _restore_optimizer(optimizer, tensors, meta["optimizer"]["param_groups"], out)
     return int(meta.get("step", 0)), list(meta.get("history", []))
+
+
+def pretrain_fusion_from_files(
+    data: Sequence[str | Path],
+    out: str | Path,
+    *,
+    epochs: int = 5,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    embed_dim: int = 64,
+    d_model: int = 64,
+    n_heads: int = 4,
+    checkpoint_every: int = 50,
+    resume: bool = True,
+    progress: bool = True,
+    encoder_paths: Mapping[str, str | Path] | None = None,
+) -> FusionTrainResult:
+    """Stage-2 training from cube files (what ``ecoembed pretrain --stage fusion`` runs).
+
+    Args:
+        data: S2 and S1 cube files; each file's ``sensor`` attribute says which it is, and the
+            i-th S2 cube is paired with the i-th S1 cube (same scene, same grid). S2 cubes
+            without an S1 partner are not allowed (give S1 for every scene).
+        out: fusion checkpoint (.safetensors).
+        encoder_paths: stage-1 checkpoints ``{"s2": path, "s1": path}``; default the shipped
+            pretrained encoders (``ecoembed.models.pretrained.load_pretrained``).
+        Other arguments: see :class:`FusionTrainConfig`.
+
+    Raises:
+        InputError: unpaired cubes or cubes that are not S1/S2.
+    """
+    from ecoembed.sources.local import open_cube
+
+    s2_cubes, s1_cubes = [], []
+    for path in data:
+        cube = open_cube(path)
+        sensor = str(cube.attrs.get("sensor", ""))
+        if sensor.startswith("sentinel-2"):
+            s2_cubes.append((path, cube))
+        elif sensor.startswith("sentinel-1"):
+            s1_cubes.append((path, cube))
+        else:
+            raise InputError(f"--data {path}: attribute sensor={sensor!r} is neither Sentinel-2 nor Sentinel-1")
+    if not s2_cubes or len(s2_cubes) != len(s1_cubes):
+        raise InputError(
+            f"--stage fusion needs S2 and S1 cubes in pairs (the i-th S2 with the i-th S1); got {len(s2_cubes)} S2 and {len(s1_cubes)} S1"
+        )
+    scenes = [scene_from_cubes(c2, c1, name=Path(p2).stem) for (p2, c2), (_, c1) in zip(s2_cubes, s1_cubes, strict=True)]
+    synthetic = all(bool(c.attrs.get("synthetic", False)) for _, c in (*s2_cubes, *s1_cubes))
+    encoders: dict[str, nn.Module] = {}
+    for sensor in ("s2", "s1"):
+        if encoder_paths and sensor in encoder_paths:
+            from ecoembed.training.checkpoint import load_encoder_checkpoint
+
+            encoders[sensor] = load_encoder_checkpoint(encoder_paths[sensor], sensor=sensor).encoder
+        else:
+            from ecoembed.models.pretrained import load_pretrained
+
+            encoders[sensor] = load_pretrained(sensor)
+    specs = {k: {"class": type(e).__name__, "config": e.config()} for k, e in encoders.items()}
+    cfg = FusionTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim, d_model=d_model,
+                            n_heads=n_heads, checkpoint_every=checkpoint_every)
+    meta = {"synthetic": synthetic, "trained_on": [str(p) for p in data], "normalisation": _normalisation_metadata()}
+    return pretrain_fusion(scenes, encoders, out, cfg, encoder_specs=specs, resume=resume, progress=progress, extra_metadata=meta)
+
+
+def _normalisation_metadata() -> dict[str, dict[str, list[Any]]]:
+    """Band order and normalisation statistics of S2/S1 (stored so reconstruction can denormalise)."""
+    from ecoembed.sensors.sentinel1 import S1_NORM_MEAN, S1_NORM_STD, S1_POLARISATIONS
+    from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD
+
+    return {
+        "s2": {"bands": list(S2_BANDS), "mean": np.asarray(S2_NORM_MEAN).tolist(), "std": np.asarray(S2_NORM_STD).tolist()},
+        "s1": {"bands": list(S1_POLARISATIONS), "mean": np.asarray(S1_NORM_MEAN).tolist(), "std": np.asarray(S1_NORM_STD).tolist()},
+    }

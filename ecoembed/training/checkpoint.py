@@ -89,6 +89,13 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: Mapping[str, T
         raise CheckpointError(f"{path}: optimizer state does not fit the model ({exc}); use --no-resume") from exc
 
 
+optimizer_tensors = _optimizer_tensors
+"""Public name: optimizer state -> (flat tensors ``optim.<index>.<name>``, JSON param groups)."""
+
+restore_optimizer = _restore_optimizer
+"""Public name: inverse of :data:`optimizer_tensors` (raises CheckpointError naming the file)."""
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     encoder: TemporalAttentionEncoder,

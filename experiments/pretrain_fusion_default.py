@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +29,7 @@ from ecoembed.embed import DEFAULT_MODEL_PATH  # noqa: E402
 from ecoembed.io_utils import atomic_write_text  # noqa: E402
 from ecoembed.training.stage2 import (  # noqa: E402
     FusionTrainConfig,
+    normalisation_metadata,
     pretrain_fusion,
     save_fusion_checkpoint,
     scene_from_cubes,
@@ -51,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     from ecoembed.models.pretrained import load_pretrained
-    from ecoembed.sensors.sentinel1 import S1_NORM_MEAN, S1_NORM_STD, S1_POLARISATIONS
-    from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD
     from ecoembed.sources.synthetic import make_scene
 
     t0 = time.perf_counter()
@@ -68,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "synthetic": True,
         "trained_on": f"synthetic scenes make_scene(size_px={SIZE_PX}, start={START}, end={END}, seeds={list(TRAIN_SEEDS)})",
         "command": "python experiments/pretrain_fusion_default.py",
-        "normalisation": {
-            "s2": {"bands": list(S2_BANDS), "mean": np.asarray(S2_NORM_MEAN).tolist(), "std": np.asarray(S2_NORM_STD).tolist()},
-            "s1": {"bands": list(S1_POLARISATIONS), "mean": np.asarray(S1_NORM_MEAN).tolist(), "std": np.asarray(S1_NORM_STD).tolist()},
-        },
+        "normalisation": normalisation_metadata(),
     }
     args.work.parent.mkdir(parents=True, exist_ok=True)
     t1 = time.perf_counter()

@@ -626,11 +626,11 @@ def pretrain_fusion_from_files(
     specs = {k: {"class": type(e).__name__, "config": e.config()} for k, e in encoders.items()}
     cfg = FusionTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim, d_model=d_model,
                             n_heads=n_heads, checkpoint_every=checkpoint_every)
-    meta = {"synthetic": synthetic, "trained_on": [str(p) for p in data], "normalisation": _normalisation_metadata()}
+    meta = {"synthetic": synthetic, "trained_on": [str(p) for p in data], "normalisation": normalisation_metadata()}
     return pretrain_fusion(scenes, encoders, out, cfg, encoder_specs=specs, resume=resume, progress=progress, extra_metadata=meta)
 
 
-def _normalisation_metadata() -> dict[str, dict[str, list[Any]]]:
+def normalisation_metadata() -> dict[str, dict[str, list[Any]]]:
     """Band order and normalisation statistics of S2/S1 (stored so reconstruction can denormalise)."""
     from ecoembed.sensors.sentinel1 import S1_NORM_MEAN, S1_NORM_STD, S1_POLARISATIONS
     from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD

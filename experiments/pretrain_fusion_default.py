@@ -7,7 +7,7 @@ One command, from the repository root (CPU, a few minutes on 2 cores)::
 What it does: builds synthetic scenes (``make_scene``, seeds below, one year,
 S2 + S1 on the same grid), loads the shipped frozen stage-1 encoders
 (``load_pretrained("s2"|"s1")``), trains the fusion network with
-``pretrain_fusion`` (seeded; checkpoint in ``experiments/out/``, so an
+``pretrain_fusion`` (seeded; training checkpoint under the temp dir, so an
 interrupted run resumes), then exports encoders + fusion weights (no optimizer
 state) with metadata saying it was trained on synthetic data.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,7 +47,8 @@ CONFIG = FusionTrainConfig(epochs=12, batch_size=128, lr=2e-3, seed=0, checkpoin
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH, help="exported weights (default: the shipped path)")
-    parser.add_argument("--work", type=Path, default=ROOT / "experiments" / "out" / "fusion_default_train.safetensors")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ecoembed_fusion_default" / "train.safetensors",
+                        help="resumable training checkpoint (with optimizer state); outside the repository")
     parser.add_argument("--epochs", type=int, default=CONFIG.epochs)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 DAYS_PER_YEAR = 365.2425
 """Mean Gregorian year length in days (for the day-of-year phase)."""
@@ -109,6 +110,17 @@ def masked_softmax(logits: Tensor, key_mask: Tensor) -> Tensor:
     return torch.where(has_key, weights, torch.zeros((), dtype=weights.dtype, device=weights.device))
 
 
+def key_bias(mask: Tensor) -> Tensor:
+    """Additive attention bias ``[B, T]`` from a usable-key mask: 0 usable, -inf not.
+
+    A row without any usable key gets all zeros (finite softmax, never NaN);
+    its outputs must be discarded by the caller.
+    """
+    has_key = mask.any(-1, keepdim=True)
+    blocked = ~mask & has_key
+    return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(blocked, -math.inf)
+
+
 class MaskedSelfAttentionBlock(nn.Module):
     """Pre-norm transformer block over time; keys restricted to usable steps.
 
@@ -128,14 +140,15 @@ class MaskedSelfAttentionBlock(nn.Module):
         self.ff = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Linear(ff_mult * d_model, d_model))
 
     def forward(self, h: Tensor, mask: Tensor) -> Tensor:
-        """Contextualise ``h`` ``[B, T, D]`` using only usable keys (``mask`` ``[B, T]``)."""
+        """Contextualise ``h`` ``[B, T, D]`` using only usable keys (``mask`` ``[B, T]``).
+
+        Rows without any usable step attend to all (zeroed) steps instead of none
+        (finite, never NaN); the caller discards their output.
+        """
         b, t, d = h.shape
-        dh = d // self.n_heads
-        q, k, v = self.qkv(self.norm_attn(h)).view(b, t, 3, self.n_heads, dh).permute(2, 0, 3, 1, 4)
-        logits = q @ k.transpose(-1, -2) / math.sqrt(dh)  # [B, H, T, T]
-        weights = masked_softmax(logits, mask[:, None, None, :])
-        ctx = (weights @ v).transpose(1, 2).reshape(b, t, d)
-        h = h + self.out_proj(ctx)
+        q, k, v = self.qkv(self.norm_attn(h)).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias(mask)[:, None, None, :])
+        h = h + self.out_proj(ctx.transpose(1, 2).reshape(b, t, d))
         return h + self.ff(self.norm_ff(h))
 
 

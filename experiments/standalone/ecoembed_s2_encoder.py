@@ -22,6 +22,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 DAYS_PER_YEAR = 365.2425
 DATE_PERIODS_DAYS = (2.0, 8.0, 30.0, 120.0, DAYS_PER_YEAR, 4 * DAYS_PER_YEAR, 16 * DAYS_PER_YEAR, 64 * DAYS_PER_YEAR)
@@ -54,6 +55,13 @@ class EncoderOutput:
         self.tokens, self.embedding, self.attn = tokens, embedding, attn
 
 
+def key_bias(mask: Tensor) -> Tensor:
+    """Additive attention bias [B, T]: 0 usable, -inf not; all 0 for a row without usable keys."""
+    has_key = mask.any(-1, keepdim=True)
+    blocked = ~mask & has_key
+    return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(blocked, -math.inf)
+
+
 class MaskedSelfAttentionBlock(nn.Module):
     """Pre-norm transformer block over time, keys restricted to usable steps."""
 
@@ -68,10 +76,9 @@ class MaskedSelfAttentionBlock(nn.Module):
 
     def forward(self, h: Tensor, mask: Tensor) -> Tensor:
         b, t, d = h.shape
-        dh = d // self.n_heads
-        q, k, v = self.qkv(self.norm_attn(h)).view(b, t, 3, self.n_heads, dh).permute(2, 0, 3, 1, 4)
-        weights = masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), mask[:, None, None, :])
-        h = h + self.out_proj((weights @ v).transpose(1, 2).reshape(b, t, d))
+        q, k, v = self.qkv(self.norm_attn(h)).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias(mask)[:, None, None, :])
+        h = h + self.out_proj(ctx.transpose(1, 2).reshape(b, t, d))
         return h + self.ff(self.norm_ff(h))
 
 

@@ -175,3 +175,19 @@ def test_cli_help_mentions_units_and_defaults():
     assert res.exit_code == 0
     for word in ("--sensor", "--resume", "--epochs", "--stage", "default", "safetensors"):
         assert word in res.output
+
+
+def test_export_encoder_is_small_and_loadable(cubes, tmp_path):
+    from ecoembed.training.checkpoint import export_encoder, file_sha256
+
+    s2, _ = cubes
+    res = pretrain_stage1("s2", [s2], tmp_path / "train.safetensors", replace(TINY, epochs=1), progress=False)
+    sha, meta = export_encoder(res.checkpoint, tmp_path / "ship" / "s2_encoder.safetensors", {"synthetic": True})
+    shipped = tmp_path / "ship" / "s2_encoder.safetensors"
+    assert sha == file_sha256(shipped)
+    assert shipped.stat().st_size < (tmp_path / "train.safetensors").stat().st_size  # no optimizer/decoder
+    sidecar = json.loads((tmp_path / "ship" / "s2_encoder.json").read_text())
+    assert sidecar["file_sha256"] == sha and sidecar["synthetic"] is True and sidecar["normalisation"]["bands"][0] == "B02"
+    loaded = load_encoder_checkpoint(shipped, sensor="s2")
+    assert loaded.weights_sha256 == res.weights_sha256 == meta["weights_sha256"]
+    assert not any(k.startswith(("optim.", "decoder.")) for k in read_checkpoint(shipped)[0])

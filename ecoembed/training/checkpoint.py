@@ -250,6 +250,31 @@ def load_encoder_checkpoint(
     return LoadedEncoder(encoder=encoder, metadata=meta, weights_sha256=sha, path=p)
 
 
+def export_encoder(
+    source: str | os.PathLike[str], target: str | os.PathLike[str], extra_metadata: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Write an encoder-only copy of a training checkpoint (no decoder/optimizer: small, for shipping).
+
+    Also writes a human-readable JSON sidecar ``<target minus suffix>.json`` with
+    the same metadata plus the file's sha256.
+
+    Returns:
+        (file sha256 of ``target``, its metadata).
+    """
+    loaded = load_encoder_checkpoint(source, freeze=False)
+    meta = {k: v for k, v in loaded.metadata.items() if k not in ("optimizer", "format", "encoder", "bands", "weights_sha256")}
+    meta.update(extra_metadata or {})
+    meta["exported_from_step"] = loaded.metadata.get("step")
+    save_checkpoint(target, loaded.encoder, meta)
+    _, written = read_checkpoint(target)
+    sha = file_sha256(target)
+    sidecar = Path(target).with_suffix(".json")
+    from ecoembed.io_utils import atomic_write_text
+
+    atomic_write_text(sidecar, json.dumps({**written, "file": Path(target).name, "file_sha256": sha}, indent=1) + "\n")
+    return sha, written
+
+
 def restore_training_state(
     path: Path,
     encoder: TemporalAttentionEncoder,

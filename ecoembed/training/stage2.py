@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from ecoembed.errors import CheckpointError, InputError
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig, SensorBatch
-from ecoembed.training.checkpoint import METADATA_KEY, _optimizer_tensors, _restore_optimizer, weights_sha256
+from ecoembed.training.checkpoint import METADATA_KEY, optimizer_tensors, restore_optimizer, weights_sha256
 from ecoembed.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ def save_fusion_checkpoint(
         **(dict(extra) if extra else {}),
     }
     if optimizer is not None:
-        optim_tensors, groups = _optimizer_tensors(optimizer)
+        optim_tensors, groups = optimizer_tensors(optimizer)
         state.update(optim_tensors)
         meta["optimizer"] = {"class": type(optimizer).__name__, "param_groups": groups}
     with atomic_path(path) as tmp:
@@ -561,7 +561,7 @@ def _resume(out: Path, model: FusedEmbeddingModel, optimizer: torch.optim.Optimi
         raise CheckpointError(f"{out} was trained with different settings ({sorted(diff)}); use another --out or --no-resume")
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     if "optimizer" in meta:
-        _restore_optimizer(optimizer, tensors, meta["optimizer"]["param_groups"], out)
+        restore_optimizer(optimizer, tensors, meta["optimizer"]["param_groups"], out)
     return int(meta.get("step", 0)), list(meta.get("history", []))
 
 

@@ -43,6 +43,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PROBE_TRAIN_SEEDS = (301, 302, 303)
 PROBE_TEST_SEED = 304
@@ -91,41 +92,33 @@ def stage1_interpolated(encoder: torch.nn.Module, series, days: np.ndarray, wind
     return out
 
 
-def scene_features(model, scene, days: np.ndarray) -> dict[str, np.ndarray]:
+def scene_features(model, scene) -> dict[str, np.ndarray]:
+    """Daily features of every pixel-day of a :class:`fusion_scenes.SeriesScene`, its LAI and the gap mask."""
     from ecoembed.embed import embed_series
-    from ecoembed.sources.chips import cube_to_series
 
-    s2 = cube_to_series(scene.s2)
-    s1 = cube_to_series(scene.s1)
+    s2, s1, days = scene.series["s2"], scene.series["s1"], scene.days
     fused, _ = embed_series(model, {"s2": s2, "s1": s1}, days, days_per_slab=92)
     fused_s2, _ = embed_series(model, {"s2": s2}, days, days_per_slab=92)
     interp = stage1_interpolated(model.encoders["s2"], s2, days)
-    lai = scene.truth["lai"].sel(time=slice(str(np.datetime64(int(days[0]), "D")), str(np.datetime64(int(days[-1]), "D"))))
-    lai = lai.transpose("y", "x", "time").values.reshape(-1, len(days))
-    yx = np.asarray(s2.yx)
-    ny, nx = scene.s2.sizes["y"], scene.s2.sizes["x"]
-    order = yx[:, 0] * nx + yx[:, 1]
-    lai = lai[order] if len(order) == ny * nx else lai
     gaps = gap_days_mask(np.asarray(s2.valid), np.asarray(s2.days), days)
-    return {"fused S1+S2": fused, "fused S2-only": fused_s2, "stage-1 S2 interpolated": interp, "lai": lai, "gaps": gaps}
+    return {"fused S1+S2": fused, "fused S2-only": fused_s2, "stage-1 S2 interpolated": interp, "lai": scene.lai, "gaps": gaps}
 
 
 def run(size_px: int, train_seeds: tuple[int, ...], test_seed: int, model_path: str | None, max_train: int) -> dict:
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
 
-    from ecoembed.dates import to_days
+    from fusion_scenes import SOURCE_NAME, make_series_scene
+
     from ecoembed.embed import load_fusion_model
-    from ecoembed.sources.synthetic import make_scene
 
     torch.set_num_threads(2)
     loaded = load_fusion_model(model_path)
     model = loaded.model
-    days = np.arange(int(to_days(np.datetime64("2019-01-01"))), int(to_days(np.datetime64("2019-12-31"))) + 1)
     rng = np.random.default_rng(0)
     feats = {}
     for role, seeds in (("train", train_seeds), ("test", (test_seed,))):
-        parts = [scene_features(model, make_scene(size_px=size_px, start="2019-01-01", end="2019-12-31", seed=s), days) for s in seeds]
+        parts = [scene_features(model, make_series_scene(size_px, s, "2019-01-01", "2019-12-31")) for s in seeds]
         feats[role] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     results: dict[str, dict[str, float]] = {}
     y_train = feats["train"]["lai"].ravel()
@@ -146,7 +139,7 @@ def run(size_px: int, train_seeds: tuple[int, ...], test_seed: int, model_path: 
             "n_test": int(ok.sum()),
             "n_gap_days": int(g.sum()),
         }
-    return {"model_sha256": loaded.sha256, "size_px": size_px, "train_seeds": list(train_seeds), "test_seed": test_seed,
+    return {"model_sha256": loaded.sha256, "scenes": SOURCE_NAME, "size_px": size_px, "train_seeds": list(train_seeds), "test_seed": test_seed,
             "gap_days_min": GAP_DAYS, "results": results}
 
 
@@ -162,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         res = run(32, PROBE_TRAIN_SEEDS, PROBE_TEST_SEED, args.model, max_train=60_000)
     res["seconds"] = round(time.perf_counter() - t0, 1)
-    print(f"daily LAI linear probe (ridge), test scene seed {res['test_seed']}, {res['size_px']} px, 2019; "
+    print(f"daily LAI linear probe (ridge), scenes: {res['scenes']}, test seed {res['test_seed']}, {res['size_px']} px, 2019; "
           f"gaps = days inside >= {GAP_DAYS}-day gaps between valid S2 dates")
     print(f"{'features':28s} {'R2 all':>8s} {'R2 gaps':>8s} {'n gap px-days':>14s}")
     for name, r in res["results"].items():

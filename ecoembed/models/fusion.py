@@ -343,15 +343,20 @@ class FusionNetwork(nn.Module):
     # -- training heads -----------------------------------------------------------------------
 
     def summary(self, inputs: Mapping[str, ModalityTokens]) -> Tensor:
-        """Pooled projection ``[B, proj_dim]`` of the contextualised tokens (mean over usable tokens).
+        """Pooled projection ``[B, proj_dim]`` of the *adapted* tokens, before cross-modal attention.
 
         Called with one modality at a time, it gives the per-modality summaries that
-        the cross-modal contrastive loss aligns (S1 vs S2 of the same pixel).
+        the cross-modal contrastive loss aligns (S1 vs S2 of the same pixel), as
+        OmniSat aligns modality-specific tokens before fusion: it shapes the
+        adapters so that the modalities share one token space, which is what lets
+        a single modality stand in for a missing one. Pixels without usable tokens
+        get the pooled global token.
         """
-        ctx = self.contextualize(inputs)
-        weights = ctx.mask.to(ctx.tokens.dtype).unsqueeze(-1)
-        pooled = (ctx.tokens * weights).sum(1) / weights.sum(1)
-        return self.summary_head(pooled)
+        parts = [self._tokenise(name, item) for name, item in inputs.items()]
+        x = torch.cat([p[0] for p in parts], dim=1)
+        w = torch.cat([p[2] for p in parts], dim=1).to(x.dtype).unsqueeze(-1)
+        pooled = (x * w).sum(1) + self.global_token
+        return self.summary_head(pooled / (w.sum(1) + 1.0))
 
     def reconstruct(self, embedding: Tensor, modality: str, condition: Tensor | None = None) -> Tensor:
         """Decode a modality's (normalised) channels from fused embeddings.

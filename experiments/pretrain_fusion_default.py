@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ecoembed_fusion_default" / "train.safetensors",
                         help="resumable training checkpoint (with optimizer state); outside the repository")
     parser.add_argument("--epochs", type=int, default=CONFIG.epochs)
+    parser.add_argument("--encoders", nargs=2, type=Path, metavar=("S2_CKPT", "S1_CKPT"),
+                        help="stage-1 encoder checkpoints to fuse (default: the shipped ones, load_pretrained)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     from fusion_scenes import SOURCE_NAME, make_series_scene, normalisation
@@ -62,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         sc = make_series_scene(SIZE_PX, seed, START, END)
         scenes.append(FusionScene(series=sc.series, yx=sc.yx, name=sc.name))
     print(f"{len(scenes)} synthetic scenes of {SIZE_PX}x{SIZE_PX} px ({SOURCE_NAME}) built in {time.perf_counter() - t0:.1f} s")
-    encoders = {"s2": load_pretrained("s2"), "s1": load_pretrained("s1")}
+    if args.encoders:
+        from ecoembed.training.checkpoint import load_encoder_checkpoint
+
+        encoders = {k: load_encoder_checkpoint(p, sensor=k).encoder for k, p in zip(("s2", "s1"), args.encoders, strict=True)}
+    else:
+        encoders = {"s2": load_pretrained("s2"), "s1": load_pretrained("s1")}
     specs = {k: {"class": type(e).__name__, "config": e.config()} for k, e in encoders.items()}
     cfg = FusionTrainConfig(**{**CONFIG.__dict__, "epochs": args.epochs})
     meta = {

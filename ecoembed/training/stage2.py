@@ -494,11 +494,12 @@ def pretrain_fusion(
     steps_per_epoch = max(1, math.ceil(sampler.total / cfg.batch_size))
     total_steps = cfg.epochs * steps_per_epoch
     step, history = 0, []
+    encoder_hashes = {m: weights_sha256(e.state_dict()) for m, e in encoders.items()}
     if resume and out.exists():
-        step, history = _resume(out, model, optimizer, cfg)
+        step, history = _resume(out, model, optimizer, cfg, encoder_hashes)
         log.info("resuming stage-2 training from %s at step %d/%d", out, step, total_steps)
     specs = dict(encoder_specs or {m: {} for m in encoders})
-    meta_base = {"train_config": asdict(cfg), **(dict(extra_metadata) if extra_metadata else {})}
+    meta_base = {"train_config": asdict(cfg), "encoder_sha256": encoder_hashes, **(dict(extra_metadata) if extra_metadata else {})}
     sha = ""
 
     def checkpoint() -> str:
@@ -546,8 +547,12 @@ def _write_log(out: Path, history: list[dict[str, float]]) -> None:
     atomic_write_text(out.with_name(out.name + ".log.json"), json.dumps(history, indent=0))
 
 
-def _resume(out: Path, model: FusedEmbeddingModel, optimizer: torch.optim.Optimizer, cfg: FusionTrainConfig) -> tuple[int, list[dict[str, float]]]:
+def _resume(
+    out: Path, model: FusedEmbeddingModel, optimizer: torch.optim.Optimizer, cfg: FusionTrainConfig, encoder_hashes: Mapping[str, str]
+) -> tuple[int, list[dict[str, float]]]:
     tensors, meta = read_fusion_checkpoint(out)
+    if meta.get("encoder_sha256", dict(encoder_hashes)) != dict(encoder_hashes):
+        raise CheckpointError(f"{out} was trained on other stage-1 encoder weights; use another --out or --no-resume")
     if meta.get("fusion_config") != model.fusion.config():
         raise CheckpointError(
             f"{out} holds a fusion network with config {meta.get('fusion_config')}, this run builds "

@@ -13,7 +13,10 @@ the attention weights of the encoder on the *full* usable series (no
 gradient, mean over heads) rank the hidden dates of each pixel and only the
 top 25 % (at least one) are targets. Dates the pooling ignores (residual
 clouds, haze, shadows that slipped through the mask) are then not
-reconstructed.
+reconstructed. Caveat (measured on synthetic scenes where every cloud is
+flagged): the filter lets the encoder pick easy dates to attend to and
+reconstruct; the error on *all* hidden valid dates then barely drops. Use
+1.0 when the validity mask is trustworthy (the shipped default does).
 
 **Temporal contrastive (optional).** Two random halves of a pixel's usable
 dates should give similar embeddings (InfoNCE, other pixels of the batch as

@@ -267,6 +267,7 @@ def export_encoder(
     meta["exported_from_step"] = loaded.metadata.get("step")
     save_checkpoint(target, loaded.encoder, meta)
     _, written = read_checkpoint(target)
+    os.chmod(target, 0o644)  # package data: readable by all (temporary files are created 0600)
     sha = file_sha256(target)
     sidecar = Path(target).with_suffix(".json")
     from ecoembed.io_utils import atomic_write_text

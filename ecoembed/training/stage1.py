@@ -159,7 +159,12 @@ def _check_bands(ds: Any, name: str, sensor: str, bands: Sequence[str]) -> None:
 
 
 def pixel_arrays(sensor: str, cubes: Sequence[Any], max_pixels_per_cube: int | None = None, seed: int = 0) -> PixelArrays:
-    """Pixel series of all ``cubes`` (Datasets or paths) in the encoder's band order, padded in time.
+    """Pixel series of all ``cubes`` in the encoder's band order, padded in time.
+
+    Each item is a sensor cube (xarray Dataset or a path, converted with
+    ``ecoembed.sources.chips.cube_to_series(normalize=True)``) or an already
+    converted ``PixelSeries``-like object (``values``, ``days``, ``valid``,
+    ``bands``, ``orbit``; optional ``normalisation`` dict and ``attrs``).
 
     Pixels without any valid date are dropped (they carry nothing to learn).
 
@@ -170,15 +175,20 @@ def pixel_arrays(sensor: str, cubes: Sequence[Any], max_pixels_per_cube: int | N
         raise InputError(f"unknown sensor {sensor!r}; use 's2' or 's1'")
     if not cubes:
         raise InputError("no cube given; pass at least one --data CUBE")
-    from ecoembed.sources.chips import cube_to_series
-
     bands = list(ENCODER_CLASSES[sensor].BANDS)
+    if not all(_is_series(c) for c in cubes):
+        from ecoembed.sources.chips import cube_to_series
     rng = np.random.default_rng(seed)
     parts, names, synthetic = [], [], True
+    series_norm: dict[str, Any] | None = None
     for cube in cubes:
-        ds, name = _open(cube, sensor)
-        _check_bands(ds, name, sensor, bands)
-        series = cube_to_series(ds, bands=bands, normalize=True)
+        if _is_series(cube):  # already a PixelSeries (values/days/valid/bands)
+            ds, name, series = cube, str(getattr(cube, "name", "pixel series")), cube
+            series_norm = getattr(cube, "normalisation", None) or series_norm
+        else:
+            ds, name = _open(cube, sensor)
+            _check_bands(ds, name, sensor, bands)
+            series = cube_to_series(ds, bands=bands, normalize=True)
         if list(series.bands) != bands:
             raise InputError(f"cube {name}: bands {list(series.bands)} differ from the {sensor} encoder's {bands}")
         if sensor == "s1" and series.orbit is None:
@@ -207,7 +217,12 @@ def pixel_arrays(sensor: str, cubes: Sequence[Any], max_pixels_per_cube: int | N
         if orbit is not None and o is not None:
             orbit[i:i + k, :tt] = o
         i += k
-    return PixelArrays(values, days, valid, orbit, normalisation_stats(sensor, bands), synthetic, names)
+    norm = dict(series_norm) if series_norm else normalisation_stats(sensor, bands)
+    return PixelArrays(values, days, valid, orbit, norm, synthetic, names)
+
+
+def _is_series(obj: Any) -> bool:
+    return all(hasattr(obj, a) for a in ("values", "days", "valid", "bands")) and not hasattr(obj, "data_vars")
 
 
 @dataclass
@@ -293,6 +308,10 @@ def pretrain_stage1(
         raise InputError(f"unknown sensor {sensor!r}; use 's2' or 's1'")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise InputError(f"epochs ({cfg.epochs}) and batch_size ({cfg.batch_size}) must be >= 1")
+    if cfg.attention_top_fraction is not None and not 0 < cfg.attention_top_fraction <= 1:
+        raise InputError(f"attention_top_fraction must be in (0, 1], got {cfg.attention_top_fraction}")
+    if not 0 < cfg.hide_fraction < 1:
+        raise InputError(f"hide_fraction must be in (0, 1), got {cfg.hide_fraction}")
     seed_everything(cfg.seed)
     data = pixel_arrays(sensor, cubes, cfg.max_pixels_per_cube, cfg.seed)
     top = cfg.attention_top_fraction if cfg.attention_top_fraction is not None else (0.25 if sensor == "s2" else 1.0)

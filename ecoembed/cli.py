@@ -47,12 +47,16 @@ def cli() -> None:
 @click.option("--heads", default=4, show_default=True, help="Attention heads (must divide --d-model).")
 @click.option("--max-pixels", type=int, help="Random subsample of pixels per cube [default: all].")
 @click.option("--checkpoint-every", default=50, show_default=True, help="Steps between (atomic) checkpoints.")
+@click.option("--target-top-fraction", type=float,
+              help="Stage 1: reconstruct only this top fraction (by attention) of the hidden valid dates "
+                   "(OmniSat's cloud guard) [default: 0.25 for s2, 1.0 for s1].")
+@click.option("--contrastive-weight", default=0.1, show_default=True, help="Stage 1: weight of the temporal InfoNCE term (0 = off).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from --out if it exists (same sensor/architecture/data), or start afresh and replace it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out: Path, epochs: int, batch_size: int, lr: float,
                      seed: int, embed_dim: int, d_model: int, heads: int, max_pixels: int | None, checkpoint_every: int,
-                     resume: bool, quiet: bool) -> None:
+                     target_top_fraction: float | None, contrastive_weight: float, resume: bool, quiet: bool) -> None:
     """Self-supervised pretraining (stage 1: one sensor's temporal encoder).
 
     Masked-date reconstruction (OmniSat-style; S2 targets limited to valid,
@@ -74,7 +78,8 @@ def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out
     from ecoembed.training.stage1 import Stage1Config, pretrain_stage1
 
     cfg = Stage1Config(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim, d_model=d_model, n_heads=heads,
-                       max_pixels_per_cube=max_pixels, checkpoint_every=checkpoint_every)
+                       max_pixels_per_cube=max_pixels, checkpoint_every=checkpoint_every,
+                       attention_top_fraction=target_top_fraction, contrastive_weight=contrastive_weight)
     res = pretrain_stage1(sensor, list(data), out, cfg, resume=resume, progress=not quiet)
     last = res.epoch_log[-1] if res.epoch_log else {}
     click.echo(f"wrote {res.checkpoint} (weights sha256 {res.weights_sha256[:16]}); log {res.log_path}; "

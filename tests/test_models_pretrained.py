@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from ecoembed.errors import CheckpointError
 from ecoembed.models import pretrained
@@ -65,7 +64,6 @@ def test_frozen_embedding_probe_beats_raw_mean_on_heldout_scene(sensor):
     """Ridge probe (5-fold CV R²) on a held-out synthetic scene (seed 100, never trained on):
     per-pixel mean LAI over 2019-2020 from the shipped frozen embedding vs from the
     per-band mean of valid dates (S2: reflectance; S1: dB)."""
-    torch.set_num_threads(2)
     script = _default_script()
     scene = script.scenes((script.HELDOUT_SEED,), size_px=24)[0]
     series = script.pixel_series(sensor, scene)

@@ -143,6 +143,8 @@ def test_bad_inputs(cubes, tmp_path):
         pretrain_stage1("s3", [s2], tmp_path / "x.safetensors", TINY, progress=False)
     with pytest.raises(InputError, match="no cube"):
         pretrain_stage1("s2", [], tmp_path / "x.safetensors", TINY, progress=False)
+    with pytest.raises(InputError, match="divisible"):
+        pretrain_stage1("s2", [s2], tmp_path / "x.safetensors", replace(TINY, n_heads=3), progress=False)
     with pytest.raises(InputError, match="does not exist"):
         pretrain_stage1("s2", [tmp_path / "missing.nc"], tmp_path / "x.safetensors", TINY, progress=False)
 

@@ -315,7 +315,10 @@ def pretrain_stage1(
     seed_everything(cfg.seed)
     data = pixel_arrays(sensor, cubes, cfg.max_pixels_per_cube, cfg.seed)
     top = cfg.attention_top_fraction if cfg.attention_top_fraction is not None else (0.25 if sensor == "s2" else 1.0)
-    encoder = ENCODER_CLASSES[sensor](**cfg.architecture())
+    try:
+        encoder = ENCODER_CLASSES[sensor](**cfg.architecture())
+    except ValueError as exc:
+        raise InputError(f"invalid encoder architecture {cfg.architecture()}: {exc}") from exc
     objective = Stage1Objective(
         encoder,
         ObjectiveConfig(hide_fraction=cfg.hide_fraction, attention_top_fraction=top, contrastive_weight=cfg.contrastive_weight),

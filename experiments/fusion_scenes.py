@@ -80,5 +80,5 @@ def normalisation() -> dict[str, Any]:
         from ecoembed.training.stage2 import normalisation_metadata
 
         return normalisation_metadata()
-    fb = _fallback_module().fallback_scene(2, 0)
+    fb = _fallback_module().fallback_scene(8, 0)
     return {"s2": fb.s2.normalisation, "s1": fb.s1.normalisation}

@@ -40,7 +40,7 @@ TRAIN_SEEDS = (101, 102, 103, 104)
 """make_scene seeds of the training scenes (held-out probes use other seeds)."""
 SIZE_PX = 24
 START, END = "2019-01-01", "2019-12-31"
-CONFIG = FusionTrainConfig(epochs=8, batch_size=128, lr=2e-3, seed=0, checkpoint_every=25, tile_px=8)
+CONFIG = FusionTrainConfig(epochs=16, batch_size=128, lr=2e-3, seed=0, checkpoint_every=25, tile_px=8)
 """Fusion hyper-parameters of the shipped default (d_model 64, embed_dim 64, 2 blocks)."""
 
 

@@ -234,9 +234,9 @@ def encode_int8(embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def decode_int8(quantised: Any, scale: Any) -> Any:
-    """Inverse of :func:`encode_int8` (works on numpy, dask or xarray objects)."""
-    return quantised.astype("float32") * scale[..., None] if isinstance(quantised, np.ndarray) else quantised.astype("float32") * scale
+def decode_int8(quantised: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_int8`: ``[..., E]`` int8 and ``[...]`` scales -> float32 (NaN where scale is NaN)."""
+    return quantised.astype(np.float32) * scale[..., None]
 
 
 # --- the cube pipeline ---------------------------------------------------------------------------

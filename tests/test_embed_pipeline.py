@@ -180,3 +180,13 @@ def test_cli_embed_and_errors(scene: dict[str, Path], tmp_path: Path, capsys: py
     assert main([*args[:-7], "--out", str(tmp_path / "x.txt")]) == 2
     assert main(["reconstruct", "--s2", str(scene["s2"]), "--model", str(scene["model"]), "--out", str(tmp_path / "r.nc"),
                  "--start", "2019-03-01", "--end", "2019-03-05"]) == 0
+
+
+def test_shipped_default_loads_and_is_small() -> None:
+    from ecoembed.embed import DEFAULT_MODEL_PATH
+
+    loaded = load_fusion_model()  # verifies the weights against fusion.json's sha256
+    assert loaded.path == DEFAULT_MODEL_PATH.resolve() and loaded.synthetic
+    assert set(loaded.model.encoders) == {"s2", "s1"} and loaded.model.fusion.embed_dim == 64
+    assert DEFAULT_MODEL_PATH.stat().st_size < 5e6
+    assert not any(p.requires_grad for p in loaded.model.encoders.parameters())

@@ -64,7 +64,7 @@ import xarray as xr
 from ecoembed.dates import from_days, to_days
 from ecoembed.errors import CheckpointError, CubeError, InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, atomic_write_text
-from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityTokens, SensorBatch
+from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, SensorBatch
 
 log = logging.getLogger(__name__)
 

@@ -1,2 +1,34 @@
 """Eddy-covariance flux data: FLUXNET2015/ONEFlux, ICOS and AmeriFlux readers, QC,
-daily aggregation and site metadata. Pure pandas/numpy; never imports torch."""
+daily aggregation and site metadata. Pure pandas/numpy/pyarrow; never imports torch."""
+
+from fluxnet.aggregate import (
+    DEFAULT_MIN_DAY_COVERAGE,
+    DEFAULT_QC_FLAG_MAX,
+    UMOL_S_TO_GC_DAY,
+    aggregate_to_daily,
+)
+from fluxnet.errors import FluxDataError
+from fluxnet.read import FluxFileFormat, detect_format, read_flux
+from fluxnet.sites import read_bif, read_site_infos, read_sites_csv, split_path_list
+from fluxnet.table import DEFAULT_QC_MIN, TIDY_COLUMNS, UNITS, qc_pass
+from fluxnet.write import write_fluxnet_dd
+
+__all__ = [
+    "DEFAULT_MIN_DAY_COVERAGE",
+    "DEFAULT_QC_FLAG_MAX",
+    "DEFAULT_QC_MIN",
+    "TIDY_COLUMNS",
+    "UMOL_S_TO_GC_DAY",
+    "UNITS",
+    "FluxDataError",
+    "FluxFileFormat",
+    "aggregate_to_daily",
+    "detect_format",
+    "qc_pass",
+    "read_bif",
+    "read_flux",
+    "read_site_infos",
+    "read_sites_csv",
+    "split_path_list",
+    "write_fluxnet_dd",
+]

@@ -86,6 +86,14 @@ class FluxFileFormat:
     columns: tuple[str, ...]
 
 
+def _not_utf8_error(path: Path, data: bytes, err: UnicodeDecodeError) -> FluxDataError:
+    line = data[: err.start].count(b"\n") + 1
+    return FluxDataError(
+        f"flux file {path} is not UTF-8 text: byte 0x{data[err.start]:02x} on line {line} "
+        f"(offset {err.start}); FLUXNET files are ASCII/UTF-8 CSV - re-save it as UTF-8"
+    )
+
+
 def _probe_header(path: Path) -> tuple[int, list[str], bytes]:
     """Return (header line number, header fields, probe bytes) with clear errors."""
     if not path.is_file():
@@ -97,13 +105,9 @@ def _probe_header(path: Path) -> tuple[int, list[str], bytes]:
     try:
         text = probe.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        if err.start < len(probe) - 4:  # not just a multi-byte character cut by the probe
-            line = probe[: err.start].count(b"\n") + 1
-            raise FluxDataError(
-                f"flux file {path} is not UTF-8 text: byte 0x{probe[err.start]:02x} on line "
-                f"{line} (offset {err.start}); FLUXNET files are ASCII/UTF-8 CSV - re-save it "
-                f"as UTF-8"
-            ) from None
+        whole_file = len(probe) < HEADER_PROBE_BYTES
+        if whole_file or err.start < len(probe) - 4:  # not a character cut by the probe
+            raise _not_utf8_error(path, probe, err) from None
         text = probe[: err.start].decode("utf-8-sig")
     lines = text.splitlines()
     for number, line in enumerate(lines):
@@ -282,7 +286,16 @@ def _read_columns(source: Path, fmt: FluxFileFormat, wanted: dict[str, str]) -> 
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as err:
+        data = source.read_bytes()  # error path only: name a non-UTF-8 byte precisely
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as decode_error:
+            raise _not_utf8_error(source, data, decode_error) from None
         message = str(err).splitlines()[0]
+        column_number = re.search(r"CSV column #(\d+)", message)
+        if column_number and int(column_number[1]) < len(fmt.columns):
+            name = fmt.columns[int(column_number[1])]
+            message = message.replace(column_number[0], f"CSV column {name!r}")
         hint = ""
         if "conversion error" in message and any(t in message for t in ("int64",)):
             hint = " (timestamps must be integers YYYYMMDD for DD, YYYYMMDDHHMM for HH/HR)"

@@ -192,7 +192,7 @@ def detect_format(path: str | os.PathLike[str]) -> FluxFileFormat:
     )
 
 
-_AMERIFLUX_QUALIFIED = re.compile(r"^(?P<base>[A-Z0-9]+?)(?P<pi>_PI)?(?P<filled>_F)?(?P<pos>(?:_\d+)+)?$")
+_AMERIFLUX_QUALIFIED = re.compile(r"^(?P<base>[A-Z0-9_]+?)(?P<pi>_PI)?(?P<filled>_F)?(?P<pos>(?:_\d+)+)?$")
 
 
 def _pick_ameriflux_column(columns: Sequence[str], base: str, *, want_filled: bool) -> str | None:
@@ -318,7 +318,9 @@ def _read_columns(source: Path, fmt: FluxFileFormat, wanted: dict[str, str]) -> 
     return frame
 
 
-def _parse_timestamps(values: np.ndarray, with_time: bool, source: Path, column: str, line0: int) -> np.ndarray:
+def _parse_timestamps(
+    values: np.ndarray, with_time: bool, source: Path, column: str, line0: int
+) -> np.ndarray:
     """Integer YYYYMMDD[HHMM] -> datetime64[ns], with an error naming the bad line."""
     values = values.astype(np.int64)
     if with_time:
@@ -537,8 +539,6 @@ def read_flux(
             daily["GPP_qc"] = qc
         else:
             daily["GPP_qc"] = np.nan
-        if "P" in daily.columns:
-            pass  # DD P_F is already a daily sum in mm d-1
     else:
         daily = aggregate_to_daily(
             records,
@@ -548,11 +548,12 @@ def read_flux(
         ).drop(columns="n_records")
 
     table = _finish_table(daily, family, gpp_method, resolved_site)
-    qc_source = (
-        "NEE_VUT_REF_QC"
-        if family == "FLUXNET" and any(_FLUXNET_QC in p.fmt.columns for p in parsed)
-        else ("measured NEE/FC fraction" if family == "AMERIFLUX_BASE" and not table["GPP_qc"].isna().all() else "none")
-    )
+    if table["GPP_qc"].isna().all():
+        qc_source = "none"
+    elif family == "FLUXNET":
+        qc_source = _FLUXNET_QC
+    else:
+        qc_source = f"fraction of records with measured {_measured_column_name(parsed)}"
     table.attrs.update(
         {
             "site_id": resolved_site,
@@ -563,6 +564,15 @@ def read_flux(
         }
     )
     return table
+
+
+def _measured_column_name(parsed: list[_ParsedFile]) -> str:
+    """Name of the AmeriFlux column whose presence marks a measured record."""
+    for base in _AMERIFLUX_MEASURED_BASES:
+        found = _pick_ameriflux_column(parsed[0].fmt.columns, base, want_filled=False)
+        if found is not None:
+            return found
+    return "flux"
 
 
 def _finish_table(daily: pd.DataFrame, family: str, gpp_method: str, site_id: str) -> pd.DataFrame:

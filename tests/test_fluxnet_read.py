@@ -171,6 +171,9 @@ def test_ameriflux_base_uses_pi_gpp_and_positions(tmp_path: Path) -> None:
     assert np.isnan(table["GPP_NT"]).all() and np.isnan(table["GPP_unc"]).all()
     np.testing.assert_allclose(table["TA"], 20.0)
     np.testing.assert_allclose(table["VPD"], 12.0)
+    np.testing.assert_allclose(table["SW_IN"], 300.0)
+    np.testing.assert_allclose(table["P"], 0.0)
+    assert table.attrs["qc_source"] == "fraction of records with measured FC_1_1_1"
     np.testing.assert_allclose(table["GPP_qc"], 42 / 48)
     assert table.attrs["gpp_method"] == "PI"
 

@@ -299,10 +299,18 @@ def _block_series(job: _BlockJob) -> dict[str, Any]:
 
 
 def _run_block(job: _BlockJob) -> BlockResult:
-    """Compute one block and write its chunks, then its marker (in this order)."""
+    """Compute one block and write its chunks, then its marker (in this order).
+
+    Gradients are off only inside this call: with the synchronous scheduler the
+    block runs on the caller's thread, whose autograd state must not change.
+    """
+    with torch.no_grad():
+        return _run_block_no_grad(job)
+
+
+def _run_block_no_grad(job: _BlockJob) -> BlockResult:
     import zarr
 
-    torch.set_grad_enabled(False)
     loaded = _cached_model(job.model_path)
     model = loaded.model
     series = _block_series(job)

@@ -139,6 +139,14 @@ def test_s2_only_runs(scene: dict[str, Path], tmp_path: Path) -> None:
     assert np.isfinite(ds["embedding"].values[:, 1:]).all()
 
 
+def test_embedding_leaves_the_callers_autograd_state_alone(scene: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+
+    assert torch.is_grad_enabled()
+    _run(scene, tmp_path / "grad.zarr", s1=None)
+    assert torch.is_grad_enabled(), "embed() switched autograd off for the calling thread"
+
+
 def test_runs_on_a_dask_distributed_cluster(scene: dict[str, Path], tmp_path: Path) -> None:
     from distributed import Client, LocalCluster
 

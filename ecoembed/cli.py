@@ -130,6 +130,23 @@ def reconstruct_command(s2: Path, s1: Path | None, model: Path | None, out: Path
     click.echo(f"wrote {path}")
 
 
+@cli.command("plot-seasonal")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A fit-gpp output folder (holds the out-of-fold predictions).")
+@click.option("--site", help="One site_id [default: every site, one row each (up to 12)].")
+@click.option("--features", help="Feature set of the model to show [default: best pooled daily NSE].")
+@click.option("--head", help="Head of the model to show [default: best pooled daily NSE].")
+@click.option("--out", type=click.Path(path_type=Path), help="PNG to write [default: <run>/figures/seasonal_<site|all>.png].")
+def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None, head: str | None, out: Path | None) -> None:
+    """Seasonal GPP from saved predictions: observed vs predicted daily series, mean seasonal cycle and spread."""
+    from ecoembed.report.temporal import is_synthetic, load_oof, plot_seasonal
+
+    oof = load_oof(run_dir)
+    target = out or run_dir / "figures" / f"seasonal_{site or 'all'}.png"
+    path = plot_seasonal(oof, target, site=site, features=features, head=head, synthetic=is_synthetic(run_dir, oof))
+    click.echo(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turn input errors into one-line messages."""
     from fluxnet.errors import FluxDataError

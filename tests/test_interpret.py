@@ -31,7 +31,7 @@ def synthetic_lue_table(n_sites: int = 6, n_days: int = 365, seed: int = 0) -> p
     """
     rng = np.random.default_rng(seed)
     parts = []
-    doy = np.arange(1, n_days + 1)
+    doy = np.arange(n_days) % 365 + 1
     for s in range(n_sites):
         sos, eos = rng.uniform(100, 140), rng.uniform(250, 290)
         fapar = 0.05 + 0.8 * (1 / (1 + np.exp(-(doy - sos) / 10)) - 1 / (1 + np.exp(-(doy - eos) / 10)))

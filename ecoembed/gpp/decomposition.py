@@ -70,9 +70,11 @@ def skill_scores(observed: object, predicted: object) -> dict[str, float]:
         return out
     do, dp = o - o.mean(), p - p.mean()
     sso, ssp = float(np.sum(do**2)), float(np.sum(dp**2))
-    if sso > 0:
+    # "constant" allows float round-off (e.g. a constant prediction after subtracting its mean)
+    scale = float(np.sqrt(sso / n) + np.sqrt(ssp / n) + abs(o.mean()) + abs(p.mean())) or 1.0
+    if np.sqrt(sso / n) > 1e-9 * scale:
         out["nse"] = 1.0 - float(np.sum(err**2)) / sso
-        if ssp > 0:
+        if np.sqrt(ssp / n) > 1e-9 * scale:
             out["r2"] = float(np.sum(do * dp)) ** 2 / (sso * ssp)
     return out
 

@@ -25,7 +25,9 @@ TA/SW_IN/VPD/PAR/... are meteo; S2 ``B..`` bands and S1 ``VV``/``VH`` are bands.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -239,7 +241,7 @@ def linear_coefficients(
 
     Returns:
         ``feature, family, coef, std_err, ci_low, ci_high, t, p_value`` sorted by
-        ``|t|`` (largest first); the intercept is left out.
+        ``|coef|`` (effect per SD with ``standardize``; largest first); the intercept is left out.
     """
     import statsmodels.api as sm
 
@@ -257,7 +259,7 @@ def linear_coefficients(
     design = sm.add_constant(frame, has_constant="add")
     if sites is not None:
         codes = pd.factorize(np.asarray(sites)[ok])[0]
-        fit = sm.OLS(yy, design).fit(cov_type="cluster", cov_kwds={"groups": codes})
+        fit = sm.OLS(yy, design).fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)  # t with G-1 df: few towers
     else:
         fit = sm.OLS(yy, design).fit(cov_type="HC3")
     ci = fit.conf_int(alpha=alpha)
@@ -269,7 +271,7 @@ def linear_coefficients(
     })
     tab = tab[tab["feature"] != "const"].copy()
     tab.insert(1, "family", [(families or {}).get(c) or feature_family(c) for c in tab["feature"]])
-    return tab.reindex(tab["t"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+    return tab.reindex(tab["coef"].abs().sort_values(ascending=False).index).reset_index(drop=True)
 
 
 def spectral_indices(red: object, nir: object) -> dict[str, np.ndarray]:
@@ -495,3 +497,79 @@ def interpret_out_of_fold(
         except InputError as exc:
             notes.append(f"embedding correlations skipped: {exc}")
     return Interpretation(cf, cfam, pfam, pfeat, lin, corr, notes)
+
+
+def embedding_chip(cube_path: str | os.PathLike[str], *, n_dates: int = 8, max_px: int = 64,
+                   variable: str = "embedding") -> tuple[np.ndarray, np.ndarray]:
+    """Read ``n_dates`` evenly spaced dates of an embedding cube (centre crop of at most ``max_px``).
+
+    Args:
+        cube_path: embedding cube (.zarr or .nc) with ``variable`` of dims (time, y, x, feature).
+        n_dates: dates to read, evenly spread over the cube's time axis.
+        max_px: edge of the centre crop (pixels).
+
+    Returns:
+        ``(chip (n_dates, y, x, feature) float32, dates datetime64[D])``.
+
+    Raises:
+        CubeError: the file cannot be opened or lacks ``variable`` with those dims.
+    """
+    from ecoembed.embed import open_embeddings
+
+    ds = open_embeddings(cube_path)  # CubeError on a bad file; int8 storage decoded lazily
+    with ds:
+        da = ds[variable].transpose("time", "y", "x", "feature")
+        nt, ny, nx = da.sizes["time"], da.sizes["y"], da.sizes["x"]
+        ti = np.unique(np.linspace(0, nt - 1, min(n_dates, nt)).round().astype(int))
+        y0, x0 = max((ny - max_px) // 2, 0), max((nx - max_px) // 2, 0)
+        sub = da.isel(time=ti, y=slice(y0, y0 + max_px), x=slice(x0, x0 + max_px))
+        chip = np.asarray(sub.values, dtype=np.float32)
+        dates = np.asarray(sub["time"].values).astype("datetime64[D]")
+    return chip, dates
+
+
+def write_interpretation(
+    out_dir: str | os.PathLike[str],
+    table: pd.DataFrame,
+    feature_columns: Sequence[str],
+    *,
+    target: str = "GPP",
+    chip: np.ndarray | None = None,
+    chip_dates: np.ndarray | None = None,
+    chip_site: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Compute :func:`interpret_out_of_fold` (and the PCA RGB of ``chip``) and write them into ``out_dir``.
+
+    Writes ``interpret_*.csv`` (see :meth:`Interpretation.tables`), ``interpret_notes.txt``
+    and, with a chip, ``interpret_pca_rgb.npz`` (``rgb``, ``dates``, ``explained``, ``site``).
+    The report section :func:`ecoembed.report.interpret_figs.interpretability_section`
+    reads these files, so ``cv-report`` can redraw without refitting.
+
+    Returns:
+        Name -> path of every file written.
+    """
+    import io
+
+    from ecoembed.io_utils import atomic_path, atomic_write_text
+
+    out = Path(out_dir)
+    res = interpret_out_of_fold(table, feature_columns, target=target, seed=seed, progress=progress)
+    written: dict[str, Path] = {}
+    for stem, df in res.tables().items():
+        p = out / f"{stem}.csv"
+        atomic_write_text(p, df.to_csv(index=False))
+        written[stem] = p
+    atomic_write_text(out / "interpret_notes.txt", "\n".join(res.notes) + "\n")
+    written["interpret_notes"] = out / "interpret_notes.txt"
+    if chip is not None:
+        pr = pca_rgb(chip, seed=seed)
+        buf = io.BytesIO()
+        dates = np.asarray(chip_dates if chip_dates is not None else np.arange(pr.rgb.shape[0])).astype(str)
+        np.savez_compressed(buf, rgb=pr.rgb.astype(np.float32), dates=dates, explained=pr.explained_variance_ratio,
+                            site=np.asarray(str(chip_site or "")))
+        with atomic_path(out / "interpret_pca_rgb.npz") as tmp:
+            tmp.write_bytes(buf.getvalue())
+        written["interpret_pca_rgb"] = out / "interpret_pca_rgb.npz"
+    return written

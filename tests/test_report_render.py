@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -150,5 +149,4 @@ def test_sections_render_in_headless_chromium(run_dir: Path, tmp_path: Path) -> 
         arr = np.asarray(im.convert("L"), dtype=float)
     assert im.size == (1200, 2400)
     assert arr.std() > 20  # figures drawn: far from a blank white page
-    if shutil.which("true"):
-        assert (arr < 128).mean() > 0.01
+    assert (arr < 128).mean() > 0.01  # and some dark ink (text, bars)

@@ -148,3 +148,34 @@ def test_8day_aggregation_and_side_by_side() -> None:
 def test_missing_columns_are_named() -> None:
     with pytest.raises(InputError, match="predicted"):
         decompose_skill(pd.DataFrame({"site_id": ["A"], "date": ["2001-01-01"], "observed": [1.0]}))
+
+
+@pytest.mark.realdata
+def test_real_fr_pue_leave_one_year_out_decomposition(shared_data) -> None:
+    """FR-Pue 2007-2012 (real tower GPP): OLS leave-one-year-out, fAPAR x PPFD + meteo vs meteo only.
+
+    Daily skill is nearly equal; the decomposition shows where fAPAR helps (inter-annual variability).
+    """
+    d = shared_data / "pmodel"
+    gpp_path, forcing_path = d / "FR-Pue_gpp_daily_2007-2012.csv", d / "FR-Pue_forcing_daily_2007-2012.csv"
+    if not (gpp_path.exists() and forcing_path.exists()):
+        pytest.skip(f"{gpp_path} or {forcing_path} is absent")
+    t = pd.read_csv(gpp_path, parse_dates=["date"]).merge(pd.read_csv(forcing_path, parse_dates=["date"]), on="date")
+    t = t.dropna(subset=["gpp"]).reset_index(drop=True)
+    t["apar"] = t["fapar"] * t["ppfd"]
+    years = t["date"].dt.year.to_numpy()
+    parts = []
+    for name, cols in {"fapar_x_ppfd+meteo": ["apar", "temp", "vpd"], "meteo": ["ppfd", "temp", "vpd"]}.items():
+        pred = np.full(len(t), np.nan)
+        for y in np.unique(years):
+            tr, te = years != y, years == y
+            beta = np.linalg.lstsq(np.c_[np.ones(tr.sum()), t.loc[tr, cols]], t.loc[tr, "gpp"], rcond=None)[0]
+            pred[te] = np.c_[np.ones(te.sum()), t.loc[te, cols]] @ beta
+        parts.append(pd.DataFrame({"site_id": "FR-Pue", "date": t["date"], "observed": t["gpp"], "predicted": pred,
+                                   "features": name, "head": "ols"}))
+    table = decompose_skill(pd.concat(parts))
+    print(table.to_string())
+    by = table.set_index(["features", "component"])
+    assert by.loc[("meteo", "seasonal_cycle"), "n"] == 366 and by.loc[("meteo", "interannual"), "n"] >= 4
+    assert np.isnan(by.loc[("meteo", "across_site"), "r2"])  # one site: no across-site skill
+    assert by.loc[("fapar_x_ppfd+meteo", "interannual"), "nse"] > by.loc[("meteo", "interannual"), "nse"]

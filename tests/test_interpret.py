@@ -13,6 +13,7 @@ from ecoembed.gpp.interpret import (
     family_groups,
     feature_family,
     interpret_out_of_fold,
+    interpretable_columns,
     linear_coefficients,
     pca_rgb,
     permutation_importance_grouped,
@@ -58,6 +59,8 @@ def test_feature_families_from_names() -> None:
     assert feature_family("TA_F") == "meteo" and feature_family("SW_IN") == "meteo" and feature_family("VPD") == "meteo"
     assert feature_family("B04") == "bands" and feature_family("VV_db") == "bands" and feature_family("VH") == "bands"
     assert feature_family("noise") == "other"
+    table = synthetic_lue_table(n_sites=1, n_days=10)
+    assert interpretable_columns(table) == ["fapar", "PAR", "TA", "emb_0", "emb_1", "emb_2"]  # not GPP, ids or noise
     assert family_groups(["emb_0", "TA", "emb_1"]) == {"embedding": ["emb_0", "emb_1"], "meteo": ["TA"]}
 
 

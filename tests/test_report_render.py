@@ -16,7 +16,7 @@ import pytest
 
 from ecoembed.cli import main as cli_main
 from ecoembed.gpp.interpret import write_interpretation
-from ecoembed.report.interpret_figs import interpretability_section
+from ecoembed.report.interpret_figs import interpretability_section, report_sections
 from ecoembed.report.temporal import decomposition_section, seasonal_section, temporal_fidelity_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,6 +107,11 @@ def test_interpretability_section(run_dir: Path) -> None:
     assert _table_rows(html, "embedding-correlations") == 2  # ndvi, TA
     fam = pd.read_csv(run_dir / "interpret_contributions_family.csv")
     assert fam["family"].iloc[0] == "indices"
+
+
+def test_report_sections_registry_order(run_dir: Path) -> None:
+    titles = [section(run_dir)[0] for section in report_sections()]
+    assert titles == ["Skill decomposition", "Temporal fidelity", "Interpretability"]
 
 
 def test_interpretability_section_names_what_is_missing(tmp_path: Path) -> None:

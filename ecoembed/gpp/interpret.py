@@ -573,3 +573,15 @@ def write_interpretation(
             tmp.write_bytes(buf.getvalue())
         written["interpret_pca_rgb"] = out / "interpret_pca_rgb.npz"
     return written
+
+
+def interpretable_columns(table: pd.DataFrame, *, target: str = "GPP",
+                          exclude: Sequence[str] = ("site_id", "date", "fold", "GPP_qc", "year", "doy")) -> list[str]:
+    """Numeric feature columns of a joined table that belong to a known family (embedding, indices, meteo, bands).
+
+    Handy to explain one model that sees every family at once (the union of the
+    feature sets) rather than one model per feature set.
+    """
+    skip = {target, *exclude}
+    return [c for c in table.columns
+            if c not in skip and pd.api.types.is_numeric_dtype(table[c]) and feature_family(c) != "other"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html as html_lib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -204,3 +204,10 @@ def interpretability_section(run_dir: str | os.PathLike[str]) -> tuple[str, str,
 
 SECTIONS = (interpretability_section,)
 """Section callables of this module."""
+
+
+def report_sections() -> list[Callable[[str | os.PathLike[str]], tuple[str, str, str]]]:
+    """This issue's report sections, in order, each ``(run_dir) -> (title, html, md)``: register them in ``build_report``."""
+    from ecoembed.report.temporal import decomposition_section, temporal_fidelity_section
+
+    return [decomposition_section, temporal_fidelity_section, interpretability_section]

@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cli.main(args=argv, prog_name="ecoembed", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort:  # click turns Ctrl-C (KeyboardInterrupt) into Abort
+        click.echo("interrupted; completed work is kept, re-run the same command to resume", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()

@@ -366,6 +366,19 @@ class EmbedResult:
     blocks: list[BlockResult] = field(default_factory=list)
 
 
+def check_output_location(out: Path) -> None:
+    """Refuse an ``--out`` whose nearest existing ancestor is not a writable folder (before any work).
+
+    Raises:
+        InputError: naming the ancestor that blocks the write.
+    """
+    ancestor = out.parent.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write --out {out}: {ancestor} is not a writable folder; choose another --out")
+
+
 def _as_day(value: Any, name: str) -> int:
     try:
         return int(to_days(np.datetime64(str(value)[:10], "D")))
@@ -454,6 +467,7 @@ def embed(
     out = Path(out)
     if out.suffix not in (".zarr", ".nc"):
         raise InputError(f"--out {out} must end in .zarr or .nc")
+    check_output_location(out)
     if chunk_px < 1 or days_per_chunk < 1:
         raise InputError("--chunk-px and days per chunk must be positive")
     s2_path = str(Path(s2).resolve())

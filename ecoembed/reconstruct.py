@@ -25,7 +25,7 @@ import torch
 import xarray as xr
 
 from ecoembed.dates import from_days, to_days
-from ecoembed.embed import _as_day, _open_cube, embed_series, load_fusion_model
+from ecoembed.embed import _as_day, _open_cube, check_output_location, embed_series, load_fusion_model
 from ecoembed.errors import CheckpointError, CubeError, InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path
 
@@ -75,6 +75,7 @@ def reconstruct_s2(
     out = Path(out)
     if out.suffix not in (".zarr", ".nc"):
         raise InputError(f"--out {out} must end in .zarr or .nc")
+    check_output_location(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
     loaded = load_fusion_model(model)

@@ -87,6 +87,10 @@ class FluxFileFormat:
 
 
 def _not_utf8_error(path: Path, data: bytes, err: UnicodeDecodeError) -> FluxDataError:
+    if data.startswith(b"\x1f\x8b"):
+        return FluxDataError(f"flux file {path} is gzip-compressed, not CSV text; decompress it (gunzip) and read the .csv")
+    if data.startswith(b"PK\x03\x04"):
+        return FluxDataError(f"flux file {path} is a ZIP archive, not CSV text; extract the CSV files from it and read those")
     line = data[: err.start].count(b"\n") + 1
     return FluxDataError(
         f"flux file {path} is not UTF-8 text: byte 0x{data[err.start]:02x} on line {line} "
@@ -301,6 +305,8 @@ def _read_columns(source: Path, fmt: FluxFileFormat, wanted: dict[str, str]) -> 
             hint = " (timestamps must be integers YYYYMMDD for DD, YYYYMMDDHHMM for HH/HR)"
         elif "UTF8" in message.upper() or "utf-8" in message:
             hint = " (the file is not UTF-8 text)"
+        elif "Expected" in message and "columns, got" in message:
+            hint = " (a row has another number of fields than the header: a truncated download or a stray comma; re-download or fix that row)"
         raise FluxDataError(f"flux file {source}: could not parse: {message}{hint}") from None
     if arrow_table.num_rows == 0:
         raise FluxDataError(f"flux file {source} has a header but no data rows")

@@ -135,13 +135,20 @@ def load_fusion_model(path: str | os.PathLike[str] | None = None) -> LoadedModel
         expected = json.loads(sidecar.read_text()).get("weights_sha256")
         if expected and expected != meta["weights_sha256"]:
             raise CheckpointError(f"{p}: weights sha256 {meta['weights_sha256'][:12]}... differs from {sidecar.name} ({expected[:12]}...)")
-    fusion = FusionNetwork(**meta["fusion_config"])
-    encoders: dict[str, torch.nn.Module] = {}
-    for name, spec in meta.get("encoders", {}).items():
-        if "class" not in spec:
-            raise CheckpointError(f"{p}: encoder {name!r} has no class in its spec; it cannot be rebuilt")
-        encoders[name] = _builder(spec["class"])(spec.get("config", {}))
-    model = FusedEmbeddingModel(encoders, fusion)
+    try:  # metadata is data from the file: any malformed field is a CheckpointError, never a crash
+        fusion = FusionNetwork(**meta["fusion_config"])
+        encoders: dict[str, torch.nn.Module] = {}
+        for name, spec in meta.get("encoders", {}).items():
+            if "class" not in spec:
+                raise CheckpointError(f"{p}: encoder {name!r} has no class in its spec; it cannot be rebuilt")
+            encoders[name] = _builder(spec["class"])(spec.get("config", {}))
+        model = FusedEmbeddingModel(encoders, fusion)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise CheckpointError(f"{p}: the architecture recorded in it cannot be rebuilt ({type(exc).__name__}: {exc}); re-create it") from exc
+    except CheckpointError as exc:
+        if str(p) in str(exc):
+            raise
+        raise CheckpointError(f"{p}: {exc}") from exc
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)

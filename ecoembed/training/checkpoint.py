@@ -168,6 +168,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
         meta = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"checkpoint {p} has unreadable metadata ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {p} has metadata of type {type(meta).__name__}, not an object; it was not written by ecoembed")
     if meta.get("format") != STAGE1_FORMAT:
         raise CheckpointError(f"checkpoint {p} has format {meta.get('format')!r}, expected {STAGE1_FORMAT!r} (a fusion checkpoint?)")
     return tensors, meta
@@ -197,6 +199,8 @@ def _prefixed(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
 def build_from_metadata(meta: Mapping[str, Any], path: Path) -> TemporalAttentionEncoder:
     """Rebuild the (untrained) encoder described by checkpoint metadata; only known classes."""
     spec = meta.get("encoder") or {}
+    if not isinstance(spec, dict):
+        raise CheckpointError(f"{path}: encoder spec {spec!r} is not an object; the checkpoint was not written by ecoembed")
     classes = {cls.__name__: cls for cls in ENCODER_CLASSES.values()}
     if spec.get("class") not in classes:
         raise CheckpointError(f"{path}: unknown encoder class {spec.get('class')!r} (known: {sorted(classes)})")

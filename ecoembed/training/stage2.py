@@ -421,7 +421,12 @@ def read_fusion_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[st
         raise CheckpointError(f"fusion checkpoint {p} is corrupt or truncated ({exc}); re-create it") from exc
     if meta_raw is None:
         raise CheckpointError(f"{p} has no ecoembed metadata: not a fusion checkpoint")
-    meta = json.loads(meta_raw)
+    try:
+        meta = json.loads(meta_raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"fusion checkpoint {p} has unreadable metadata ({exc}); re-create it") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"fusion checkpoint {p} has metadata of type {type(meta).__name__}, not an object; re-create it")
     if meta.get("format") != FUSION_FORMAT:
         raise CheckpointError(f"{p} has format {meta.get('format')!r}, expected {FUSION_FORMAT!r} (a stage-1 encoder checkpoint?)")
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}

@@ -318,7 +318,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return lambda: _open_cube()(path, sensor="sentinel-2-l2a")
 
 
-@case("embed-nan-only-cube", EcoembedError, "nan_s2.nc", cli=True, requires=SOURCES)
+@case("cube-nan-only-embed", EcoembedError, "nan_s2.nc", cli=True, requires=SOURCES)
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     def all_nan(ds: Any) -> Any:
         ds = ds.copy()

@@ -340,7 +340,7 @@ class _Boom:
         return (os.system, ("touch PWNED",))
 
 
-@case("ckpt-pickle-pt-as-model", CheckpointError, "model.pt", "corrupt", cli=True)
+@case("ckpt-pickle-pt-as-model", CheckpointError, "model.pt", "pickle/torch.save", "use an ecoembed .safetensors", cli=True)
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     (tmp / "model.pt").write_bytes(pickle.dumps({"state_dict": _Boom()}))
     return ["embed", "--s2", str(scene["s2"]), "--model", str(tmp / "model.pt"), "--out", str(tmp / "e.zarr")]

@@ -142,6 +142,19 @@ def save_checkpoint(
     return sha
 
 
+def not_safetensors_hint(path: str | os.PathLike[str]) -> str:
+    """A hint when ``path`` looks like a pickle or ``torch.save`` file (never unpickled here), else ''."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return ""
+    if head[:1] == b"\x80" or head.startswith(b"PK\x03\x04"):
+        return ("; it looks like a pickle/torch.save (.pt) file, which ecoembed never loads (unpickling can run code): "
+                "use an ecoembed .safetensors checkpoint")
+    return ""
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read tensors and metadata of a stage-1 checkpoint (safetensors only).
 
@@ -161,7 +174,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
             raw = (f.metadata() or {}).get(METADATA_KEY)
         tensors = load_file(str(p))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint {p} is corrupt or truncated ({exc}); delete it and retrain, or restore a copy") from exc
+        raise CheckpointError(
+            f"checkpoint {p} is corrupt or truncated ({exc}){not_safetensors_hint(p) or '; delete it and retrain, or restore a copy'}"
+        ) from exc
     if raw is None:
         raise CheckpointError(f"checkpoint {p} has no '{METADATA_KEY}' metadata; it was not written by ecoembed")
     try:

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from ecoembed.errors import CheckpointError, InputError
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig, SensorBatch
-from ecoembed.training.checkpoint import METADATA_KEY, optimizer_tensors, restore_optimizer, weights_sha256
+from ecoembed.training.checkpoint import METADATA_KEY, not_safetensors_hint, optimizer_tensors, restore_optimizer, weights_sha256
 from ecoembed.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -418,7 +418,7 @@ def read_fusion_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[st
             meta_raw = (f.metadata() or {}).get(METADATA_KEY)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for corrupt headers/data
-        raise CheckpointError(f"fusion checkpoint {p} is corrupt or truncated ({exc}); re-create it") from exc
+        raise CheckpointError(f"fusion checkpoint {p} is corrupt or truncated ({exc}){not_safetensors_hint(p) or '; re-create it'}") from exc
     if meta_raw is None:
         raise CheckpointError(f"{p} has no ecoembed metadata: not a fusion checkpoint")
     try:

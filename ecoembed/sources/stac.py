@@ -1,0 +1,164 @@
+"""STAC source (optional extra ``ecoembed[stac]``: pystac-client + odc-stac).
+
+:func:`load_stac` finds the items of a collection over a tower for a date
+range, loads a tower-centred ``size_px`` window on the 10 m UTM grid with
+odc-stac, converts it to the sensor cube contract (S2 DN -> reflectance with
+the baseline offset, SCL -> ``valid``; S1 linear -> dB, orbit per
+acquisition from ``sat:orbit_state``) and caches it to a local Zarr store.
+
+Works with STAC APIs (item search) and with static catalogs (local
+``catalog.json`` files, filtered here by bbox and datetime).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ecoembed.errors import InputError
+from ecoembed.sensors.cube import validate_cube
+from ecoembed.sensors.sentinel1 import S1_POLARISATIONS, linear_to_db
+from ecoembed.sensors.sentinel2 import S2_BANDS, dn_to_reflectance, scl_valid
+
+
+def stac_available() -> bool:
+    """True when pystac-client and odc-stac are importable."""
+    try:
+        import odc.stac  # noqa: F401
+        import pystac_client  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _require() -> None:
+    if not stac_available():
+        raise InputError("STAC loading needs the optional extra: pip install 'ecoembed[stac]' (pystac-client, odc-stac)")
+
+
+def _sensor_of(collection: str, bands: Sequence[str]) -> str:
+    c = collection.lower()
+    if "sentinel-1" in c or "s1" in c.split("-")[0] or set(bands) <= set(S1_POLARISATIONS) | {"vv", "vh"}:
+        return "sentinel-1-grd"
+    return "sentinel-2-l2a"
+
+
+def _items(catalog: str, collection: str, bbox: tuple[float, float, float, float], start: str, end: str) -> list[Any]:
+    """Items of ``collection`` intersecting ``bbox`` (lon/lat) within [start, end] (inclusive days)."""
+    import pystac
+    import pystac_client
+
+    t0 = pd.Timestamp(start, tz="UTC")
+    t1 = pd.Timestamp(end, tz="UTC") + pd.Timedelta(days=1)
+    is_url = str(catalog).startswith(("http://", "https://"))
+    if is_url:
+        client = pystac_client.Client.open(str(catalog))
+        if client.conforms_to("ITEM_SEARCH"):
+            search = client.search(collections=[collection], bbox=bbox, datetime=f"{start}/{end}")
+            return list(search.items())
+        root: Any = client
+    else:
+        path = Path(catalog)
+        if not path.exists():
+            raise InputError(f"STAC catalog {path} does not exist")
+        root = pystac.read_file(str(path))
+    coll = root.get_child(collection) if hasattr(root, "get_child") else None
+    if coll is None:
+        raise InputError(f"STAC catalog {catalog} has no collection {collection!r}")
+    out = []
+    for item in coll.get_items(recursive=True):
+        ib = item.bbox
+        if ib is None or ib[0] > bbox[2] or ib[2] < bbox[0] or ib[1] > bbox[3] or ib[3] < bbox[1]:
+            continue
+        dt = pd.Timestamp(item.datetime)
+        dt = dt.tz_localize("UTC") if dt.tzinfo is None else dt
+        if t0 <= dt < t1:
+            out.append(item)
+    return out
+
+
+def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat: float, lon: float, start: str, end: str,
+              size_px: int = 32, bands: Sequence[str] | None = None, cache: str | os.PathLike[str] | None = None,
+              *, crs: str | None = None) -> xr.Dataset:
+    """Load a tower-centred cube from a STAC catalog into the sensor cube contract.
+
+    Args:
+        catalog_url_or_path: STAC API URL or a local static ``catalog.json``.
+        collection: collection id (``sentinel-2-l2a``, ``sentinel-1-rtc``, ...).
+        lat, lon: tower position (WGS84 degrees).
+        start, end: inclusive dates (YYYY-MM-DD).
+        size_px: window edge (10 m pixels); the tower is in pixel ``size_px // 2``.
+        bands: asset keys to load (default the 10 S2 bands + SCL, or VV/VH).
+        cache: a ``.zarr`` path; if it exists it is opened instead of loading, else written.
+        crs: output CRS (default the UTM zone of the tower).
+
+    Raises:
+        InputError: the extra is missing, the catalog/collection does not exist, or no item matches.
+    """
+    from ecoembed.sources.local import open_cube, save_cube
+
+    if cache is not None and Path(cache).exists():
+        return open_cube(cache)
+    _require()
+    import odc.stac
+    from odc.geo.geobox import GeoBox
+    from pyproj import Transformer
+
+    sensor = _sensor_of(collection, bands or ())
+    if bands is None:
+        bands = (*S2_BANDS, "SCL") if sensor == "sentinel-2-l2a" else S1_POLARISATIONS
+    bands = list(bands)
+    if crs is None:
+        zone = int((lon + 180) // 6) + 1
+        crs = f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    x0 = np.floor(x / 10.0) * 10.0 - 10.0 * (size_px // 2)
+    y1 = np.floor(y / 10.0) * 10.0 + 10.0 + 10.0 * (size_px // 2)
+    box = (x0, y1 - 10.0 * size_px, x0 + 10.0 * size_px, y1)
+    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lons, lats = to_ll.transform([box[0], box[2], box[0], box[2]], [box[1], box[1], box[3], box[3]])
+    items = _items(str(catalog_url_or_path), collection, (min(lons), min(lats), max(lons), max(lats)), start, end)
+    if not items:
+        raise InputError(f"no {collection} item in {catalog_url_or_path} over lat={lat}, lon={lon} between {start} and {end}")
+    geobox = GeoBox.from_bbox(box, crs=crs, resolution=10.0)
+    raw = odc.stac.load(items, bands=bands, geobox=geobox, resampling="nearest", groupby="time")
+    ds = xr.Dataset(coords={"time": raw["time"].values, "y": raw["y"].values, "x": raw["x"].values})
+    attrs = {"crs": crs, "sensor": sensor, "synthetic": False, "resolution_m": 10.0, "source": f"STAC {catalog_url_or_path} {collection}"}
+    if sensor == "sentinel-2-l2a":
+        for b in bands:
+            if b in S2_BANDS:
+                da = raw[b].where(raw[b] != raw[b].attrs.get("nodata", 0)) if raw[b].dtype.kind in "iu" else raw[b]
+                ds[b] = dn_to_reflectance(da.astype(np.float32).fillna(0).rename(b)).drop_vars("spatial_ref", errors="ignore")
+        valid = xr.ones_like(ds[[b for b in bands if b in S2_BANDS][0]], dtype=bool)
+        for b in bands:
+            if b in S2_BANDS:
+                valid = valid & ds[b].notnull()
+        if "SCL" in raw:
+            ds["SCL"] = raw["SCL"].astype(np.uint8).drop_vars("spatial_ref", errors="ignore")
+            valid = valid & scl_valid(ds["SCL"])
+        ds["valid"] = valid
+    else:
+        orbit = [str(it.properties.get("sat:orbit_state", "")).lower() for it in sorted(items, key=lambda i: i.datetime)]
+        valid = None
+        for b in bands:
+            lin = raw[b].astype(np.float32)
+            nodata = raw[b].attrs.get("nodata")
+            if nodata is not None and np.isfinite(nodata):
+                lin = lin.where(lin != nodata)
+            ds[b] = linear_to_db(lin).drop_vars("spatial_ref", errors="ignore")
+            valid = ds[b].notnull() if valid is None else valid & ds[b].notnull()
+        ds["valid"] = valid
+        if len(orbit) == ds.sizes["time"] and all(o in ("ascending", "descending") for o in orbit):
+            ds = ds.assign_coords(orbit=("time", np.array(orbit)))
+    ds.attrs = attrs
+    ds = ds.transpose("time", "y", "x").compute()
+    validate_cube(ds, sensor, [b for b in bands if b in (*S2_BANDS, *S1_POLARISATIONS)], source=str(catalog_url_or_path))
+    if cache is not None:
+        save_cube(ds, cache)
+    return ds

@@ -86,7 +86,7 @@ def temporal_speckle_filter(cube: xr.Dataset, window: int = 5, per_orbit: bool =
     times = np.arange(cube.sizes["time"])
     groups = [times]
     if per_orbit and "orbit" in cube.coords:
-        orbit = np.asarray(cube["orbit"].values).astype(str)
+        orbit = np.array([str(o) for o in np.asarray(cube["orbit"].values).tolist()])
         groups = [times[orbit == o] for o in np.unique(orbit)]
     valid = cube["valid"].values.astype(bool) if "valid" in cube else np.ones([cube.sizes[d] for d in ("time", "y", "x")], bool)
     for pol in S1_POLARISATIONS:

@@ -86,7 +86,7 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
     values = np.where(valid[..., None], arr, np.float32(0)).astype(np.float32)
     orbit = None
     if "orbit" in cube.coords:
-        names = np.asarray(cube["orbit"].values).astype(str)
+        names = np.array([str(o) for o in np.asarray(cube["orbit"].values).tolist()])
         bad = sorted(set(names) - {"ascending", "descending"})
         if bad:
             raise CubeError(f"cube {cube.encoding.get('source', '')}: orbit values {bad} are not 'ascending'/'descending'")

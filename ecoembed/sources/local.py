@@ -89,6 +89,8 @@ def adapt_cube(ds: xr.Dataset, sensor: str | None = None, *, source: str = "cube
         ds.attrs["dropped_variables"] = ",".join(map(str, extra))
     if "time" not in ds.dims:
         return ds
+    if "orbit" in ds.coords:  # Zarr v3 returns variable-length strings (StringDType/object); use plain str
+        ds = ds.assign_coords(orbit=(ds["orbit"].dims, np.array([str(o) for o in np.asarray(ds["orbit"].values).tolist()])))
     if sensor == "sentinel-2-l2a":
         for b in S2_BANDS:
             if b in ds and _looks_like_dn(ds[b]):

@@ -44,7 +44,7 @@ def _require() -> None:
 
 def _sensor_of(collection: str, bands: Sequence[str]) -> str:
     c = collection.lower()
-    if "sentinel-1" in c or "s1" in c.split("-")[0] or set(bands) <= set(S1_POLARISATIONS) | {"vv", "vh"}:
+    if "sentinel-1" in c or c.split("-")[0] == "s1" or (bands and set(bands) <= set(S1_POLARISATIONS) | {"vv", "vh"}):
         return "sentinel-1-grd"
     return "sentinel-2-l2a"
 
@@ -74,8 +74,8 @@ def _items(catalog: str, collection: str, bbox: tuple[float, float, float, float
     out = []
     for item in coll.get_items(recursive=True):
         ib = item.bbox
-        if ib is None or ib[0] > bbox[2] or ib[2] < bbox[0] or ib[1] > bbox[3] or ib[3] < bbox[1]:
-            continue
+        if ib is not None and (ib[0] > bbox[2] or ib[2] < bbox[0] or ib[1] > bbox[3] or ib[3] < bbox[1]):
+            continue  # items without a bbox cannot be filtered here; odc-stac reads their footprint
         dt = pd.Timestamp(item.datetime)
         dt = dt.tz_localize("UTC") if dt.tzinfo is None else dt
         if t0 <= dt < t1:

@@ -330,6 +330,26 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return ["embed", "--s2", str(path), "--model", str(scene["model"]), "--out", str(tmp / "out.zarr")]
 
 
+@case("cube-s1-given-as-s2", CubeError, "s1_as_s2.nc", "sentinel-1-grd", "sentinel-2-l2a", cli=True, requires=SOURCES)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    from fusion_fakes import tiny_cubes, write_cube
+
+    _, s1 = tiny_cubes(size_y=4, size_x=4, n_days=30)
+    write_cube(s1, tmp / "s1_as_s2.nc")
+    return ["embed", "--s2", str(tmp / "s1_as_s2.nc"), "--model", str(scene["model"]), "--out", str(tmp / "e.zarr")]
+
+
+@case("cube-degree-grid", CubeError, "deg_s2.nc", "10 m", "resample", requires=SOURCES)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    """A cube on a lat/lon grid (degrees) instead of the projected 10 m grid of the contract."""
+    def to_degrees(ds: Any) -> Any:
+        ds = ds.assign_coords(x=-3.0 + 1e-4 * np.arange(ds.sizes["x"]), y=40.0 - 1e-4 * np.arange(ds.sizes["y"]))
+        ds.attrs = {**ds.attrs, "crs": "EPSG:4326"}
+        return ds
+    path = _cube(tmp, "deg_s2.nc", to_degrees)
+    return lambda: _open_cube()(path, sensor="sentinel-2-l2a")
+
+
 # checkpoints -----------------------------------------------------------------------------------
 
 

@@ -17,7 +17,8 @@ from ecoembed.sensors.sentinel2 import S2_BANDS, dn_to_reflectance, scl_valid  #
 from ecoembed.sources.local import open_cube  # noqa: E402
 from ecoembed.sources.stac import load_stac  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # rasterio from_origin uses Affine "*"
+pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),  # rasterio from_origin uses Affine "*"
+              pytest.mark.filterwarnings("ignore::DeprecationWarning:odc.geo")]  # shapely.ops.transform inside odc-geo
 
 EPSG = 32632
 X0, Y1 = 500_000.0, 5_000_000.0  # upper-left corner of the test rasters (UTM 32N, metres)

@@ -8,7 +8,8 @@ per-patch and per-year shifts); fAPAR = 0.95 (1 - exp(-0.5 LAI)).
   dense-canopy spectra with canopy gap fraction ``exp(-k LAI)`` (NIR rises,
   red falls with LAI); soil darkens when wet. Clouds are Gaussian blobs that
   drift between acquisitions, with shadows displaced by a fixed sun offset;
-  the SCL band is consistent (8/9 cloud, 10 cirrus, 3 shadow, 4/5 clear) and
+  the SCL band is consistent (8/9 cloud, 10 cirrus, 3 shadow, 11 snow after cold wet
+  spells on low vegetation, 4/5 clear) and
   ``valid`` is False under them (reflectance bright/dark there, not NaN).
 * Sentinel-1 (every 6 days, alternating ascending 17:30 / descending 06:00 UTC):
   water-cloud model (Attema & Ulaby 1978) of LAI and soil moisture, gamma
@@ -251,6 +252,13 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
     scl[(op > 0.15) & (op <= 0.35)] = 10
     scl[(op > 0.35) & (op <= 0.6)] = 8
     scl[op > 0.6] = 9
+    # snow after cold wet spells on low vegetation (clear pixels only): SCL 11, bright visible/NIR, dark SWIR
+    cold = pd.Series(meteo["TA"].to_numpy()).rolling(3, min_periods=1).mean().to_numpy()[i2] < -1.0
+    wet = pd.Series(meteo["P"].to_numpy()).rolling(5, min_periods=1).sum().to_numpy()[i2] > 2.0
+    snow = (cold & wet)[:, None, None] & (lai2 < 2.0) & (scl >= 4)
+    scl[snow] = 11
+    snow_refl = np.array([0.85, 0.83, 0.80, 0.78, 0.75, 0.72, 0.70, 0.68, 0.12, 0.08], np.float32)
+    refl = np.where(snow[None], snow_refl[:, None, None, None], refl)
     bright = rng.uniform(0.35, 0.6, len(i2)).astype(np.float32)[None, :, None, None]
     a = np.clip(op * 1.4, 0, 1)[None]
     refl = refl * (1 - a) + bright * a

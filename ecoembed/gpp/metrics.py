@@ -1,0 +1,107 @@
+"""Skill metrics of predicted against observed GPP (gC m-2 d-1), per site and pooled.
+
+``r2`` is the squared Pearson correlation; ``nse`` the Nash-Sutcliffe
+efficiency (1 - SSE / SS about the observed mean); ``rmse``, ``mae`` and
+``bias`` (mean predicted - observed) are in the unit of the inputs; ``kge`` is
+the Kling-Gupta efficiency (2009) with its components ``kge_r`` (Pearson r),
+``kge_alpha`` (sd ratio pred/obs) and ``kge_beta`` (mean ratio pred/obs).
+Only pairs where both values are finite are used; ``n`` counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+METRICS: tuple[str, ...] = ("n", "r2", "nse", "rmse", "mae", "bias", "kge", "kge_r", "kge_alpha", "kge_beta")
+"""Column names of the metric tables, in order."""
+
+
+def compute_metrics(observed: object, predicted: object) -> dict[str, float]:
+    """All metrics of ``predicted`` vs ``observed`` (1-D, same length) on the finite pairs.
+
+    Returns NaN for every score (``n`` = pair count) when fewer than 2 pairs remain;
+    correlation-based scores are NaN when either series is constant.
+    """
+    o = np.asarray(observed, dtype=float).ravel()
+    p = np.asarray(predicted, dtype=float).ravel()
+    if o.shape != p.shape:
+        raise ValueError(f"observed ({o.size}) and predicted ({p.size}) differ in length")
+    ok = np.isfinite(o) & np.isfinite(p)
+    o, p = o[ok], p[ok]
+    n = int(o.size)
+    out = dict.fromkeys(METRICS, float("nan"))
+    out["n"] = float(n)
+    if n < 2:
+        return out
+    err = p - o
+    out["rmse"] = float(np.sqrt(np.mean(err**2)))
+    out["mae"] = float(np.mean(np.abs(err)))
+    out["bias"] = float(np.mean(err))
+    so, sp = float(np.std(o)), float(np.std(p))
+    ss = float(np.sum((o - o.mean()) ** 2))
+    out["nse"] = float(1.0 - np.sum(err**2) / ss) if ss > 0 else float("nan")
+    r = float(np.corrcoef(o, p)[0, 1]) if so > 0 and sp > 0 else float("nan")
+    out["r2"] = r * r
+    out["kge_r"] = r
+    out["kge_alpha"] = sp / so if so > 0 else float("nan")
+    out["kge_beta"] = float(p.mean() / o.mean()) if o.mean() != 0 else float("nan")
+    out["kge"] = float(1.0 - np.sqrt((r - 1) ** 2 + (out["kge_alpha"] - 1) ** 2 + (out["kge_beta"] - 1) ** 2))
+    return out
+
+
+def r2(observed: object, predicted: object) -> float:
+    """Squared Pearson correlation."""
+    return compute_metrics(observed, predicted)["r2"]
+
+
+def nse(observed: object, predicted: object) -> float:
+    """Nash-Sutcliffe efficiency."""
+    return compute_metrics(observed, predicted)["nse"]
+
+
+def rmse(observed: object, predicted: object) -> float:
+    """Root-mean-square error (unit of the inputs)."""
+    return compute_metrics(observed, predicted)["rmse"]
+
+
+def mae(observed: object, predicted: object) -> float:
+    """Mean absolute error (unit of the inputs)."""
+    return compute_metrics(observed, predicted)["mae"]
+
+
+def bias(observed: object, predicted: object) -> float:
+    """Mean of predicted - observed (unit of the inputs)."""
+    return compute_metrics(observed, predicted)["bias"]
+
+
+def kge(observed: object, predicted: object) -> float:
+    """Kling-Gupta efficiency."""
+    return compute_metrics(observed, predicted)["kge"]
+
+
+def metrics_table(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Metrics of ``df`` (columns ``observed``, ``predicted``) for every group of ``by``.
+
+    Returns:
+        One row per group: the ``by`` columns then :data:`METRICS`.
+    """
+    rows = []
+    for key, g in df.groupby(list(by), sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key, strict=True)), **compute_metrics(g["observed"], g["predicted"])})
+    out = pd.DataFrame(rows, columns=[*by, *METRICS])
+    out["n"] = out["n"].astype(int)
+    return out
+
+
+def pooled_metrics(oof: pd.DataFrame, model_cols: Sequence[str] = ("features", "head")) -> pd.DataFrame:
+    """Metrics over all sites' out-of-fold rows together, one row per model (``features``, ``head``)."""
+    return metrics_table(oof, [c for c in model_cols if c in oof.columns])
+
+
+def per_site_metrics(oof: pd.DataFrame, model_cols: Sequence[str] = ("features", "head")) -> pd.DataFrame:
+    """Metrics per model and ``site_id``."""
+    return metrics_table(oof, [*[c for c in model_cols if c in oof.columns], "site_id"])

@@ -147,6 +147,55 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
     click.echo(f"wrote {path}")
 
 
+@cli.command("fit-gpp")
+@click.option("--sites", "sites_csv", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="sites.csv: site_id,lat,lon[,igbp,flux_path,features_path,s2_path,s1_path,synthetic]; paths relative to it.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output run folder (must be absent or empty).")
+@click.option("--features", "feature_sets", multiple=True,
+              help="Feature set, repeatable: embeddings | bands | indices | meteo | indices_x_par, combinable with '+' "
+                   "(e.g. embeddings+meteo) [default: embeddings].")
+@click.option("--head", "heads", multiple=True, type=click.Choice(["linear", "xgboost", "mlp"]),
+              help="Regression head, repeatable [default: linear].")
+@click.option("--cv", default="loso", show_default=True, type=click.Choice(["loso", "groupkfold", "year", "month"]),
+              help="loso: leave one site out; groupkfold: K site folds (IGBP-stratified when igbp is given); "
+                   "year / month: leave one year / month out (single-site data).")
+@click.option("--folds", default=5, show_default=True, help="K for --cv groupkfold.")
+@click.option("--window-px", default=5, show_default=True, help="Tower window edge in pixels (Gaussian centre weights).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the heads and fold shuffling.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option("--allow-absolute-paths", is_flag=True, help="Let sites.csv use absolute paths or paths outside its folder.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def fit_gpp_command(sites_csv: Path, out: Path, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
+                    window_px: int, seed: int, overwrite: bool, allow_absolute_paths: bool, quiet: bool) -> None:
+    """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
+
+    Joins each site's QC-passed daily tower GPP with features averaged over a
+    window around the tower, fits every head on every feature set with
+    site-level cross-validation and writes predictions.csv/.parquet,
+    metrics_pooled/per_site (.csv/.md), days_lost.csv, provenance.json,
+    figures/ and index.html (GPP in gC m-2 d-1).
+    """
+    from ecoembed.gpp.run import run_fit_gpp
+
+    res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or ["embeddings"], heads=list(heads) or ["linear"],
+                      cv=cv, folds=folds, window_px=window_px, seed=seed, overwrite=overwrite, progress=not quiet,
+                      allow_absolute_paths=allow_absolute_paths)
+    cols = ["features", "head", "n", "r2", "nse", "rmse", "kge"]
+    click.echo(("SYNTHETIC DATA\n" if res.synthetic else "") + res.pooled[cols].to_string(index=False, float_format="%.3f"))
+    click.echo(f"report: {res.out_dir / 'index.html'}")
+
+
+@cli.command("cv-report")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A fit-gpp output folder.")
+def cv_report_command(run_dir: Path) -> None:
+    """Rebuild index.html and report.md of a fit-gpp run from its saved files (no refitting)."""
+    from ecoembed.report.html import build_report
+
+    html, md = build_report(run_dir)
+    click.echo(f"wrote {html} and {md}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turn input errors into one-line messages."""
     from fluxnet.errors import FluxDataError

@@ -1,0 +1,274 @@
+"""``ecoembed fit-gpp``: join sites, cross-validate heads per feature set, write metrics and the report.
+
+Output folder (written to a temporary sibling and renamed at the end, so a
+failed run leaves no partial output):
+
+* ``predictions.csv`` / ``.parquet``: out-of-fold rows ``site_id, date, observed,
+  predicted, fold, head, features`` (gC m-2 d-1) plus ``igbp``, ``synthetic``
+* ``metrics_pooled.csv/.md``, ``metrics_per_site.csv/.md`` (see :mod:`ecoembed.gpp.metrics`)
+* ``days_lost.csv``: per site and feature set, flux days dropped and why
+* ``coefficients_<features>.csv``: linear-head coefficients per fold (standardised inputs)
+* ``joined.parquet``: the joined daily table (features + flux) of every site
+* ``provenance.json``: versions, inputs with sha256, seeds, options, ``synthetic``
+* ``figures/``, ``index.html`` (self-contained), ``report.md``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ecoembed.errors import InputError, OutputExistsError
+from ecoembed.gpp.cv import cv_splits, out_of_fold
+from ecoembed.gpp.features import columns_for, parse_feature_set, site_features
+from ecoembed.gpp.heads import HEADS, make_head
+from ecoembed.gpp.join import DEFAULT_MAX_GAP_DAYS, join_site
+from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics
+from ecoembed.io_utils import atomic_write_text
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_fit_gpp` wrote and measured."""
+
+    out_dir: Path
+    predictions: pd.DataFrame
+    pooled: pd.DataFrame
+    per_site: pd.DataFrame
+    days_lost: pd.DataFrame
+    synthetic: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, or of every file of a folder (sorted relative paths + contents, e.g. Zarr)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+    for q in files:
+        if p.is_dir():
+            h.update(str(q.relative_to(p)).encode())
+        with open(q, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("numpy", "pandas", "torch", "xgboost", "scikit-learn", "statsmodels", "xarray", "ecoembed"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    from ecoembed.report.temporal import md_table
+
+    return md_table(df)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def load_sites(sites_csv: str | os.PathLike[str], *, allow_absolute_paths: bool = False) -> pd.DataFrame:
+    """``read_sites_csv`` with its errors turned into :class:`InputError` (one-line CLI message)."""
+    from fluxnet import read_sites_csv
+    from fluxnet.errors import FluxDataError
+
+    try:
+        return read_sites_csv(sites_csv, allow_absolute_paths=allow_absolute_paths)
+    except FluxDataError as exc:
+        raise InputError(str(exc)) from None
+
+
+def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: int = 5, qc_min: float = 0.8,
+                max_gap_days: int = DEFAULT_MAX_GAP_DAYS, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict]:
+    """Joined daily table of every site, days lost, columns of each feature set, and input info.
+
+    Raises:
+        InputError/CubeError: a site lacks a needed path, its flux file is unreadable, the
+            tower is outside a cube, or a feature set has no columns.
+    """
+    from fluxnet import read_flux, split_path_list
+    from fluxnet.errors import FluxDataError
+
+    tables, lost = [], []
+    set_cols: dict[str, list[str]] = {}
+    info: dict = {"synthetic": False, "inputs": []}
+    for _, site in tqdm(sites.iterrows(), total=len(sites), desc="join sites", disable=not progress, leave=False):
+        sid = str(site["site_id"])
+        fp = site.get("flux_path")
+        if not isinstance(fp, str) or not fp:
+            raise InputError(f"site {sid}: flux_path is empty in sites.csv; every site needs its tower file")
+        try:
+            flux = read_flux(split_path_list(fp), site_id=sid)
+        except FluxDataError as exc:
+            raise InputError(f"site {sid}: {exc}") from None
+        info["inputs"] += split_path_list(fp)
+        feats, finfo = site_features(site, flux, feature_sets, window_px=window_px, max_gap_days=max_gap_days)
+        info["inputs"] += finfo["inputs"]
+        info["synthetic"] |= finfo["synthetic"] or bool(site.get("synthetic", False) is True) or any(
+            "synthetic" in Path(p).name.lower() for p in split_path_list(fp))
+        cols = {fs: columns_for(fs, list(feats.columns)) for fs in feature_sets}
+        for fs, c in cols.items():
+            if fs in set_cols and set_cols[fs] != c:
+                raise InputError(f"site {sid}: feature set {fs!r} has columns {c[:5]}... but an earlier site had "
+                                 f"{set_cols[fs][:5]}...; all sites need cubes with the same bands/embedding size")
+            set_cols[fs] = c
+        table, dl = join_site(flux, feats, qc_min=qc_min, feature_sets=cols, site_id=sid, source=f"site {sid}")
+        table["igbp"] = site.get("igbp", np.nan) if "igbp" in sites.columns else np.nan
+        tables.append(table)
+        lost.append(dl)
+    return pd.concat(tables, ignore_index=True), pd.concat(lost, ignore_index=True), set_cols, info
+
+
+def run_fit_gpp(
+    sites_csv: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    feature_sets: Sequence[str] = ("embeddings",),
+    heads: Sequence[str] = ("linear",),
+    cv: str = "loso",
+    window_px: int = 5,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+    *,
+    folds: int = 5,
+    qc_min: float = 0.8,
+    max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
+    allow_absolute_paths: bool = False,
+    n_jobs: int = 1,
+) -> RunResult:
+    """Fit every head on every feature set with site-level cross-validation and write the run folder.
+
+    Args:
+        sites_csv: ``site_id,lat,lon[,igbp,flux_path,features_path,s2_path,s1_path,synthetic]`` (paths relative to it).
+        out_dir: output folder (must be absent or empty unless ``overwrite``).
+        feature_sets: specs such as ``"embeddings"``, ``"indices+meteo"`` (see :mod:`ecoembed.gpp.features`).
+        heads: ``linear``, ``xgboost``, ``mlp``.
+        cv: ``loso``, ``groupkfold`` (``folds``), ``year`` or ``month``.
+        window_px: tower window edge in pixels (Gaussian weights).
+        seed: seeds heads and fold shuffling.
+        overwrite: replace a non-empty ``out_dir``.
+        progress: tqdm bars.
+        qc_min: minimum GPP QC fraction of a day (0..1).
+        max_gap_days: longest gap (days) bridged when interpolating non-daily cubes.
+        allow_absolute_paths: let sites.csv use absolute / escaping paths.
+        n_jobs: threads per head fit.
+
+    Returns:
+        :class:`RunResult`.
+
+    Raises:
+        OutputExistsError, InputError, CubeError (messages name the file/site).
+    """
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
+        raise OutputExistsError(f"output folder {out} exists and is not empty; pass --overwrite or choose another --out")
+    feature_sets = list(dict.fromkeys(feature_sets))
+    heads = list(dict.fromkeys(heads))
+    for fs in feature_sets:
+        parse_feature_set(fs)
+    bad = [h for h in heads if h not in HEADS]
+    if bad or not heads or not feature_sets:
+        raise InputError(f"heads {bad or '(none)'} / feature sets {feature_sets or '(none)'}: choose heads from "
+                         f"{', '.join(HEADS)} and at least one feature set")
+    sites = load_sites(sites_csv, allow_absolute_paths=allow_absolute_paths)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    table, days_lost, set_cols, info = build_table(sites, feature_sets, window_px=window_px, qc_min=qc_min,
+                                                   max_gap_days=max_gap_days, progress=progress)
+    synthetic = bool(info["synthetic"] or ("synthetic" in sites.columns and sites["synthetic"].astype(bool).any()))
+    seconds["join"] = time.perf_counter() - t
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        preds, coefs = [], {}
+        jobs = [(fs, h) for fs in feature_sets for h in heads]
+        bar = tqdm(jobs, desc="fit-gpp CV", disable=not progress, leave=False)
+        for fs, h in bar:
+            bar.set_postfix_str(f"{fs} / {h}")
+            cols = set_cols[fs]
+            sub = table[np.isfinite(table[cols].to_numpy(float)).all(axis=1)].reset_index(drop=True)
+            if sub.empty:
+                raise InputError(f"feature set {fs!r}: no day has GPP and all features; see days_lost (try a larger "
+                                 "--window-px or check the cube period)")
+            splits = cv_splits(sub, cv, k=folds, seed=seed)
+            fold_coefs: list[pd.DataFrame] = []
+            hook = (lambda fold, est: fold_coefs.append(est.coef_table().assign(fold=fold))) if h == "linear" else None
+            t = time.perf_counter()
+            oof = out_of_fold(sub, cols, lambda h=h: make_head(h, seed=seed, n_jobs=n_jobs), splits, head=h, features=fs,
+                              on_fit=hook)
+            seconds[f"cv {fs} / {h}"] = time.perf_counter() - t
+            oof["igbp"] = oof["site_id"].map(sub.drop_duplicates("site_id").set_index("site_id")["igbp"])
+            preds.append(oof)
+            if fold_coefs:
+                coefs[fs] = pd.concat(fold_coefs, ignore_index=True)
+        predictions = pd.concat(preds, ignore_index=True)
+        predictions["synthetic"] = synthetic
+        pooled = pooled_metrics(predictions)
+        per_site = per_site_metrics(predictions)
+        predictions.to_csv(tmp / "predictions.csv", index=False, date_format="%Y-%m-%d")
+        predictions.to_parquet(tmp / "predictions.parquet", index=False)
+        table.to_parquet(tmp / "joined.parquet", index=False)
+        pooled.to_csv(tmp / "metrics_pooled.csv", index=False)
+        per_site.to_csv(tmp / "metrics_per_site.csv", index=False)
+        banner = "**SYNTHETIC DATA**\n\n" if synthetic else ""
+        (tmp / "metrics_pooled.md").write_text(f"{banner}# Pooled out-of-fold skill (GPP, gC m-2 d-1)\n\n{_md_table(pooled)}\n", encoding="utf-8")
+        (tmp / "metrics_per_site.md").write_text(f"{banner}# Per-site out-of-fold skill (GPP, gC m-2 d-1)\n\n{_md_table(per_site)}\n", encoding="utf-8")
+        days_lost.to_csv(tmp / "days_lost.csv", index=False)
+        for fs, c in coefs.items():
+            c.to_csv(tmp / f"coefficients_{_safe(fs)}.csv", index=False)
+        seconds["total_before_report"] = time.perf_counter() - t_start
+        prov = {
+            "command": "fit-gpp",
+            "synthetic": synthetic,
+            "versions": _versions(),
+            "inputs": {"sites_csv": {"path": str(Path(sites_csv).resolve()), "sha256": sha256_of(sites_csv)},
+                       **{str(p): {"sha256": sha256_of(p)} for p in dict.fromkeys(info["inputs"])}},
+            "seeds": {"seed": seed},
+            "options": {"feature_sets": feature_sets, "heads": heads, "cv": cv, "folds": folds, "window_px": window_px,
+                        "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs},
+            "feature_columns": set_cols,
+            "sites": sites[[c for c in ("site_id", "lat", "lon", "igbp") if c in sites.columns]].astype(str).to_dict(orient="records"),
+            "seconds": seconds,
+            "units": {"GPP": "gC m-2 d-1", "PAR": "mol m-2 d-1", "TA": "degC", "SW_IN": "W m-2", "VPD": "hPa"},
+        }
+        (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, default=str), encoding="utf-8")
+        from ecoembed.report.html import build_report
+
+        build_report(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    seconds["total"] = time.perf_counter() - t_start
+    return RunResult(out, predictions, pooled, per_site, days_lost, synthetic, seconds)
+
+
+__all__ = ["RunResult", "run_fit_gpp", "build_table", "load_sites", "sha256_of", "atomic_write_text"]

@@ -164,9 +164,12 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--seed", default=0, show_default=True, help="Seed of the heads and fold shuffling.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
 @click.option("--allow-absolute-paths", is_flag=True, help="Let sites.csv use absolute paths or paths outside its folder.")
+@click.option("--interpret/--no-interpret", default=True, show_default=True,
+              help="Explain the first embedding feature set (xgboost contributions, permutation importance, "
+                   "linear coefficients, embedding-index correlations, PCA RGB) for the report.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def fit_gpp_command(sites_csv: Path, out: Path, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
-                    window_px: int, seed: int, overwrite: bool, allow_absolute_paths: bool, quiet: bool) -> None:
+                    window_px: int, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool, quiet: bool) -> None:
     """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
 
     Joins each site's QC-passed daily tower GPP with features averaged over a
@@ -179,7 +182,7 @@ def fit_gpp_command(sites_csv: Path, out: Path, feature_sets: tuple[str, ...], h
 
     res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or ["embeddings"], heads=list(heads) or ["linear"],
                       cv=cv, folds=folds, window_px=window_px, seed=seed, overwrite=overwrite, progress=not quiet,
-                      allow_absolute_paths=allow_absolute_paths)
+                      allow_absolute_paths=allow_absolute_paths, interpret=interpret)
     cols = ["features", "head", "n", "r2", "nse", "rmse", "kge"]
     click.echo(("SYNTHETIC DATA\n" if res.synthetic else "") + res.pooled[cols].to_string(index=False, float_format="%.3f"))
     click.echo(f"report: {res.out_dir / 'index.html'}")

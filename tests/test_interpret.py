@@ -117,6 +117,9 @@ def test_embedding_correlation_matrix_shape_and_errors() -> None:
     assert list(c.index) == ["emb_0", "emb_1", "emb_2"] and list(c.columns) == ["fapar", "PAR", "TA"]
     with pytest.raises(InputError, match="embedding"):
         embedding_correlations(df[["fapar", "TA"]])
+    # a reference without variance (no rain all year, a missing driver) is left out, not a column of NaN
+    df2 = df.assign(P=0.0, SW_IN=np.nan)
+    assert list(embedding_correlations(df2).columns) == ["fapar", "PAR", "TA"]
 
 
 def test_indices_and_db() -> None:

@@ -315,7 +315,7 @@ def embedding_correlations(
     numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     emb = list(embedding_columns) if embedding_columns is not None else [c for c in numeric if feature_family(c) == "embedding"]
     ref = list(reference_columns) if reference_columns is not None else [
-        c for c in numeric if feature_family(c) in ("indices", "bands", "meteo")]
+        c for c in numeric if feature_family(c) in ("indices", "bands", "meteo") and table[c].nunique(dropna=True) > 1]
     if not emb or not ref:
         raise InputError(f"need embedding and reference columns; found embedding {emb[:3]}..., references {ref}")
     missing = [c for c in [*emb, *ref] if c not in table.columns]

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ecoembed.errors import InputError, OutputExistsError
+from ecoembed.errors import CubeError, InputError, OutputExistsError
 from ecoembed.gpp.cv import cv_splits, out_of_fold
 from ecoembed.gpp.features import columns_for, parse_feature_set, site_features
 from ecoembed.gpp.heads import HEADS, make_head
@@ -140,6 +140,31 @@ def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: 
     return pd.concat(tables, ignore_index=True), pd.concat(lost, ignore_index=True), set_cols, info
 
 
+def _interpret(tmp: Path, table: pd.DataFrame, sites: pd.DataFrame, feature_sets: Sequence[str],
+               set_cols: dict[str, list[str]], *, seed: int, progress: bool) -> str | None:
+    """Write the interpretation files of one feature set into ``tmp``; the set's name, or None when skipped."""
+    from ecoembed.gpp.interpret import embedding_chip, write_interpretation
+
+    fs = next((f for f in feature_sets if "embeddings" in f.split("+")), feature_sets[0])
+    cols = set_cols[fs]
+    sub = table[np.isfinite(table[cols].to_numpy(float)).all(axis=1)]
+    if sub["site_id"].nunique() < 2:
+        return None  # site-level folds need two sites; the report names what is missing
+    chip = dates = chip_site = None
+    if "embeddings" in fs.split("+") and "features_path" in sites.columns:
+        for _, site in sites.iterrows():
+            fp = site.get("features_path")
+            if isinstance(fp, str) and fp:
+                try:
+                    chip, dates = embedding_chip(fp)
+                    chip_site = str(site["site_id"])
+                except (OSError, ValueError, CubeError):
+                    chip = None
+                break
+    write_interpretation(tmp, sub, cols, chip=chip, chip_dates=dates, chip_site=chip_site, seed=seed, progress=progress)
+    return fs
+
+
 def run_fit_gpp(
     sites_csv: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -156,6 +181,7 @@ def run_fit_gpp(
     max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
     allow_absolute_paths: bool = False,
     n_jobs: int = 1,
+    interpret: bool = True,
 ) -> RunResult:
     """Fit every head on every feature set with site-level cross-validation and write the run folder.
 
@@ -173,6 +199,9 @@ def run_fit_gpp(
         max_gap_days: longest gap (days) bridged when interpolating non-daily cubes.
         allow_absolute_paths: let sites.csv use absolute / escaping paths.
         n_jobs: threads per head fit.
+        interpret: also explain the first embedding feature set (else the first set) with
+            :func:`ecoembed.gpp.interpret.write_interpretation` (site-level folds; needs >= 2 sites)
+            and keep a PCA-RGB chip of the first site's embedding cube for the report.
 
     Returns:
         :class:`RunResult`.
@@ -239,6 +268,12 @@ def run_fit_gpp(
         days_lost.to_csv(tmp / "days_lost.csv", index=False)
         for fs, c in coefs.items():
             c.to_csv(tmp / f"coefficients_{_safe(fs)}.csv", index=False)
+        if interpret:
+            t = time.perf_counter()
+            interpreted = _interpret(tmp, table, sites, feature_sets, set_cols, seed=seed, progress=progress)
+            seconds["interpret"] = time.perf_counter() - t
+        else:
+            interpreted = None
         seconds["total_before_report"] = time.perf_counter() - t_start
         prov = {
             "command": "fit-gpp",
@@ -248,7 +283,8 @@ def run_fit_gpp(
                        **{str(p): {"sha256": sha256_of(p)} for p in dict.fromkeys(info["inputs"])}},
             "seeds": {"seed": seed},
             "options": {"feature_sets": feature_sets, "heads": heads, "cv": cv, "folds": folds, "window_px": window_px,
-                        "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs},
+                        "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "interpret": interpret},
+            "interpreted_feature_set": interpreted,
             "feature_columns": set_cols,
             "sites": sites[[c for c in ("site_id", "lat", "lon", "igbp") if c in sites.columns]].astype(str).to_dict(orient="records"),
             "seconds": seconds,

@@ -171,7 +171,7 @@ def interpretability_section(run_dir: str | os.PathLike[str]) -> tuple[str, str,
         missing.append("linear coefficients")
     corr = _read(run, "interpret_embedding_correlations")
     if corr is not None:
-        mat = corr.set_index(corr.columns[0])
+        mat = corr.set_index(corr.columns[0]).dropna(axis=1, how="all")  # a reference without variance (e.g. no rain)
         f = plot_correlation_heatmap(mat, figs / "embedding_correlations.png", synthetic=synthetic)
         best = pd.DataFrame({"reference": mat.columns, "most correlated dim": [mat[c].abs().idxmax() for c in mat.columns],
                              "r": [mat[c][mat[c].abs().idxmax()] for c in mat.columns]})

@@ -52,14 +52,13 @@ class PretrainedWeights:
 
 
 _TRAINED_ON = (
-    "SYNTHETIC scenes only: the stand-in generator of experiments/pretrain_default.py (seeds 0-3, 32x32 px, "
-    "2019-2020), used because ecoembed.sources.synthetic.make_scene was not yet available; retrain with the "
-    "same command once it is"
+    "SYNTHETIC scenes only: ecoembed.sources.synthetic.make_scene (seeds 0-3, 32x32 px, 2019-2020), "
+    "by experiments/pretrain_default.py; not a substitute for pretraining on real Sentinel data"
 )
 
 PRETRAINED: dict[str, PretrainedWeights] = {
-    "s2": PretrainedWeights("s2", "s2_encoder.safetensors", "0a7afc0b68835a57ccb43a87f5655bcd1063e1397fb51cb8b60063ce97b3dd47", S2_ENCODER_BANDS, S2_NORMALISATION, _TRAINED_ON),
-    "s1": PretrainedWeights("s1", "s1_encoder.safetensors", "df04973aad9a7a9421469f5fa813d8700f3718f19e34469ab210051690542d32", S1_ENCODER_BANDS, S1_NORMALISATION, _TRAINED_ON),
+    "s2": PretrainedWeights("s2", "s2_encoder.safetensors", "1d224da338794a85df4e22570aff6644bc0fe421c256d7f681d57224c6414202", S2_ENCODER_BANDS, S2_NORMALISATION, _TRAINED_ON),
+    "s1": PretrainedWeights("s1", "s1_encoder.safetensors", "37ea635b6c14c86a741a873e9712c4a2cfbf7b32ce2d6fe5b44216f99b3fd116", S1_ENCODER_BANDS, S1_NORMALISATION, _TRAINED_ON),
 }
 """Sensor -> shipped weights."""
 

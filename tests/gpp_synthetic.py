@@ -31,7 +31,7 @@ def make_sites(root: Path, n_sites: int = 5, n_feat: int = 6, start: str = "2019
         sid = f"ZZ-T{i}"
         lat, lon = 45.0 + 0.1 * i, 9.0 + 0.1 * i
         tx, ty = to_utm.transform(lon, lat)
-        peak = 120 + 35 * i
+        peak = 120 + (35 * i) % 180  # day of peak fAPAR: spread over the season, also with many sites
         fapar = 0.15 + (0.3 + 0.1 * (i % 3)) * np.exp(-((doy - peak) / 40.0) ** 2)
         sw = 180 + 110 * np.sin(2 * np.pi * (doy - 80) / 365) + rng.normal(0, 30, days)
         sw = np.clip(sw, 20, None)

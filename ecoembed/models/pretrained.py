@@ -57,8 +57,8 @@ _TRAINED_ON = (
 )
 
 PRETRAINED: dict[str, PretrainedWeights] = {
-    "s2": PretrainedWeights("s2", "s2_encoder.safetensors", "1d224da338794a85df4e22570aff6644bc0fe421c256d7f681d57224c6414202", S2_ENCODER_BANDS, S2_NORMALISATION, _TRAINED_ON),
-    "s1": PretrainedWeights("s1", "s1_encoder.safetensors", "37ea635b6c14c86a741a873e9712c4a2cfbf7b32ce2d6fe5b44216f99b3fd116", S1_ENCODER_BANDS, S1_NORMALISATION, _TRAINED_ON),
+    "s2": PretrainedWeights("s2", "s2_encoder.safetensors", "7abb7817f7f757f3abad71df4920da0eea96a7070314f8352e4b95b6029b29e3", S2_ENCODER_BANDS, S2_NORMALISATION, _TRAINED_ON),
+    "s1": PretrainedWeights("s1", "s1_encoder.safetensors", "5ca2661c5bbc1c72371f956c5a902e4b38529e26494024be35284865d5e77ee9", S1_ENCODER_BANDS, S1_NORMALISATION, _TRAINED_ON),
 }
 """Sensor -> shipped weights."""
 

@@ -2,7 +2,9 @@
 
 One scene is a 10 m UTM grid of land-cover patches (forest, grassland, crop).
 Each class has a double-logistic phenology that drives daily LAI (with
-per-patch and per-year shifts); fAPAR = 0.95 (1 - exp(-0.5 LAI)).
+per-patch and per-year shifts); grassland fields are mown two or three times a
+year on their own dates (LAI drops to 20 %, regrows with a 20-day e-folding
+time), events that cloudy S2 can miss and S1 sees; fAPAR = 0.95 (1 - exp(-0.5 LAI)).
 
 * Sentinel-2 (every 5 days, 10:30 UTC): band reflectance mixes soil and
   dense-canopy spectra with canopy gap fraction ``exp(-k LAI)`` (NIR rises,
@@ -80,15 +82,43 @@ def _double_logistic(doy: np.ndarray, sos: np.ndarray, eos: np.ndarray, w_up: fl
     return 1.0 / (1.0 + np.exp(-(doy - sos) / w_up)) - 1.0 / (1.0 + np.exp(-(doy - eos) / w_down))
 
 
-def _landcover(rng: np.random.Generator, n: int, mix: tuple[float, float, float]) -> np.ndarray:
-    """Voronoi patches of forest (0), grassland (1), crop (2) with class probabilities ``mix``."""
+def _landcover(rng: np.random.Generator, n: int, mix: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Voronoi patches: class map forest (0), grassland (1), crop (2) drawn with probabilities ``mix``, and patch ids."""
     k = max(3, int(round(n * n / 150)))
     k = min(k, 40)
     centres = rng.uniform(0, n, (k, 2))
     classes = rng.choice(3, size=k, p=np.asarray(mix) / np.sum(mix))
     yy, xx = np.mgrid[0:n, 0:n] + 0.5
     d = (yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2
-    return classes[d.argmin(-1)].astype(np.int8)
+    patch = d.argmin(-1)
+    return classes[patch].astype(np.int8), patch.astype(np.int16)
+
+
+MOWING_WINDOWS = ((140.0, 170.0), (195.0, 235.0), (255.0, 280.0))
+"""Day-of-year windows of the grassland cuts (first two every year, the third in half the fields)."""
+
+
+def _mowing_factor(rng: np.random.Generator, doy: np.ndarray, years: np.ndarray, patch: np.ndarray,
+                   grass: np.ndarray) -> np.ndarray:
+    """Multiplicative LAI factor ``[time, y, x]`` of grassland cuts: each field (patch) is mown on its own dates.
+
+    A cut leaves 20 % of the green LAI, which regrows with a 20-day e-folding time;
+    cut dates are drawn per field and year inside :data:`MOWING_WINDOWS`. 1 elsewhere.
+    """
+    factor = np.ones((len(doy), *patch.shape), np.float32)
+    fields = np.unique(patch[grass])
+    for yr in np.unique(years):
+        in_year = years == yr
+        for f in fields:
+            m = grass & (patch == f)
+            n_cuts = 2 + int(rng.random() < 0.5)
+            for lo, hi in MOWING_WINDOWS[:n_cuts]:
+                cut = rng.uniform(lo, hi)
+                after = in_year & (doy >= cut)
+                regrow = (1.0 - 0.8 * np.exp(-(doy[after] - cut) / 20.0)).astype(np.float32)
+                rows, cols = np.nonzero(m)
+                factor[np.flatnonzero(after)[:, None], rows[None, :], cols[None, :]] *= regrow[:, None]
+    return factor
 
 
 def _meteo(rng: np.random.Generator, dates: pd.DatetimeIndex, lat: float) -> pd.DataFrame:
@@ -186,7 +216,7 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
     meteo = _meteo(rng, dates, lat)
     sm_t = _soil_moisture(meteo)
 
-    lc = _landcover(rng, n, mix)
+    lc, patch = _landcover(rng, n, mix)
     doy = np.asarray(dates.day_of_year, float)
     years = np.asarray(dates.year)
     lai = np.empty((nd, n, n), np.float32)
@@ -203,6 +233,8 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
         shift = np.array([year_shift[int(yr)][c] for yr in years])[:, None]
         curve = _double_logistic(doy[:, None], sos + shift + jitter[m][None, :], eos + shift + jitter[m][None, :], wu, wd)
         lai[:, m] = (lo + (hi - lo) * amp[m][None, :] * np.clip(curve, 0, 1)).astype(np.float32)
+    # grassland fields are mown on their own dates (own generator: the other random streams stay as they were)
+    lai *= _mowing_factor(np.random.default_rng([seed, 17]), doy, years, patch, lc == 1)
     fapar = (0.95 * (1 - np.exp(-0.5 * lai))).astype(np.float32)
     sm_off = rng.normal(0, 0.03, (n, n)).astype(np.float32)
     sm = np.clip(sm_t[:, None, None].astype(np.float32) + sm_off, 0.03, 0.5).astype(np.float32)

@@ -118,6 +118,22 @@ def validate_cube(ds: xr.Dataset, sensor: str | None = None, bands: Sequence[str
                                 f"resample it to 10 m first")
     if check_values:
         for b in present:
-            if not bool(ds[b].notnull().any()):
+            if not _has_data(ds[b]):
                 raise CubeError(f"{where}: band {b} is entirely NaN (no data at all); check the file")
     return ds
+
+
+def _has_data(band: xr.DataArray, slab_bytes: int = 4 * 2**20) -> bool:
+    """True when ``band`` holds any non-NaN value, read in time slabs of about ``slab_bytes`` (stops at the first hit).
+
+    A whole-band ``notnull().any()`` reads the band at once, so memory would grow
+    with the scene; real bands hold data in their first slab, so this usually reads one.
+    """
+    if "time" not in band.dims or band.sizes["time"] == 0:
+        return bool(band.notnull().any())
+    per_step = max(1, band.dtype.itemsize * int(np.prod([n for d, n in band.sizes.items() if d != "time"])))
+    step = max(1, slab_bytes // per_step)
+    for i in range(0, band.sizes["time"], step):
+        if bool(band.isel(time=slice(i, i + step)).notnull().any()):
+            return True
+    return False

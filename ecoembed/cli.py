@@ -176,12 +176,13 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @cli.command("fit-gpp")
 @click.option("--sites", "sites_csv", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="sites.csv: site_id,lat,lon[,igbp,flux_path,features_path,s2_path,s1_path,synthetic]; paths relative to it.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output run folder (must be absent or empty).")
+@click.option("--out", default=None, type=click.Path(path_type=Path),
+              help="Output run folder (must be absent or empty) [default: runs/<sites file stem>].")
 @click.option("--features", "feature_sets", multiple=True,
               help="Feature set, repeatable: embeddings | bands | indices | meteo | indices_x_par, combinable with '+' "
                    "(e.g. embeddings+meteo) [default: embeddings].")
 @click.option("--head", "heads", multiple=True, type=click.Choice(["linear", "xgboost", "mlp"]),
-              help="Regression head, repeatable [default: linear].")
+              help="Regression head, repeatable [default: linear, xgboost and mlp].")
 @click.option("--cv", default="loso", show_default=True, type=click.Choice(["loso", "groupkfold", "year", "month"]),
               help="loso: leave one site out; groupkfold: K site folds (IGBP-stratified when igbp is given); "
                    "year / month: leave one year / month out (single-site data).")
@@ -206,7 +207,9 @@ def fit_gpp_command(sites_csv: Path, out: Path, feature_sets: tuple[str, ...], h
     """
     from ecoembed.gpp.run import run_fit_gpp
 
-    res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or ["embeddings"], heads=list(heads) or ["linear"],
+    out = out if out is not None else Path("runs") / sites_csv.stem
+    res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or ["embeddings"],
+                      heads=list(heads) or ["linear", "xgboost", "mlp"],
                       cv=cv, folds=folds, window_px=window_px, seed=seed, overwrite=overwrite, progress=not quiet,
                       allow_absolute_paths=allow_absolute_paths, interpret=interpret)
     cols = ["features", "head", "n", "r2", "nse", "rmse", "kge"]

@@ -131,3 +131,16 @@ def test_report_has_every_section_with_figures_and_tables(synthetic_run: tuple[P
     whole = dec[dec["group"] == "all"]
     assert len(whole) == 4 * len(comps) and set(whole["component"]) == comps
     assert set(dec["group"]) == {"all", *pd.read_csv(out / "predictions.csv")["igbp"].dropna().unique()}
+
+
+def test_fit_gpp_defaults_as_users_type_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ecoembed fit-gpp --sites fluxnet.csv`: no --out, no --head -> runs/fluxnet/ with all three heads."""
+    csv = make_sites(tmp_path / "d", n_sites=3, days=120)
+    user_csv = csv.rename(csv.with_name("fluxnet.csv"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit-gpp", "--sites", str(user_csv), "--quiet", "--no-interpret"]) == 0
+    out = tmp_path / "runs" / "fluxnet"
+    assert (out / "index.html").is_file()
+    pooled = pd.read_csv(out / "metrics_pooled.csv")
+    assert sorted(pooled["head"]) == ["linear", "mlp", "xgboost"] and set(pooled["features"]) == {"embeddings"}
+    assert not (out / "interpret_notes.txt").exists()

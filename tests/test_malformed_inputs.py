@@ -453,6 +453,34 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
             "--out", str(tmp / "e.zarr")]
 
 
+def _fit_gpp_sites(tmp: Path) -> Path:
+    from gpp_synthetic import make_sites
+
+    return make_sites(tmp / "sites", n_sites=3, days=60)
+
+
+@case("cli-fitgpp-no-date-overlap", InputError, "ZZ-T1", "do not overlap", "2015-01-01", "2019-01-01", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    csv = _fit_gpp_sites(tmp)
+    sites = pd.read_csv(csv)
+    old = csv.parent / sites.loc[1, "flux_path"]
+    flux = pd.read_csv(old)
+    flux["TIMESTAMP"] -= 40000  # the tower's days moved to 2015, the cube stays in 2019
+    new = old.with_name(old.name.replace("2019-2019", "2015-2015"))
+    flux.to_csv(new, index=False)
+    old.unlink()
+    sites.loc[1, "flux_path"] = new.name
+    sites.to_csv(csv, index=False)
+    return ["fit-gpp", "--sites", str(csv), "--out", str(tmp / "run"), "--quiet"]
+
+
+@case("cli-fitgpp-existing-output", OutputExistsError, "run", "--overwrite", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    csv = _fit_gpp_sites(tmp)
+    write_text(tmp / "run" / "metrics_pooled.csv", "features,head,r2\nprecious,linear,0.9\n")
+    return ["fit-gpp", "--sites", str(csv), "--out", str(tmp / "run"), "--quiet"]
+
+
 @case("cli-pretrain-without-sensor", InputError, "--sensor", cli=True)
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return ["pretrain", "--data", str(scene["s2"]), "--out", str(tmp / "x.safetensors")]

@@ -120,6 +120,22 @@ def adapt_cube(ds: xr.Dataset, sensor: str | None = None, *, source: str = "cube
     return ds
 
 
+NETCDF_CHUNK_CACHE_BYTES = 8 * 2**20
+"""HDF5 chunk cache per NetCDF variable (netCDF-C's default, 64 MB, kept whole bands of a
+256 px S2 year resident: peak RSS grew with the scene)."""
+
+
+def _limit_netcdf_chunk_cache() -> None:
+    """Lower netCDF-C's per-variable chunk cache to :data:`NETCDF_CHUNK_CACHE_BYTES` (process-wide, never raises it)."""
+    try:
+        import netCDF4
+    except ImportError:  # pragma: no cover - another engine reads the file
+        return
+    size, nelems, preemption = netCDF4.get_chunk_cache()
+    if size > NETCDF_CHUNK_CACHE_BYTES:
+        netCDF4.set_chunk_cache(NETCDF_CHUNK_CACHE_BYTES, nelems, preemption)
+
+
 def open_cube(path: str | os.PathLike[str], sensor: str | None = None, *, bands: Sequence[str] | None = None,
               allow_missing: bool = False, validate: bool = True) -> xr.Dataset:
     """Open a NetCDF (``.nc``) or Zarr (``.zarr``) sensor cube in the contract form.
@@ -144,6 +160,7 @@ def open_cube(path: str | os.PathLike[str], sensor: str | None = None, *, bands:
         if p.suffix == ".zarr" or p.is_dir():
             ds = xr.open_zarr(p, consolidated=False, chunks={})
         else:
+            _limit_netcdf_chunk_cache()
             ds = xr.open_dataset(p, chunks={})
     except CubeError:
         raise

@@ -82,9 +82,12 @@ class LinearHead(_Scaled):
         else:
             res = model.fit()
             self.params_ = np.asarray(res.params)
-            ci = np.asarray(res.conf_int(alpha=0.05))
+            # nearly collinear features (e.g. 10 raw bands) can give a negative variance estimate:
+            # that coefficient's CI and p-value are NaN (undefined), not a warning on the user's terminal
+            with np.errstate(invalid="ignore"):
+                ci = np.asarray(res.conf_int(alpha=0.05))
+                self.pvalues_ = np.asarray(res.pvalues)
             self.ci_low_, self.ci_high_ = ci[:, 0], ci[:, 1]
-            self.pvalues_ = np.asarray(res.pvalues)
         self.n_train_ = int(ok.sum())
         return self
 

@@ -192,7 +192,8 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
 @click.option("--allow-absolute-paths", is_flag=True, help="Let sites.csv use absolute paths or paths outside its folder.")
 @click.option("--interpret/--no-interpret", default=True, show_default=True,
-              help="Explain the first embedding feature set (xgboost contributions, permutation importance, "
+              help="Explain the first embedding feature set, preferring a combined one such as embeddings+meteo "
+                   "(xgboost contributions, permutation importance, "
                    "linear coefficients, embedding-index correlations, PCA RGB) for the report.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def fit_gpp_command(sites_csv: Path, out: Path, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,

@@ -42,6 +42,12 @@ def test_demo_writes_report_summary_and_embeddings(demo_dir: tuple[Path, int, st
     html = (out / "run" / "index.html").read_text()
     assert "SYNTHETIC DATA" in html and "section skipped" not in html
     assert (out / "run_s2only" / "metrics_pooled.csv").is_file()
+    # the report explains the combined set, so families share the work visibly
+    prov = json.loads((out / "run" / "provenance.json").read_text())
+    assert prov["interpreted_feature_set"] == "embeddings+meteo"
+    fam = pd.read_csv(out / "run" / "interpret_contributions_family.csv").set_index("family")
+    assert set(fam.index) == {"embedding", "meteo"} and fam["share"].sum() == pytest.approx(1.0)
+    assert (out / "run" / "figures" / "pca_rgb.png").is_file()
 
 
 def test_demo_refuses_a_non_empty_folder(demo_dir: tuple[Path, int, str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -145,7 +145,9 @@ def _interpret(tmp: Path, table: pd.DataFrame, sites: pd.DataFrame, feature_sets
     """Write the interpretation files of one feature set into ``tmp``; the set's name, or None when skipped."""
     from ecoembed.gpp.interpret import embedding_chip, write_interpretation
 
-    fs = next((f for f in feature_sets if "embeddings" in f.split("+")), feature_sets[0])
+    with_emb = [f for f in feature_sets if "embeddings" in f.split("+")]
+    # a combined set (embeddings+meteo) shows how the families share the work; else the first embedding set
+    fs = next((f for f in with_emb if "+" in f), with_emb[0] if with_emb else feature_sets[0])
     cols = set_cols[fs]
     sub = table[np.isfinite(table[cols].to_numpy(float)).all(axis=1)]
     if sub["site_id"].nunique() < 2:
@@ -199,7 +201,8 @@ def run_fit_gpp(
         max_gap_days: longest gap (days) bridged when interpolating non-daily cubes.
         allow_absolute_paths: let sites.csv use absolute / escaping paths.
         n_jobs: threads per head fit.
-        interpret: also explain the first embedding feature set (else the first set) with
+        interpret: also explain the first combined embedding set (``embeddings+...``), else the
+            first embedding set, else the first set, with
             :func:`ecoembed.gpp.interpret.write_interpretation` (site-level folds; needs >= 2 sites)
             and keep a PCA-RGB chip of the first site's embedding cube for the report.
 

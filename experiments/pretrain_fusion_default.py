@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=CONFIG.epochs)
     parser.add_argument("--encoders", nargs=2, type=Path, metavar=("S2_CKPT", "S1_CKPT"),
                         help="stage-1 encoder checkpoints to fuse (default: the shipped ones, load_pretrained)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(TRAIN_SEEDS), help="make_scene seeds of the training scenes")
+    parser.add_argument("--size-px", type=int, default=SIZE_PX, help="edge of each training scene (10 m pixels)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     from fusion_scenes import SOURCE_NAME, make_series_scene, normalisation
@@ -60,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     scenes = []
-    for seed in TRAIN_SEEDS:
-        sc = make_series_scene(SIZE_PX, seed, START, END)
+    for seed in args.seeds:
+        sc = make_series_scene(args.size_px, seed, START, END)
         scenes.append(FusionScene(series=sc.series, yx=sc.yx, name=sc.name))
-    print(f"{len(scenes)} synthetic scenes of {SIZE_PX}x{SIZE_PX} px ({SOURCE_NAME}) built in {time.perf_counter() - t0:.1f} s")
+    print(f"{len(scenes)} synthetic scenes of {args.size_px}x{args.size_px} px ({SOURCE_NAME}) built in {time.perf_counter() - t0:.1f} s")
     if args.encoders:
         from ecoembed.training.checkpoint import load_encoder_checkpoint
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = FusionTrainConfig(**{**CONFIG.__dict__, "epochs": args.epochs})
     meta = {
         "synthetic": True,
-        "trained_on": f"synthetic scenes from {SOURCE_NAME} (size_px={SIZE_PX}, {START}..{END}, seeds={list(TRAIN_SEEDS)})",
+        "trained_on": f"synthetic scenes from {SOURCE_NAME} (size_px={args.size_px}, {START}..{END}, seeds={list(args.seeds)})",
         "command": "python experiments/pretrain_fusion_default.py",
         "normalisation": normalisation(),
     }

@@ -305,7 +305,8 @@ def plot_seasonal(oof: pd.DataFrame, path: str | os.PathLike[str], *, site: str 
         ax = axes[row, 0]
         ax.plot(g["date"], g["observed"], ".", ms=2.5, color="0.35", label="observed (tower)")
         full = g.set_index("date")["predicted"].asfreq("D")
-        ax.plot(full.index, full.to_numpy(), "-", lw=1.1, color="#dd5500", label="predicted (out-of-fold)")
+        ax.plot(full.index, full.to_numpy(), "-", marker=".", ms=2.5, lw=1.1, color="#dd5500",
+                label="predicted (out-of-fold)")  # markers: days between gaps show too
         ax.set_ylabel(f"GPP ({GPP_UNIT})")
         ax.set_title(f"{s}: r² {sc['r2']:.2f}, NSE {sc['nse']:.2f}, RMSE {sc['rmse']:.2f} ({int(sc['n'])} days)", fontsize=9)
         ax2 = axes[row, 1]
@@ -321,7 +322,7 @@ def plot_seasonal(oof: pd.DataFrame, path: str | os.PathLike[str], *, site: str 
     axes[-1, 0].set_xlabel("date")
     axes[-1, 1].set_xlabel("day of year")
     fig.suptitle(f"Seasonal GPP, {model_label(features, head)} (out-of-fold)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # keep the title clear of the first panel's
     return save_figure(fig, path, synthetic=synthetic)
 
 

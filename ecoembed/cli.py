@@ -148,9 +148,10 @@ def demo_command(out: Path, n_sites: int, size_px: int, seed: int, heads: tuple[
     against raw-band, NDVI/NIRv and meteorology-only baselines with
     leave-one-site-out cross-validation, and writes the report.
     """
-    from ecoembed.demo import DEFAULT_HEADS, run_demo
+    from ecoembed.demo import run_demo
+    from ecoembed.gpp.heads import HEADS
 
-    res = run_demo(out, n_sites=n_sites, size_px=size_px, seed=seed, heads=heads or DEFAULT_HEADS,
+    res = run_demo(out, n_sites=n_sites, size_px=size_px, seed=seed, heads=heads or HEADS,
                    overwrite=overwrite, progress=not quiet)
     click.echo(res.summary_md.read_text(encoding="utf-8"))
     click.echo(f"report: {res.run_dir / 'index.html'}   (SYNTHETIC DATA; total {res.seconds['total']:.0f} s)")
@@ -206,11 +207,11 @@ def fit_gpp_command(sites_csv: Path, out: Path, feature_sets: tuple[str, ...], h
     metrics_pooled/per_site (.csv/.md), days_lost.csv, provenance.json,
     figures/ and index.html (GPP in gC m-2 d-1).
     """
+    from ecoembed.gpp.heads import HEADS
     from ecoembed.gpp.run import run_fit_gpp
 
     out = out if out is not None else Path("runs") / sites_csv.stem
-    res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or ["embeddings"],
-                      heads=list(heads) or ["linear", "xgboost", "mlp"],
+    res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or ["embeddings"], heads=list(heads) or list(HEADS),
                       cv=cv, folds=folds, window_px=window_px, seed=seed, overwrite=overwrite, progress=not quiet,
                       allow_absolute_paths=allow_absolute_paths, interpret=interpret)
     cols = ["features", "head", "n", "r2", "nse", "rmse", "kge"]

@@ -31,11 +31,12 @@ from pathlib import Path
 import pandas as pd
 
 from ecoembed.errors import OutputExistsError
+from ecoembed.gpp.heads import HEADS
 from ecoembed.io_utils import atomic_write_text
+from ecoembed.report.temporal import md_table
 
 DEFAULT_FEATURE_SETS: tuple[str, ...] = ("embeddings", "embeddings+meteo", "bands", "indices", "indices_x_par", "meteo")
 """Feature sets of the main demo run: the embeddings against the classic baselines."""
-DEFAULT_HEADS: tuple[str, ...] = ("linear", "xgboost", "mlp")
 
 
 @dataclass
@@ -75,16 +76,6 @@ def _embed_sites(sites_csv: Path, model: str | None, progress: bool) -> tuple[Pa
     return fused_csv, s2only_csv
 
 
-def _md_table(df: pd.DataFrame) -> str:
-    """A Markdown table (floats with 3 decimals)."""
-    def cell(v: object) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    rows = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    rows += ["| " + " | ".join(cell(v) for v in rec) + " |" for rec in df.itertuples(index=False)]
-    return "\n".join(rows)
-
-
 def _pooled(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "metrics_pooled.csv")
 
@@ -100,11 +91,11 @@ def _summary_markdown(res: DemoResult, n_sites: int, size_px: int, seed: int) ->
         "",
         "## Leave-one-site-out skill (pooled over sites; GPP in gC m-2 d-1)",
         "",
-        _md_table(res.pooled[cols]),
+        md_table(res.pooled[cols]),
         "",
         "## Fused (S1+S2) vs S2-only embeddings (LOSO, pooled)",
         "",
-        _md_table(res.fused_vs_s2only),
+        md_table(res.fused_vs_s2only),
         "",
         "## Wall time (s)",
         "",
@@ -125,7 +116,7 @@ def run_demo(
     size_px: int = 16,
     seed: int = 0,
     feature_sets: Sequence[str] = DEFAULT_FEATURE_SETS,
-    heads: Sequence[str] = DEFAULT_HEADS,
+    heads: Sequence[str] = HEADS,
     model: str | None = None,
     overwrite: bool = False,
     progress: bool = True,

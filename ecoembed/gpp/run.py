@@ -153,16 +153,14 @@ def _interpret(tmp: Path, table: pd.DataFrame, sites: pd.DataFrame, feature_sets
     if sub["site_id"].nunique() < 2:
         return None  # site-level folds need two sites; the report names what is missing
     chip = dates = chip_site = None
-    if "embeddings" in fs.split("+") and "features_path" in sites.columns:
-        for _, site in sites.iterrows():
-            fp = site.get("features_path")
-            if isinstance(fp, str) and fp:
-                try:
-                    chip, dates = embedding_chip(fp)
-                    chip_site = str(site["site_id"])
-                except (OSError, ValueError, CubeError):
-                    chip = None
-                break
+    if fs in with_emb and "features_path" in sites.columns:
+        first = sites[sites["features_path"].map(lambda v: isinstance(v, str) and bool(v))].head(1)
+        for site_id, fp in zip(first["site_id"], first["features_path"], strict=True):
+            try:
+                chip, dates = embedding_chip(fp)
+                chip_site = str(site_id)
+            except (OSError, ValueError, CubeError):
+                chip = None
     write_interpretation(tmp, sub, cols, chip=chip, chip_dates=dates, chip_site=chip_site, seed=seed, progress=progress)
     return fs
 

@@ -110,13 +110,12 @@ def _mowing_factor(rng: np.random.Generator, doy: np.ndarray, years: np.ndarray,
     for yr in np.unique(years):
         in_year = years == yr
         for f in fields:
-            m = grass & (patch == f)
+            rows, cols = np.nonzero(grass & (patch == f))
             n_cuts = 2 + int(rng.random() < 0.5)
             for lo, hi in MOWING_WINDOWS[:n_cuts]:
                 cut = rng.uniform(lo, hi)
                 after = in_year & (doy >= cut)
                 regrow = (1.0 - 0.8 * np.exp(-(doy[after] - cut) / 20.0)).astype(np.float32)
-                rows, cols = np.nonzero(m)
                 factor[np.flatnonzero(after)[:, None], rows[None, :], cols[None, :]] *= regrow[:, None]
     return factor
 

@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoders", nargs=2, type=Path, metavar=("S2_CKPT", "S1_CKPT"),
                         help="stage-1 encoder checkpoints to fuse (default: the shipped ones, load_pretrained)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(TRAIN_SEEDS), help="make_scene seeds of the training scenes")
+    parser.add_argument("--s1-recon-weight", type=float, default=CONFIG.recon_weights.get("s1", 1.0),
+                        help="weight of the S1 reconstruction term (S1 targets are mostly speckle)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=CONFIG.lr_schedule)
     parser.add_argument("--size-px", type=int, default=SIZE_PX, help="edge of each training scene (10 m pixels)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         encoders = {"s2": load_pretrained("s2"), "s1": load_pretrained("s1")}
     specs = {k: {"class": type(e).__name__, "config": e.config()} for k, e in encoders.items()}
-    cfg = FusionTrainConfig(**{**CONFIG.__dict__, "epochs": args.epochs})
+    cfg = FusionTrainConfig(**{**CONFIG.__dict__, "epochs": args.epochs, "recon_weights": {"s1": args.s1_recon_weight},
+                               "lr_schedule": args.lr_schedule})
     meta = {
         "synthetic": True,
         "trained_on": f"synthetic scenes from {SOURCE_NAME} (size_px={args.size_px}, {START}..{END}, seeds={list(args.seeds)})",

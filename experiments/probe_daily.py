@@ -47,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PROBE_TRAIN_SEEDS = (301, 302, 303)
 PROBE_TEST_SEED = 304
+VALIDATION_SEED = 311
+"""Scene for choosing between training recipes (never the reported test scene)."""
 GAP_DAYS = 20
 WINDOW_DAYS = 30
 
@@ -92,7 +94,14 @@ def stage1_interpolated(encoder: torch.nn.Module, series, days: np.ndarray, wind
     return out
 
 
-def scene_features(model, scene) -> dict[str, np.ndarray]:
+@torch.no_grad()
+def reconstructed_s2(model, embeddings: np.ndarray) -> np.ndarray:
+    """The fusion's S2 reconstruction ``[N, D, bands]`` (normalised reflectance) decoded from daily embeddings."""
+    emb = torch.from_numpy(np.nan_to_num(embeddings))
+    return model.fusion.reconstruct(emb, "s2").numpy()
+
+
+def scene_features(model, scene, recon: bool = False) -> dict[str, np.ndarray]:
     """Daily features of every pixel-day of a :class:`fusion_scenes.SeriesScene`, its LAI and the gap mask."""
     from ecoembed.embed import embed_series
 
@@ -101,10 +110,15 @@ def scene_features(model, scene) -> dict[str, np.ndarray]:
     fused_s2, _ = embed_series(model, {"s2": s2}, days, days_per_slab=92)
     interp = stage1_interpolated(model.encoders["s2"], s2, days)
     gaps = gap_days_mask(np.asarray(s2.valid), np.asarray(s2.days), days)
-    return {"fused S1+S2": fused, "fused S2-only": fused_s2, "stage-1 S2 interpolated": interp, "lai": scene.lai, "gaps": gaps}
+    out = {"fused S1+S2": fused, "fused S2-only": fused_s2, "stage-1 S2 interpolated": interp, "lai": scene.lai, "gaps": gaps}
+    if recon:  # diagnostic: does S1 improve the S2 the fusion reconstructs (the same probe on the 10 decoded bands)?
+        out["recon S2 from S1+S2"] = reconstructed_s2(model, fused)
+        out["recon S2 from S2-only"] = reconstructed_s2(model, fused_s2)
+    return out
 
 
-def run(size_px: int, train_seeds: tuple[int, ...], test_seed: int, model_path: str | None, max_train: int) -> dict:
+def run(size_px: int, train_seeds: tuple[int, ...], test_seed: int, model_path: str | None, max_train: int,
+        recon: bool = False) -> dict:
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
 
@@ -118,13 +132,14 @@ def run(size_px: int, train_seeds: tuple[int, ...], test_seed: int, model_path: 
     rng = np.random.default_rng(0)
     feats = {}
     for role, seeds in (("train", train_seeds), ("test", (test_seed,))):
-        parts = [scene_features(model, make_series_scene(size_px, s, "2019-01-01", "2019-12-31")) for s in seeds]
+        parts = [scene_features(model, make_series_scene(size_px, s, "2019-01-01", "2019-12-31"), recon) for s in seeds]
         feats[role] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     results: dict[str, dict[str, float]] = {}
     y_train = feats["train"]["lai"].ravel()
     y_test = feats["test"]["lai"].ravel()
     gaps = feats["test"]["gaps"].ravel()
-    for name in ("fused S1+S2", "fused S2-only", "stage-1 S2 interpolated"):
+    names = [k for k in feats["train"] if k not in ("lai", "gaps")]
+    for name in names:
         x_train = feats["train"][name].reshape(-1, feats["train"][name].shape[-1])
         x_test = feats["test"][name].reshape(-1, feats["test"][name].shape[-1])
         ok_train = np.isfinite(x_train).all(1) & np.isfinite(y_train)
@@ -148,12 +163,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action="store_true", help="tiny version (12 px, 1 train scene) for the test suite")
     parser.add_argument("--model", default=None, help="fusion checkpoint (default: shipped)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--recon", action="store_true",
+                        help="also probe the fusion's reconstructed S2 bands (does S1 improve the decoded S2 in gaps?)")
+    parser.add_argument("--train-seeds", type=int, nargs="+", default=list(PROBE_TRAIN_SEEDS),
+                        help=f"make_scene seeds the probe is fitted on (default {list(PROBE_TRAIN_SEEDS)})")
+    parser.add_argument("--test-seed", type=int, default=PROBE_TEST_SEED,
+                        help=f"held-out scene the probe is scored on (default {PROBE_TEST_SEED}; use another seed, e.g. "
+                             f"{VALIDATION_SEED}, to compare training choices without selecting on the reported test scene)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     if args.fast:
-        res = run(12, PROBE_TRAIN_SEEDS[:1], PROBE_TEST_SEED, args.model, max_train=20_000)
+        res = run(12, tuple(args.train_seeds[:1]), args.test_seed, args.model, max_train=20_000, recon=args.recon)
     else:
-        res = run(32, PROBE_TRAIN_SEEDS, PROBE_TEST_SEED, args.model, max_train=60_000)
+        res = run(32, tuple(args.train_seeds), args.test_seed, args.model, max_train=60_000, recon=args.recon)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"daily LAI linear probe (ridge), scenes: {res['scenes']}, test seed {res['test_seed']}, {res['size_px']} px, 2019; "
           f"gaps = days inside >= {GAP_DAYS}-day gaps between valid S2 dates")

@@ -15,6 +15,7 @@ from ecoembed.training.stage2 import (
     FusionTrainConfig,
     PixelSampler,
     cross_modal_infonce,
+    learning_rate,
     pretrain_fusion,
     read_fusion_checkpoint,
     same_tile_exclusion_mask,
@@ -82,6 +83,28 @@ def test_cloudy_dates_never_count_in_the_loss() -> None:
     out = training_step(model, arrays, tiles, cfg, torch.Generator().manual_seed(5))
     for k in ref:
         assert torch.equal(out[k], ref[k]), k
+
+
+def test_reconstruction_weights_scale_each_modality_term() -> None:
+    scene = without(toy_scene(seed=3), "meteo")
+    torch.manual_seed(0)
+    fusion = FusionNetwork({"s2": ModalityConfig(8, 10), "s1": ModalityConfig(8, 2, 2)}, d_model=16, embed_dim=16, n_heads=2, n_layers=1)
+    model = FusedEmbeddingModel(_encoders(), fusion)
+    arrays, tiles = PixelSampler([scene], ("s2", "s1"), tile_px=4).batch(np.arange(20))
+    ref = training_step(model, arrays, tiles, FusionTrainConfig(**TINY), torch.Generator().manual_seed(5))
+    low = training_step(model, arrays, tiles, FusionTrainConfig(**TINY, recon_weights={"s1": 0.25}), torch.Generator().manual_seed(5))
+    assert torch.equal(low["recon_s1"], ref["recon_s1"])  # the term itself is unchanged ...
+    expected = ref["total"] - 0.75 * ref["recon_s1"]  # ... its share of the total is scaled
+    assert float(low["total"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_cosine_learning_rate_decays_to_five_percent() -> None:
+    cfg = FusionTrainConfig(lr=1e-3, lr_schedule="cosine")
+    rates = [learning_rate(cfg, s, 101) for s in range(101)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(5e-5)
+    assert rates[50] == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert learning_rate(FusionTrainConfig(lr=1e-3), 100, 101) == pytest.approx(1e-3)
 
 
 def _state_hash(module: torch.nn.Module) -> str:

@@ -160,6 +160,10 @@ class FusionTrainConfig:
         gap_days: (min, max) length of that window in days.
         modality_dropout: share of pixels that see a single modality.
         contrastive_weight: weight of the InfoNCE term.
+        recon_weights: weight of each modality's reconstruction term (modalities not named: 1).
+            S1 targets are mostly speckle (irreducible), so a lower S1 weight keeps
+            the embedding from spending capacity on it.
+        lr_schedule: ``"constant"`` or ``"cosine"`` (decay to 5 % of ``lr`` over all steps).
         temperature: InfoNCE temperature.
         tile_px: tile edge in pixels: pixels of the same scene tile are excluded as negatives.
         checkpoint_every: steps between checkpoints.
@@ -176,6 +180,8 @@ class FusionTrainConfig:
     gap_days: tuple[int, int] = (20, 60)
     modality_dropout: float = 0.2
     contrastive_weight: float = 0.2
+    recon_weights: dict[str, float] = field(default_factory=dict)
+    lr_schedule: str = "constant"
     temperature: float = 0.1
     tile_px: int = 8
     checkpoint_every: int = 50
@@ -346,7 +352,7 @@ def training_step(
         assert isinstance(emb, Tensor)
         pred = model.fusion.reconstruct(emb, m, a["orbit"] if model.fusion.modality_configs[m].n_conditions > 1 else None)
         losses[f"recon_{m}"] = masked_mse(pred, a["values"], heldout[m] & a["valid"])
-        total = total + losses[f"recon_{m}"]
+        total = total + cfg.recon_weights.get(m, 1.0) * losses[f"recon_{m}"]
     if "s1" in tokens and "s2" in tokens and cfg.contrastive_weight > 0:
         z2 = model.fusion.summary({"s2": tokens["s2"]})
         z1 = model.fusion.summary({"s1": tokens["s1"]})
@@ -498,6 +504,8 @@ def pretrain_fusion(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(sampler.total / cfg.batch_size))
     total_steps = cfg.epochs * steps_per_epoch
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise InputError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
     step, history = 0, []
     encoder_hashes = {m: weights_sha256(e.state_dict()) for m, e in encoders.items()}
     if resume and out.exists():
@@ -519,6 +527,8 @@ def pretrain_fusion(
         rng = np.random.default_rng([cfg.seed, step])
         index = rng.choice(sampler.total, size=min(cfg.batch_size, sampler.total), replace=False)
         arrays, tiles = sampler.batch(index)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step, total_steps)
         losses = training_step(model, arrays, tiles, cfg, gen)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
@@ -537,6 +547,14 @@ def pretrain_fusion(
     if not sha:  # nothing left to train (already complete): make sure the checkpoint exists
         sha = checkpoint() if not out.exists() else read_fusion_checkpoint(out)[1]["weights_sha256"]
     return FusionTrainResult(model=model, checkpoint=out, weights_sha256=sha, history=history)
+
+
+def learning_rate(cfg: FusionTrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate of ``step`` (0-based) under ``cfg.lr_schedule``."""
+    if cfg.lr_schedule == "constant" or total_steps <= 1:
+        return cfg.lr
+    frac = min(1.0, step / (total_steps - 1))
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
 
 def _token_dim(encoder: nn.Module) -> int:
@@ -566,6 +584,8 @@ def _resume(
     saved_cfg = dict(meta.get("train_config", {}))
     now = asdict(cfg)
     saved_cfg["gap_days"] = tuple(saved_cfg.get("gap_days", ()))
+    for k, v in asdict(FusionTrainConfig()).items():  # settings added later keep their defaults in older checkpoints
+        saved_cfg.setdefault(k, v)
     diff = {k for k in now if k not in ("epochs", "checkpoint_every") and saved_cfg.get(k) != now[k]}
     if diff:
         raise CheckpointError(f"{out} was trained with different settings ({sorted(diff)}); use another --out or --no-resume")

@@ -29,6 +29,7 @@ def test_probe_daily_fast(tmp_path: Path) -> None:
     # ... and beat linear interpolation of stage-1 S2 embeddings, most of all inside long cloudy gaps
     assert fused["r2_all"] > interp["r2_all"] and fused["r2_gaps"] > interp["r2_gaps"] + 0.05
     assert fused["r2_gaps"] - interp["r2_gaps"] > fused["r2_all"] - interp["r2_all"]
-    # S1 must not cost much in the gaps. (Measured: it does not help either, 0.950 vs 0.968 S2-only; issue 5 open.)
-    assert fused["r2_gaps"] >= s2_only["r2_gaps"] - 0.03
+    # S1 must not cost anything beyond run-to-run noise in the gaps. (Measured with the shipped fusion:
+    # 0.974 fused vs 0.970 S2-only on this test scene, 0.974 vs 0.975 on the validation scene 311.)
+    assert fused["r2_gaps"] >= s2_only["r2_gaps"] - 0.01
     assert interp["r2_all"] > 0.5  # the baseline is a real contender, not a strawman

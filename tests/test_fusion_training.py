@@ -95,7 +95,7 @@ def test_reconstruction_weights_scale_each_modality_term() -> None:
     low = training_step(model, arrays, tiles, FusionTrainConfig(**TINY, recon_weights={"s1": 0.25}), torch.Generator().manual_seed(5))
     assert torch.equal(low["recon_s1"], ref["recon_s1"])  # the term itself is unchanged ...
     expected = ref["total"] - 0.75 * ref["recon_s1"]  # ... its share of the total is scaled
-    assert float(low["total"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(low["total"].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
 
 
 def test_cosine_learning_rate_decays_to_five_percent() -> None:

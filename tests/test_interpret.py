@@ -97,6 +97,24 @@ def test_linear_coefficients_with_confidence_intervals() -> None:
     assert np.allclose(hc3.set_index("feature")["coef"], lin.set_index("feature")["coef"])
 
 
+def test_more_coefficients_than_sites_warns_that_cluster_errors_are_not_identified(caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    n, k = 120, 8
+    X = pd.DataFrame(rng.normal(size=(n, k)), columns=[f"emb_{i:03d}" for i in range(k)])
+    y = 2.0 * X["emb_000"] + rng.normal(0, 0.1, n)
+    four_sites = np.repeat(["A", "B", "C", "D"], n // 4)  # 9 coefficients, 4 sites: cluster covariance rank <= 4
+    with caplog.at_level("WARNING"):
+        lin = linear_coefficients(X, y, sites=four_sites)
+    assert "9 coefficients and 4 sites" in caplog.text and "not identified" in caplog.text
+    # standardised: GPP change per SD of emb_000
+    assert lin.set_index("feature").loc["emb_000", "coef"] == pytest.approx(2.0 * X["emb_000"].std(ddof=0), rel=0.05)
+    assert (lin["std_err"].isna() | (lin["std_err"] > 0)).all()  # a real variance or NaN, never a negative one
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        linear_coefficients(X[["emb_000"]], y, sites=four_sites)  # 2 coefficients, 4 sites: identified
+    assert "not identified" not in caplog.text
+
+
 def test_out_of_fold_interpretation_recovers_truth() -> None:
     df = synthetic_lue_table()
     res = interpret_out_of_fold(df, FEATURES + ["emb_2"], n_folds=3, n_repeats=3, seed=0)

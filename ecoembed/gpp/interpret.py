@@ -25,6 +25,7 @@ TA/SW_IN/VPD/PAR/... are meteo; S2 ``B..`` bands and S1 ``VV``/``VH`` are bands.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -37,6 +38,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ecoembed.errors import InputError
+
+log = logging.getLogger(__name__)
 
 FAMILIES: tuple[str, ...] = ("embedding", "indices", "meteo", "bands", "other")
 DEFAULT_FAMILY_RULES: tuple[tuple[str, str], ...] = (
@@ -262,13 +265,18 @@ def linear_coefficients(
         fit = sm.OLS(yy, design).fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)  # t with G-1 df: few towers
     else:
         fit = sm.OLS(yy, design).fit(cov_type="HC3")
-    ci = fit.conf_int(alpha=alpha)
-    ci = np.asarray(ci)
-    names = list(design.columns)
-    tab = pd.DataFrame({
-        "feature": names, "coef": np.asarray(fit.params), "std_err": np.asarray(fit.bse),
-        "ci_low": ci[:, 0], "ci_high": ci[:, 1], "t": np.asarray(fit.tvalues), "p_value": np.asarray(fit.pvalues),
-    })
+    if sites is not None and design.shape[1] > len(np.unique(codes)):
+        # a cluster-robust covariance has rank <= number of sites: with more coefficients some variances
+        # come out negative, and those standard errors / CIs are left NaN (not identified), not invented
+        log.warning("OLS with %d coefficients and %d sites: cluster-robust standard errors are not identified for "
+                    "every coefficient (NaN where the variance estimate is negative)", design.shape[1], len(np.unique(codes)))
+    with np.errstate(invalid="ignore"):
+        ci = np.asarray(fit.conf_int(alpha=alpha))
+        names = list(design.columns)
+        tab = pd.DataFrame({
+            "feature": names, "coef": np.asarray(fit.params), "std_err": np.asarray(fit.bse),
+            "ci_low": ci[:, 0], "ci_high": ci[:, 1], "t": np.asarray(fit.tvalues), "p_value": np.asarray(fit.pvalues),
+        })
     tab = tab[tab["feature"] != "const"].copy()
     tab.insert(1, "family", [(families or {}).get(c) or feature_family(c) for c in tab["feature"]])
     return tab.reindex(tab["coef"].abs().sort_values(ascending=False).index).reset_index(drop=True)

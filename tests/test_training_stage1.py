@@ -192,3 +192,13 @@ def test_export_encoder_is_small_and_loadable(cubes, tmp_path):
     loaded = load_encoder_checkpoint(shipped, sensor="s2")
     assert loaded.weights_sha256 == res.weights_sha256 == meta["weights_sha256"]
     assert not any(k.startswith(("optim.", "decoder.")) for k in read_checkpoint(shipped)[0])
+
+
+def test_in_memory_cubes_are_named_in_the_training_metadata() -> None:
+    import xarray as xr
+
+    from ecoembed.training.stage1 import cube_label
+
+    assert cube_label(xr.Dataset(attrs={"name": "field A"})) == "field A"
+    assert cube_label(xr.Dataset(attrs={"synthetic": True, "sensor": "sentinel-2-l2a", "seed": 3})) == "synthetic sentinel-2-l2a seed 3"
+    assert cube_label(xr.Dataset()) == "Dataset"  # nothing to go by

@@ -145,7 +145,20 @@ def _open(cube: Any, sensor: str) -> tuple[Any, str]:
         from ecoembed.sources.local import open_cube
 
         return open_cube(path, sensor=sensor), str(path)
-    return cube, str(getattr(cube, "attrs", {}).get("name", type(cube).__name__))
+    return cube, cube_label(cube)
+
+
+def cube_label(cube: Any) -> str:
+    """A name for an in-memory cube in training metadata: its ``name`` attr, else title/sensor + seed, else its type."""
+    attrs = dict(getattr(cube, "attrs", {}) or {})
+    if attrs.get("name"):
+        return str(attrs["name"])
+    parts = [str(attrs[k]) for k in ("sensor",) if attrs.get(k)]
+    if attrs.get("synthetic"):
+        parts.insert(0, "synthetic")
+    if "seed" in attrs:
+        parts.append(f"seed {attrs['seed']}")
+    return " ".join(parts) if parts else type(cube).__name__
 
 
 def _check_bands(ds: Any, name: str, sensor: str, bands: Sequence[str]) -> None:

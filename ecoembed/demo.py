@@ -156,7 +156,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    sites_csv = Path(write_demo_sites(out / "data", n_sites=n_sites, size_px=size_px, seed=seed))
+    sites_csv = Path(write_demo_sites(out / "data", n_sites=n_sites, size_px=size_px, seed=seed, progress=progress))
     seconds["synthetic scenes"] = time.perf_counter() - t0
     t = time.perf_counter()
     fused_csv, s2only_csv = _embed_sites(sites_csv, model, progress)

@@ -105,7 +105,7 @@ def test_more_coefficients_than_sites_warns_that_cluster_errors_are_not_identifi
     four_sites = np.repeat(["A", "B", "C", "D"], n // 4)  # 9 coefficients, 4 sites: cluster covariance rank <= 4
     with caplog.at_level("WARNING"):
         lin = linear_coefficients(X, y, sites=four_sites)
-    assert "9 coefficients and 4 sites" in caplog.text and "not identified" in caplog.text
+    assert "9 coefficients and 4 sites" in caplog.text and "rank <= 4" in caplog.text and "not identified" in caplog.text
     # standardised: GPP change per SD of emb_000
     assert lin.set_index("feature").loc["emb_000", "coef"] == pytest.approx(2.0 * X["emb_000"].std(ddof=0), rel=0.05)
     assert (lin["std_err"].isna() | (lin["std_err"] > 0)).all()  # a real variance or NaN, never a negative one

@@ -268,8 +268,9 @@ def linear_coefficients(
     if sites is not None and design.shape[1] > len(np.unique(codes)):
         # a cluster-robust covariance has rank <= number of sites: with more coefficients some variances
         # come out negative, and those standard errors / CIs are left NaN (not identified), not invented
-        log.warning("OLS with %d coefficients and %d sites: cluster-robust standard errors are not identified for "
-                    "every coefficient (NaN where the variance estimate is negative)", design.shape[1], len(np.unique(codes)))
+        log.warning("OLS with %d coefficients and %d sites: the site-clustered covariance has rank <= %d, so the "
+                    "coefficients' standard errors and CIs are not identified (NaN where negative); read the "
+                    "coefficient signs and sizes, not their CIs", design.shape[1], len(np.unique(codes)), len(np.unique(codes)))
     with np.errstate(invalid="ignore"):
         ci = np.asarray(fit.conf_int(alpha=alpha))
         names = list(design.columns)

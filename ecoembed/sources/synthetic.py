@@ -339,13 +339,15 @@ def site_id(i: int) -> str:
 
 
 def write_demo_sites(out_dir: str | os.PathLike[str], n_sites: int = 6, size_px: int = 16, seed: int = 0,
-                     start: str = "2019-01-01", end: str = "2020-12-31") -> Path:
+                     start: str = "2019-01-01", end: str = "2020-12-31", progress: bool = True) -> Path:
     """Write ``n_sites`` synthetic sites (flux DD file, S2 and S1 cubes) and their ``sites.csv``.
 
     Each site has its own scene (different land-cover mix, light-use efficiency
     and position). Flux files are FLUXNET2015 SUBSET DD files named
     ``FLX_<id>_FLUXNET2015_SUBSET_DD_<y1>-<y2>_synthetic.csv`` with GPP_NT/GPP_DT
     (tower GPP plus noise), QC fraction and meteorology.
+
+    ``progress=False`` hides the progress bar.
 
     Returns:
         Path of ``sites.csv`` (paths in it are relative to it; column ``synthetic`` True).
@@ -361,7 +363,7 @@ def write_demo_sites(out_dir: str | os.PathLike[str], n_sites: int = 6, size_px:
     mixes = [(0.8, 0.1, 0.1), (0.1, 0.8, 0.1), (0.1, 0.1, 0.8), (0.45, 0.45, 0.1), (0.1, 0.45, 0.45), (0.45, 0.1, 0.45)]
     rows = []
     y1, y2 = pd.Timestamp(start).year, pd.Timestamp(end).year
-    for i in tqdm(range(1, n_sites + 1), desc="synthetic sites", leave=False):
+    for i in tqdm(range(1, n_sites + 1), desc="synthetic sites", leave=False, disable=not progress):
         sid = site_id(i)
         scene = make_scene(size_px=size_px, start=start, end=end, seed=seed * 1000 + i, mix=mixes[(i - 1) % len(mixes)])
         folder = out / sid

@@ -163,7 +163,9 @@ class FusionTrainConfig:
         recon_weights: weight of each modality's reconstruction term (modalities not named: 1).
             S1 targets are mostly speckle (irreducible), so a lower S1 weight keeps
             the embedding from spending capacity on it.
-        lr_schedule: ``"constant"`` or ``"cosine"`` (decay to 5 % of ``lr`` over all steps).
+        lr_schedule: ``"constant"`` or ``"cosine"`` (decay to 5 % of ``lr`` over all steps; the
+            curve depends on ``epochs``, so resuming with more epochs under "cosine" is not the
+            same as one longer run, as it is under "constant").
         temperature: InfoNCE temperature.
         tile_px: tile edge in pixels: pixels of the same scene tile are excluded as negatives.
         checkpoint_every: steps between checkpoints.

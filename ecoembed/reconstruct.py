@@ -37,6 +37,12 @@ def _s2_normalisation(meta: dict[str, Any], path: Path) -> tuple[list[str], np.n
     return list(norm["bands"]), np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32)
 
 
+def decode_s2(fusion: Any, embeddings: np.ndarray) -> np.ndarray:
+    """Normalised S2 bands ``[N, Q, C]`` decoded by the fusion's S2 head from daily embeddings ``[N, Q, E]`` (NaN rows -> 0)."""
+    with torch.no_grad():
+        return fusion.reconstruct(torch.from_numpy(np.nan_to_num(embeddings)), "s2").numpy()
+
+
 def reconstruct_s2(
     s2: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -130,9 +136,7 @@ def reconstruct_s2(
             if s1_cube is not None:
                 series["s1"] = cube_to_series(s1_cube.isel(window).load())
             emb, empty = embed_series(loaded.model, series, days, pixel_batch=pixel_batch, days_per_slab=64)
-            with torch.no_grad():
-                norm = fusion.reconstruct(torch.from_numpy(np.nan_to_num(emb)), "s2").numpy()  # [N, Q, C]
-            refl = np.clip(norm * std + mean, 0.0, 1.0)
+            refl = np.clip(decode_s2(fusion, emb) * std + mean, 0.0, 1.0)
             refl[empty] = np.nan
             yx = np.asarray(series["s2"].yx)
             by, bx = min(chunk_px, ny - y0), min(chunk_px, nx - x0)

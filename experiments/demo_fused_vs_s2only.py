@@ -30,14 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ecoembed.demo import run_demo
 
-    rows = []
+    parts = []
     with tempfile.TemporaryDirectory(prefix="ecoembed_fused_vs_s2only_") as tmp:
         for seed in args.seeds:
             res = run_demo(Path(tmp) / f"seed{seed}", seed=seed, feature_sets=("embeddings",), model=args.model, progress=False)
             assert res.fused_vs_s2only is not None
-            for _, r in res.fused_vs_s2only.iterrows():
-                rows.append({"seed": seed, "head": r["head"], "r2 fused S1+S2": r["r2 fused S1+S2"], "r2 S2-only": r["r2 S2-only"]})
-    table = pd.DataFrame(rows)
+            parts.append(res.fused_vs_s2only[["head", "r2 fused S1+S2", "r2 S2-only"]].assign(seed=seed))
+    table = pd.concat(parts, ignore_index=True)[["seed", "head", "r2 fused S1+S2", "r2 S2-only"]]
     table["fused - S2-only"] = table["r2 fused S1+S2"] - table["r2 S2-only"]
     print("SYNTHETIC demo towers, leave-one-site-out r2 pooled over 6 sites, embeddings only")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

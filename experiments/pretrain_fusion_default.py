@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ecoembed.embed import DEFAULT_MODEL_PATH  # noqa: E402
 from ecoembed.io_utils import atomic_write_text  # noqa: E402
 from ecoembed.training.stage2 import (  # noqa: E402
+    LR_SCHEDULES,
     FusionScene,
     FusionTrainConfig,
     pretrain_fusion,
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="weight of the S1 reconstruction term (S1 targets are mostly speckle)")
     parser.add_argument("--contrastive-weight", type=float, default=CONFIG.contrastive_weight,
                         help="weight of the cross-modal InfoNCE term")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=CONFIG.lr_schedule)
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=CONFIG.lr_schedule)
     parser.add_argument("--size-px", type=int, default=SIZE_PX, help="edge of each training scene (10 m pixels)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)

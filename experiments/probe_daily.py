@@ -94,13 +94,6 @@ def stage1_interpolated(encoder: torch.nn.Module, series, days: np.ndarray, wind
     return out
 
 
-@torch.no_grad()
-def reconstructed_s2(model, embeddings: np.ndarray) -> np.ndarray:
-    """The fusion's S2 reconstruction ``[N, D, bands]`` (normalised reflectance) decoded from daily embeddings."""
-    emb = torch.from_numpy(np.nan_to_num(embeddings))
-    return model.fusion.reconstruct(emb, "s2").numpy()
-
-
 def scene_features(model, scene, recon: bool = False) -> dict[str, np.ndarray]:
     """Daily features of every pixel-day of a :class:`fusion_scenes.SeriesScene`, its LAI and the gap mask."""
     from ecoembed.embed import embed_series
@@ -112,8 +105,10 @@ def scene_features(model, scene, recon: bool = False) -> dict[str, np.ndarray]:
     gaps = gap_days_mask(np.asarray(s2.valid), np.asarray(s2.days), days)
     out = {"fused S1+S2": fused, "fused S2-only": fused_s2, "stage-1 S2 interpolated": interp, "lai": scene.lai, "gaps": gaps}
     if recon:  # diagnostic: does S1 improve the S2 the fusion reconstructs (the same probe on the 10 decoded bands)?
-        out["recon S2 from S1+S2"] = reconstructed_s2(model, fused)
-        out["recon S2 from S2-only"] = reconstructed_s2(model, fused_s2)
+        from ecoembed.reconstruct import decode_s2
+
+        out["recon S2 from S1+S2"] = decode_s2(model.fusion, fused)
+        out["recon S2 from S2-only"] = decode_s2(model.fusion, fused_s2)
     return out
 
 

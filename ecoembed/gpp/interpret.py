@@ -265,12 +265,13 @@ def linear_coefficients(
         fit = sm.OLS(yy, design).fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)  # t with G-1 df: few towers
     else:
         fit = sm.OLS(yy, design).fit(cov_type="HC3")
-    if sites is not None and design.shape[1] > len(np.unique(codes)):
+    n_sites = int(codes.max()) + 1 if sites is not None else 0
+    if sites is not None and design.shape[1] > n_sites:
         # a cluster-robust covariance has rank <= number of sites: with more coefficients some variances
         # come out negative, and those standard errors / CIs are left NaN (not identified), not invented
         log.warning("OLS with %d coefficients and %d sites: the site-clustered covariance has rank <= %d, so the "
                     "coefficients' standard errors and CIs are not identified (NaN where negative); read the "
-                    "coefficient signs and sizes, not their CIs", design.shape[1], len(np.unique(codes)), len(np.unique(codes)))
+                    "coefficient signs and sizes, not their CIs", design.shape[1], n_sites, n_sites)
     with np.errstate(invalid="ignore"):
         ci = np.asarray(fit.conf_int(alpha=alpha))
         names = list(design.columns)

@@ -149,16 +149,13 @@ def _open(cube: Any, sensor: str) -> tuple[Any, str]:
 
 
 def cube_label(cube: Any) -> str:
-    """A name for an in-memory cube in training metadata: its ``name`` attr, else title/sensor + seed, else its type."""
+    """A name for an in-memory cube in training metadata: its ``name`` attr, else [synthetic] sensor [seed], else its type."""
     attrs = dict(getattr(cube, "attrs", {}) or {})
     if attrs.get("name"):
         return str(attrs["name"])
-    parts = [str(attrs[k]) for k in ("sensor",) if attrs.get(k)]
-    if attrs.get("synthetic"):
-        parts.insert(0, "synthetic")
-    if "seed" in attrs:
-        parts.append(f"seed {attrs['seed']}")
-    return " ".join(parts) if parts else type(cube).__name__
+    parts = ["synthetic" if attrs.get("synthetic") else "", str(attrs.get("sensor") or ""),
+             f"seed {attrs['seed']}" if "seed" in attrs else ""]
+    return " ".join(p for p in parts if p) or type(cube).__name__
 
 
 def _check_bands(ds: Any, name: str, sensor: str, bands: Sequence[str]) -> None:

@@ -145,6 +145,9 @@ def scene_from_cubes(s2: Any, s1: Any | None = None, *, meteo: Any | None = None
     return FusionScene(series=series, yx=yx, name=name)
 
 
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
+
 @dataclass
 class FusionTrainConfig:
     """Stage-2 hyper-parameters (all JSON-serialisable; stored in the checkpoint).
@@ -191,6 +194,10 @@ class FusionTrainConfig:
     embed_dim: int = 64
     n_heads: int = 4
     n_layers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
 
 # --- losses --------------------------------------------------------------------------------------
@@ -506,8 +513,6 @@ def pretrain_fusion(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(sampler.total / cfg.batch_size))
     total_steps = cfg.epochs * steps_per_epoch
-    if cfg.lr_schedule not in ("constant", "cosine"):
-        raise InputError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
     step, history = 0, []
     encoder_hashes = {m: weights_sha256(e.state_dict()) for m, e in encoders.items()}
     if resume and out.exists():

@@ -17,7 +17,7 @@ from ecoembed.sensors.sentinel1 import S1_NORM_MEAN, S1_NORM_STD
 from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD
 from ecoembed.sources.chips import cube_to_series, lonlat_to_cube_xy, tower_chip
 from ecoembed.sources.local import open_cube, save_cube
-from ecoembed.sources.synthetic import make_scene, write_demo_sites
+from ecoembed.sources.synthetic import ENL, make_scene, water_cloud_sigma0, write_demo_sites
 
 REAL_S2 = Path("sentinel2") / "raw_s2_ndvi_field.nc"
 
@@ -197,6 +197,20 @@ def test_synthetic_scene_contract_and_physics(scene) -> None:
     assert set(truth.data_vars) >= {"lai", "fapar", "landcover", "soil_moisture"} and truth["landcover"].dims == ("y", "x")
     assert truth.sizes["time"] == 365 and set(scene.meteo.columns) >= {"date", "TA", "SW_IN", "VPD", "P", "PAR"}
     assert (scene.tower["GPP"] >= 0).all() and scene.tower["GPP"].max() > 3
+
+
+def test_synthetic_s1_is_water_cloud_times_speckle(scene) -> None:
+    s1, truth = scene.s1, scene.truth
+    on = truth.sel(time=s1["time"].values.astype("datetime64[D]"))
+    theta = np.deg2rad(np.where(s1["orbit"].values == "ascending", 38.0, 42.0))[:, None, None]
+    forest = truth["landcover"].values == 0
+    for pol in ("VV", "VH"):
+        clean = water_cloud_sigma0(pol, on["lai"].values, on["soil_moisture"].values, theta, forest)
+        ratio = 10 ** (s1[pol].values / 10) / clean  # multiplicative speckle: mean 1, mean^2/var = ENL
+        assert abs(ratio.mean() - 1) < 0.02 and abs(ratio.mean() ** 2 / ratio.var() - ENL) < 0.3
+    # physics of the model: wetter soil is brighter; over dry soil more canopy means more VH (volume scattering)
+    assert water_cloud_sigma0("VV", 0.5, 0.35, 0.7) > water_cloud_sigma0("VV", 0.5, 0.10, 0.7)
+    assert water_cloud_sigma0("VH", 4.0, 0.10, 0.7) > water_cloud_sigma0("VH", 0.5, 0.10, 0.7)
 
 
 def test_synthetic_gpp_tracks_footprint_nirv(scene) -> None:

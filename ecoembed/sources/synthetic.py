@@ -156,6 +156,26 @@ def _soil_moisture(meteo: pd.DataFrame) -> np.ndarray:
     return sm
 
 
+WATER_CLOUD = {"VV": (0.13, 0.12, -18.0, 25.0), "VH": (0.035, 0.10, -25.0, 20.0)}
+"""Per polarisation: vegetation A, attenuation B (per unit LAI), bare-soil dB at SM 0, dB per m3 m-3 of SM."""
+
+
+def water_cloud_sigma0(pol: str, lai: np.ndarray, sm: np.ndarray, theta: np.ndarray | float,
+                       forest: np.ndarray | bool = False) -> np.ndarray:
+    """Speckle-free sigma0 (linear power) of the synthetic S1: water-cloud model with V1 = 1, V2 = LAI.
+
+    Args:
+        pol: ``"VV"`` or ``"VH"``.
+        lai: leaf area index (m2 m-2); sm: surface soil moisture (m3 m-3); theta: incidence angle (rad);
+        forest: where True the volume term is 10 % brighter. All broadcast together.
+    """
+    a_v, b_v, soil0, soil_slope = WATER_CLOUD[pol]
+    tau2 = np.exp(-2 * b_v * lai / np.cos(theta))
+    soil_lin = 10 ** ((soil0 + soil_slope * sm) / 10)
+    sigma = a_v * np.cos(theta) * (1 - tau2) + tau2 * soil_lin
+    return sigma * (1 + 0.1 * np.asarray(forest))
+
+
 def _utm(lat: float, lon: float) -> tuple[str, float, float]:
     from pyproj import Transformer
 
@@ -312,11 +332,8 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
     theta = np.deg2rad(np.where(asc, 38.0, 42.0))[:, None, None]
     lai1, sm1 = lai[i1], sm[i1]
     out = {}
-    for pol, (a_v, b_v, soil0, soil_slope) in {"VV": (0.13, 0.12, -18.0, 25.0), "VH": (0.035, 0.10, -25.0, 20.0)}.items():
-        tau2 = np.exp(-2 * b_v * lai1 / np.cos(theta))
-        soil_lin = 10 ** ((soil0 + soil_slope * sm1) / 10)
-        sigma = a_v * np.cos(theta) * (1 - tau2) + tau2 * soil_lin  # water-cloud model with V1 = 1, V2 = LAI
-        sigma = sigma * (1 + 0.1 * (lc == 0))  # forest volume: slightly brighter
+    for pol in WATER_CLOUD:
+        sigma = water_cloud_sigma0(pol, lai1, sm1, theta, lc == 0)
         speckle = rng.gamma(ENL, 1.0 / ENL, sigma.shape)
         out[pol] = (10 * np.log10(sigma * speckle)).astype(np.float32)
     s1 = xr.Dataset(coords={"time": t1.values, "y": y, "x": x,

@@ -42,7 +42,7 @@ TRAIN_SEEDS = tuple(range(101, 165))
 
 64 small scenes rather than 4 large ones: pixels of one scene share its weather,
 soil-moisture regime and phenology, so scene diversity is what generalises. On
-the validation scene (``probe_daily.py --test-seed 311``), daily-LAI R2 in gaps
+the validation scene (``probe_daily.py --test-seeds 311``), daily-LAI R2 in gaps
 fused S1+S2 / S2-only: 4 x 24 px 0.956 / 0.964, 32 x 12 px 0.969 / 0.974,
 64 x 12 px 0.974 / 0.975, 128 x 8 px 0.973 / 0.975; training 4 scenes longer
 (64 epochs) made both worse (0.941 / 0.943): it overfits the few scenes.

@@ -8,14 +8,17 @@ Run (from the repository root)::
 Set-up (synthetic, so the daily truth is known):
 
 * scenes from ``make_scene`` with seeds *not* used to train the shipped
-  models (train seeds ``PROBE_TRAIN_SEEDS``, held-out test seed ``PROBE_TEST_SEED``),
+  models (train seeds ``PROBE_TRAIN_SEEDS``, held-out test seeds ``PROBE_TEST_SEEDS``),
   one year (2019) of S2 (5-day revisit, clouds) and S1;
 * target: the scene's true daily LAI of every pixel and day (``truth.lai``);
 * probe: ridge regression (sklearn ``RidgeCV``, alphas 1e-3..1e3) fitted on
   pixel-days of the train scenes, scored (R2) on every pixel-day of the test
   scene, overall and on days *inside long cloudy gaps*: days with no valid S2
   acquisition where the interval between the pixel's previous and next valid
-  S2 acquisitions is >= 20 days.
+  S2 acquisitions is >= 20 days; each test scene and all of them pooled.
+  RMSE (m2 m-2) is also given on the gap days *with changes*: where the true
+  LAI departs by more than 0.3 m2 m-2 from a straight line through its values
+  at the valid S2 dates (grassland cuts, fast green-up): what S2 cannot see.
 
 Features compared (all from the same shipped model):
 
@@ -46,10 +49,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PROBE_TRAIN_SEEDS = (301, 302, 303)
-PROBE_TEST_SEED = 304
+PROBE_TEST_SEEDS = (304, 305, 306, 307, 308)
+"""Held-out test scenes (304 alone until 2026-11-27; 305-308 added then, scored once, all reported)."""
+PROBE_TEST_SEED = PROBE_TEST_SEEDS[0]
 VALIDATION_SEED = 311
 """Scene for choosing between training recipes (never the reported test scene)."""
 GAP_DAYS = 20
+CHANGE_LAI = 0.3
+"""m2 m-2: a gap day "with change" departs this much from the straight line between valid S2 dates."""
 WINDOW_DAYS = 30
 
 
@@ -112,10 +119,44 @@ def scene_features(model, scene, recon: bool = False) -> dict[str, np.ndarray]:
     return out
 
 
-def run(size_px: int, train_seeds: tuple[int, ...], test_seed: int, model_path: str | None, max_train: int,
-        recon: bool = False) -> dict:
-    from sklearn.linear_model import RidgeCV
+def change_days_mask(lai: np.ndarray, valid: np.ndarray, s2_days: np.ndarray, days: np.ndarray,
+                     min_change: float = CHANGE_LAI) -> np.ndarray:
+    """bool ``[N, D]``: the true LAI departs by more than ``min_change`` from a straight line through its
+    values at the pixel's valid S2 dates (a cut, a fast green-up, ... that S2 did not see)."""
+    out = np.zeros(lai.shape, dtype=bool)
+    at = np.searchsorted(days, s2_days)
+    for n in range(lai.shape[0]):
+        k = np.flatnonzero(valid[n] & (at < len(days)))
+        if len(k) == 0:
+            continue
+        line = np.interp(days, s2_days[k], lai[n, at[k]])
+        out[n] = np.abs(lai[n] - line) > min_change
+    return out
+
+
+def _scores(y: np.ndarray, pred: np.ndarray, gaps: np.ndarray, change: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import r2_score
+
+    def rmse(m: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((pred[m] - y[m]) ** 2))) if m.sum() > 10 else float("nan")
+
+    changed = gaps & change
+    return {
+        "r2_all": float(r2_score(y, pred)),
+        "r2_gaps": float(r2_score(y[gaps], pred[gaps])) if gaps.sum() > 10 else float("nan"),
+        "rmse_all": rmse(np.ones_like(gaps)),
+        "rmse_gaps": rmse(gaps),
+        "rmse_gap_changes": rmse(changed),
+        "n_test": int(len(y)),
+        "n_gap_days": int(gaps.sum()),
+        "n_gap_change_days": int(changed.sum()),
+    }
+
+
+def run(size_px: int, train_seeds: tuple[int, ...], test_seeds: tuple[int, ...], model_path: str | None, max_train: int,
+        recon: bool = False) -> dict:
+    """Fit one ridge probe per feature set on ``train_seeds``; score it on each test scene and on all of them pooled."""
+    from sklearn.linear_model import RidgeCV
 
     from fusion_scenes import SOURCE_NAME, make_series_scene
 
@@ -125,32 +166,45 @@ def run(size_px: int, train_seeds: tuple[int, ...], test_seed: int, model_path: 
     loaded = load_fusion_model(model_path)
     model = loaded.model
     rng = np.random.default_rng(0)
-    feats = {}
-    for role, seeds in (("train", train_seeds), ("test", (test_seed,))):
-        parts = [scene_features(model, make_series_scene(size_px, s, "2019-01-01", "2019-12-31"), recon) for s in seeds]
-        feats[role] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    results: dict[str, dict[str, float]] = {}
-    y_train = feats["train"]["lai"].ravel()
-    y_test = feats["test"]["lai"].ravel()
-    gaps = feats["test"]["gaps"].ravel()
-    names = [k for k in feats["train"] if k not in ("lai", "gaps")]
+    parts = [scene_features(model, make_series_scene(size_px, s, "2019-01-01", "2019-12-31"), recon) for s in train_seeds]
+    names = [k for k in parts[0] if k not in ("lai", "gaps")]
+    y_train = np.concatenate([p["lai"] for p in parts]).ravel()
+    probes = {}
     for name in names:
-        x_train = feats["train"][name].reshape(-1, feats["train"][name].shape[-1])
-        x_test = feats["test"][name].reshape(-1, feats["test"][name].shape[-1])
+        x_train = np.concatenate([p[name] for p in parts]).reshape(len(y_train), -1)
         ok_train = np.isfinite(x_train).all(1) & np.isfinite(y_train)
         idx = rng.permutation(np.flatnonzero(ok_train))[:max_train]
-        probe = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(x_train[idx], y_train[idx])
-        ok = np.isfinite(x_test).all(1) & np.isfinite(y_test)
-        pred = probe.predict(x_test[ok])
-        g = gaps[ok]
-        results[name] = {
-            "r2_all": float(r2_score(y_test[ok], pred)),
-            "r2_gaps": float(r2_score(y_test[ok][g], pred[g])) if g.sum() > 10 else float("nan"),
-            "n_test": int(ok.sum()),
-            "n_gap_days": int(g.sum()),
-        }
-    return {"model_sha256": loaded.sha256, "scenes": SOURCE_NAME, "size_px": size_px, "train_seeds": list(train_seeds), "test_seed": test_seed,
-            "gap_days_min": GAP_DAYS, "results": results}
+        probes[name] = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(x_train[idx], y_train[idx])
+    del parts
+    pooled: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "gaps", "change", *names)}
+    per_scene: dict[str, dict[str, dict[str, float]]] = {}
+    for seed in test_seeds:  # one scene at a time: only predictions are kept
+        scene = make_series_scene(size_px, seed, "2019-01-01", "2019-12-31")
+        feats = scene_features(model, scene, recon)
+        s2 = scene.series["s2"]
+        y = feats["lai"].ravel()
+        ok = np.isfinite(y)
+        for name in names:
+            x = feats[name].reshape(len(y), -1)
+            ok &= np.isfinite(x).all(1)
+        change = change_days_mask(scene.lai, np.asarray(s2.valid), np.asarray(s2.days), scene.days).ravel()
+        pooled["y"].append(y[ok])
+        pooled["gaps"].append(feats["gaps"].ravel()[ok])
+        pooled["change"].append(change[ok])
+        per_scene[str(seed)] = {}
+        for name in names:
+            pred = probes[name].predict(feats[name].reshape(len(y), -1)[ok])
+            pooled[name].append(pred)
+            per_scene[str(seed)][name] = _scores(y[ok], pred, pooled["gaps"][-1], pooled["change"][-1])
+    cat = {k: np.concatenate(v) for k, v in pooled.items()}
+    results = {name: _scores(cat["y"], cat[name], cat["gaps"], cat["change"]) for name in names}
+    # ceiling of what S1 can add here: S2-only with every gap day *with a change* predicted exactly
+    changed = cat["gaps"] & cat["change"]
+    exact = np.where(changed, cat["y"], cat["fused S2-only"])
+    results["fused S2-only"]["r2_gaps_changes_exact"] = _scores(cat["y"], exact, cat["gaps"], cat["change"])["r2_gaps"]
+    return {"model_sha256": loaded.sha256, "scenes": SOURCE_NAME, "size_px": size_px, "train_seeds": list(train_seeds),
+            "test_seeds": list(test_seeds), "gap_days_min": GAP_DAYS, "change_lai_min": CHANGE_LAI,
+            "results": results, "per_scene": per_scene}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,21 +216,37 @@ def main(argv: list[str] | None = None) -> int:
                         help="also probe the fusion's reconstructed S2 bands (does S1 improve the decoded S2 in gaps?)")
     parser.add_argument("--train-seeds", type=int, nargs="+", default=list(PROBE_TRAIN_SEEDS),
                         help=f"make_scene seeds the probe is fitted on (default {list(PROBE_TRAIN_SEEDS)})")
-    parser.add_argument("--test-seed", type=int, default=PROBE_TEST_SEED,
-                        help=f"held-out scene the probe is scored on (default {PROBE_TEST_SEED}; use another seed, e.g. "
-                             f"{VALIDATION_SEED}, to compare training choices without selecting on the reported test scene)")
+    parser.add_argument("--test-seeds", "--test-seed", dest="test_seeds", type=int, nargs="+", default=list(PROBE_TEST_SEEDS),
+                        help=f"held-out scenes the probe is scored on, each and pooled (default {list(PROBE_TEST_SEEDS)}; use "
+                             f"other seeds, e.g. {VALIDATION_SEED}, to compare training choices without selecting on the test scenes)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     if args.fast:
-        res = run(12, tuple(args.train_seeds[:1]), args.test_seed, args.model, max_train=20_000, recon=args.recon)
+        res = run(12, tuple(args.train_seeds[:1]), tuple(args.test_seeds[:1]), args.model, max_train=20_000, recon=args.recon)
     else:
-        res = run(32, tuple(args.train_seeds), args.test_seed, args.model, max_train=60_000, recon=args.recon)
+        res = run(32, tuple(args.train_seeds), tuple(args.test_seeds), args.model, max_train=60_000, recon=args.recon)
     res["seconds"] = round(time.perf_counter() - t0, 1)
-    print(f"daily LAI linear probe (ridge), scenes: {res['scenes']}, test seed {res['test_seed']}, {res['size_px']} px, 2019; "
-          f"gaps = days inside >= {GAP_DAYS}-day gaps between valid S2 dates")
-    print(f"{'features':28s} {'R2 all':>8s} {'R2 gaps':>8s} {'n gap px-days':>14s}")
+    print(f"daily LAI linear probe (ridge), SYNTHETIC scenes: {res['scenes']}, {res['size_px']} px, 2019; "
+          f"probe fitted on seeds {res['train_seeds']}, scored on seeds {res['test_seeds']}")
+    print(f"gaps = days inside >= {GAP_DAYS}-day gaps between valid S2 dates; changes = gap days where the true LAI departs "
+          f"> {CHANGE_LAI} m2 m-2 from a straight line between valid S2 dates")
+    header = f"{'features':28s} {'R2 all':>7s} {'R2 gaps':>8s} {'RMSE gaps':>10s} {'RMSE changes':>13s}"
+    print(f"\nall test scenes pooled (RMSE in m2 m-2)\n{header}")
     for name, r in res["results"].items():
-        print(f"{name:28s} {r['r2_all']:8.3f} {r['r2_gaps']:8.3f} {r['n_gap_days']:14d}")
+        print(f"{name:28s} {r['r2_all']:7.3f} {r['r2_gaps']:8.3f} {r['rmse_gaps']:10.3f} {r['rmse_gap_changes']:13.3f}")
+    first = next(iter(res["results"].values()))
+    print(f"(n: {first['n_test']} px-days, {first['n_gap_days']} in gaps, {first['n_gap_change_days']} gap days with changes)")
+    print(f"ceiling for any S1 gain: S2-only R2 in gaps if every gap day with a change were exact = "
+          f"{res['results']['fused S2-only']['r2_gaps_changes_exact']:.3f}")
+    if len(res["per_scene"]) > 1:
+        names = [n for n in ("fused S1+S2", "fused S2-only", "stage-1 S2 interpolated") if n in res["results"]]
+        print("\nper test scene, R2 in gaps: " + ", ".join(names) + "; fused S1+S2 minus S2-only")
+        diffs = []
+        for seed, r in res["per_scene"].items():
+            d = r["fused S1+S2"]["r2_gaps"] - r["fused S2-only"]["r2_gaps"]
+            diffs.append(d)
+            print(f"  seed {seed}: " + " ".join(f"{r[n]['r2_gaps']:.3f}" for n in names) + f"  {d:+.3f}")
+        print(f"  fused S1+S2 ahead in {sum(d > 0 for d in diffs)} of {len(diffs)} scenes; mean difference {np.mean(diffs):+.4f}")
     print(f"({res['seconds']} s)")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

@@ -183,17 +183,15 @@ def run(size_px: int, train_seeds: tuple[int, ...], test_seeds: tuple[int, ...],
         feats = scene_features(model, scene, recon)
         s2 = scene.series["s2"]
         y = feats["lai"].ravel()
-        ok = np.isfinite(y)
-        for name in names:
-            x = feats[name].reshape(len(y), -1)
-            ok &= np.isfinite(x).all(1)
+        x = {name: feats[name].reshape(len(y), -1) for name in names}
+        ok = np.isfinite(y) & np.logical_and.reduce([np.isfinite(v).all(1) for v in x.values()])
         change = change_days_mask(scene.lai, np.asarray(s2.valid), np.asarray(s2.days), scene.days).ravel()
         pooled["y"].append(y[ok])
         pooled["gaps"].append(feats["gaps"].ravel()[ok])
         pooled["change"].append(change[ok])
         per_scene[str(seed)] = {}
         for name in names:
-            pred = probes[name].predict(feats[name].reshape(len(y), -1)[ok])
+            pred = probes[name].predict(x[name][ok])
             pooled[name].append(pred)
             per_scene[str(seed)][name] = _scores(y[ok], pred, pooled["gaps"][-1], pooled["change"][-1])
     cat = {k: np.concatenate(v) for k, v in pooled.items()}

@@ -17,7 +17,7 @@ from ecoembed.sensors.sentinel1 import S1_NORM_MEAN, S1_NORM_STD
 from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD
 from ecoembed.sources.chips import cube_to_series, lonlat_to_cube_xy, tower_chip
 from ecoembed.sources.local import open_cube, save_cube
-from ecoembed.sources.synthetic import ENL, make_scene, water_cloud_sigma0, write_demo_sites
+from ecoembed.sources.synthetic import ENL, S1_INCIDENCE_DEG, make_scene, water_cloud_sigma0, write_demo_sites
 
 REAL_S2 = Path("sentinel2") / "raw_s2_ndvi_field.nc"
 
@@ -202,7 +202,7 @@ def test_synthetic_scene_contract_and_physics(scene) -> None:
 def test_synthetic_s1_is_water_cloud_times_speckle(scene) -> None:
     s1, truth = scene.s1, scene.truth
     on = truth.sel(time=s1["time"].values.astype("datetime64[D]"))
-    theta = np.deg2rad(np.where(s1["orbit"].values == "ascending", 38.0, 42.0))[:, None, None]
+    theta = np.deg2rad([S1_INCIDENCE_DEG[o] for o in s1["orbit"].values])[:, None, None]
     forest = truth["landcover"].values == 0
     for pol in ("VV", "VH"):
         clean = water_cloud_sigma0(pol, on["lai"].values, on["soil_moisture"].values, theta, forest)

@@ -156,6 +156,8 @@ def _soil_moisture(meteo: pd.DataFrame) -> np.ndarray:
     return sm
 
 
+S1_INCIDENCE_DEG = {"ascending": 38.0, "descending": 42.0}
+"""Incidence angle of the synthetic S1 per orbit direction (degrees)."""
 WATER_CLOUD = {"VV": (0.13, 0.12, -18.0, 25.0), "VH": (0.035, 0.10, -25.0, 20.0)}
 """Per polarisation: vegetation A, attenuation B (per unit LAI), bare-soil dB at SM 0, dB per m3 m-3 of SM."""
 
@@ -329,7 +331,7 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
     i1 = np.arange(int(rng.integers(0, 6)), nd, 6)
     asc = np.arange(len(i1)) % 2 == 0
     t1 = dates[i1] + pd.to_timedelta(np.where(asc, 17.5, 6.0), unit="h")
-    theta = np.deg2rad(np.where(asc, 38.0, 42.0))[:, None, None]
+    theta = np.deg2rad(np.where(asc, S1_INCIDENCE_DEG["ascending"], S1_INCIDENCE_DEG["descending"]))[:, None, None]
     lai1, sm1 = lai[i1], sm[i1]
     out = {}
     for pol in WATER_CLOUD:

@@ -19,7 +19,7 @@ from ecoembed.gpp.interpret import write_interpretation
 from ecoembed.report.interpret_figs import interpretability_section, report_sections
 from ecoembed.report.temporal import decomposition_section, seasonal_section, temporal_fidelity_section
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SITES = {"SYN-A": "ENF", "SYN-B": "GRA", "SYN-C": "GRA"}
 MODELS = (("embeddings", "xgboost"), ("meteo", "linear"))
 

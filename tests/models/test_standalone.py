@@ -11,7 +11,7 @@ import torch
 
 from ecoembed.models.encoders import S1Encoder, S2Encoder
 
-STANDALONE = Path(__file__).resolve().parents[1] / "experiments" / "standalone"
+STANDALONE = Path(__file__).resolve().parents[2] / "experiments" / "standalone"
 
 
 def _load(name: str):

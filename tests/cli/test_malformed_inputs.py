@@ -46,7 +46,7 @@ from click.testing import CliRunner
 from ecoembed.errors import CheckpointError, CubeError, EcoembedError, InputError, OutputExistsError
 from fluxnet import FluxDataError, read_flux, read_sites_csv, write_fluxnet_dd
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DD = "FLX_ZZ-Bad_FLUXNET2015_SUBSET_DD_2020-2020_synthetic.csv"
 HH = "FLX_ZZ-Bad_FLUXNET2015_FULLSET_HH_2020-2020_synthetic.csv"
 
@@ -99,7 +99,7 @@ def assert_nothing_lost(before: dict[str, str], after: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import torch
-    from fusion_fakes import fake_fusion_checkpoint, install_fake_sources, tiny_cubes, write_cube
+    from support.fusion_fakes import fake_fusion_checkpoint, install_fake_sources, tiny_cubes, write_cube
 
     from ecoembed.models.encoders import S2Encoder
     from ecoembed.training.checkpoint import save_checkpoint
@@ -279,7 +279,7 @@ def _open_cube() -> Callable[..., Any]:
 
 
 def _cube(tmp: Path, name: str, edit: Callable[[Any], Any]) -> Path:
-    from fusion_fakes import tiny_cubes, write_cube
+    from support.fusion_fakes import tiny_cubes, write_cube
 
     s2, _ = tiny_cubes(size_y=4, size_x=4, n_days=30)
     path = tmp / name
@@ -332,7 +332,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
 
 @case("cube-s1-given-as-s2", CubeError, "s1_as_s2.nc", "sentinel-1-grd", "sentinel-2-l2a", cli=True, requires=SOURCES)
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
-    from fusion_fakes import tiny_cubes, write_cube
+    from support.fusion_fakes import tiny_cubes, write_cube
 
     _, s1 = tiny_cubes(size_y=4, size_x=4, n_days=30)
     write_cube(s1, tmp / "s1_as_s2.nc")
@@ -445,7 +445,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
 
 @case("cli-embed-s1-off-grid", CubeError, "s1_shifted.nc", "grid", cli=True)
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
-    from fusion_fakes import tiny_cubes, write_cube
+    from support.fusion_fakes import tiny_cubes, write_cube
 
     _, s1 = tiny_cubes(size_y=6, size_x=6, n_days=60)
     write_cube(s1.assign_coords(x=s1["x"] + 10.0), tmp / "s1_shifted.nc")
@@ -454,7 +454,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
 
 
 def _fit_gpp_sites(tmp: Path) -> Path:
-    from gpp_synthetic import make_sites
+    from support.gpp_synthetic import make_sites
 
     return make_sites(tmp / "sites", n_sites=3, days=60)
 

@@ -12,7 +12,7 @@ from ecoembed.errors import CheckpointError, InputError
 from ecoembed.models.encoders import S1Encoder, S2Encoder
 from ecoembed.training.checkpoint import load_encoder_checkpoint, read_checkpoint, save_checkpoint, weights_sha256
 from ecoembed.training.stage1 import Stage1Config, log_path_for, pretrain_stage1
-from fusion_fakes import install_fake_sources, tiny_cubes
+from support.fusion_fakes import install_fake_sources, tiny_cubes
 
 install_fake_sources()  # no-op once ecoembed.sources ships cube_to_series
 
@@ -150,7 +150,7 @@ def test_bad_inputs(cubes, tmp_path):
 
 
 def test_cli_pretrain_end_to_end(cubes, tmp_path):
-    from fusion_fakes import write_cube
+    from support.fusion_fakes import write_cube
 
     from ecoembed.cli import main
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from gpp_synthetic import make_sites
+from support.gpp_synthetic import make_sites
 
 from ecoembed.cli import main
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fusion_fakes import FakeEncoder, toy_scene, without
+from support.fusion_fakes import FakeEncoder, toy_scene, without
 
 from ecoembed.errors import CheckpointError
 from ecoembed.models.fusion import ModalityConfig

@@ -88,7 +88,7 @@ def test_pickle_checkpoints_are_refused_and_never_run(
 
 def test_good_checkpoints_load_with_pickle_disabled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Proof that loading uses no pickle at all: both pickle and torch.load are booby-trapped."""
-    from fusion_fakes import fake_fusion_checkpoint
+    from support.fusion_fakes import fake_fusion_checkpoint
 
     from ecoembed.models.encoders import S2Encoder
 
@@ -160,7 +160,7 @@ def test_stage1_metadata_cannot_name_arbitrary_code(tmp_path: Path, meta: dict[s
 @pytest.fixture(scope="module")
 def fusion_parts(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata of a valid (fake-encoder) fusion checkpoint, to be altered."""
-    from fusion_fakes import fake_fusion_checkpoint
+    from support.fusion_fakes import fake_fusion_checkpoint
     from safetensors import safe_open
     from safetensors.torch import load_file
 

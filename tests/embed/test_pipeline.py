@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from fusion_fakes import fake_fusion_checkpoint, install_fake_sources, tiny_cubes, write_cube
+from support.fusion_fakes import fake_fusion_checkpoint, install_fake_sources, tiny_cubes, write_cube
 
 from ecoembed.dates import to_days
 from ecoembed.embed import embed, embed_series, load_fusion_model, open_embeddings

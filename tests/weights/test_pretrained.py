@@ -17,7 +17,7 @@ from ecoembed.models.pretrained import PRETRAINED, load_pretrained, pretrained_m
 from ecoembed.training.checkpoint import file_sha256
 from ecoembed.training.probe import encode_series, mean_of_valid, ridge_probe_r2
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _default_script():

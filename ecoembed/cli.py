@@ -1,8 +1,13 @@
-"""The ``ecoembed`` command. Thin: parse options, call library functions.
+"""The ``ecoembed`` command. Thin: parse options, call the pipelines and library entry points.
 
 Every subcommand has ``--help``. Errors caused by input (``EcoembedError``,
 ``fluxnet.FluxDataError``) are printed as one line, without a traceback, and
 exit with status 2.
+
+Each command imports its pipeline inside its body: the pipelines pull torch,
+xgboost, sklearn and matplotlib (about 4 s), which ``ecoembed --help`` and an
+option error must not wait for. Everything the options need (choices,
+defaults) comes from light modules imported here.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from pathlib import Path
 import click
 
 from ecoembed import __version__
+from ecoembed.errors import EcoembedError, InputError
+from ecoembed.gpp.options import CV_SCHEMES, DEFAULT_FOLDS, DEFAULT_WINDOW_PX, FEATURE_SETS, HEADS
+from fluxnet import DEFAULT_QC_MIN, FluxDataError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -50,27 +58,35 @@ def cli() -> None:
 @click.option("--target-top-fraction", type=float,
               help="Stage 1: reconstruct only this top fraction (by attention) of the hidden valid dates "
                    "(OmniSat's cloud guard) [default: 0.25 for s2, 1.0 for s1].")
-@click.option("--contrastive-weight", default=0.1, show_default=True, help="Stage 1: weight of the temporal InfoNCE term (0 = off).")
+@click.option("--contrastive-weight", type=float,
+              help="Weight of the InfoNCE term: temporal (stage 1) or cross-modal S1 vs S2 (fusion) "
+                   "[default: 0.1 for --stage encoder, 0.2 for --stage fusion].")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from --out if it exists (same sensor/architecture/data), or start afresh and replace it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out: Path, epochs: int, batch_size: int, lr: float,
                      seed: int, embed_dim: int, d_model: int, heads: int, max_pixels: int | None, checkpoint_every: int,
-                     target_top_fraction: float | None, contrastive_weight: float, resume: bool, quiet: bool) -> None:
-    """Self-supervised pretraining (stage 1: one sensor's temporal encoder).
+                     target_top_fraction: float | None, contrastive_weight: float | None, resume: bool, quiet: bool) -> None:
+    """Self-supervised pretraining: a sensor's stage-1 encoder, or the stage-2 fusion network.
 
-    Masked-date reconstruction (OmniSat-style; S2 targets limited to valid,
-    high-attention dates) + temporal InfoNCE. Writes a safetensors checkpoint
-    atomically every --checkpoint-every steps; re-run the same command to
-    resume after an interruption.
+    Stage 1: masked-date reconstruction (OmniSat-style; S2 targets limited to
+    valid, high-attention dates) + temporal InfoNCE. Fusion: multimodal masked
+    reconstruction at held-out days + cross-modal InfoNCE on the shipped frozen
+    encoders (--data: S2 and S1 cubes of the same scenes, paired in order).
+    Writes a safetensors checkpoint atomically every --checkpoint-every steps;
+    re-run the same command to resume after an interruption.
     """
-    from ecoembed.errors import InputError
+    if stage == "fusion":
+        stage1_only = {"--sensor": sensor, "--max-pixels": max_pixels, "--target-top-fraction": target_top_fraction}
+        given = [name for name, value in stage1_only.items() if value is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} apply to --stage encoder only; drop them for --stage fusion")
+        from ecoembed.training.stage2 import FusionTrainConfig, pretrain_fusion_from_files
 
-    if stage == "fusion":  # stage 2 on the shipped frozen encoders; --data: S2 and S1 cubes, paired in order
-        from ecoembed.training.stage2 import pretrain_fusion_from_files
-
+        weight = FusionTrainConfig().contrastive_weight if contrastive_weight is None else contrastive_weight
         res2 = pretrain_fusion_from_files(list(data), out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim,
-                                          d_model=d_model, n_heads=heads, checkpoint_every=checkpoint_every, resume=resume, progress=not quiet)
+                                          d_model=d_model, n_heads=heads, checkpoint_every=checkpoint_every,
+                                          contrastive_weight=weight, resume=resume, progress=not quiet)
         click.echo(f"wrote {res2.checkpoint} (weights sha256 {res2.weights_sha256[:16]}); losses {res2.history[-1] if res2.history else {}}")
         return
     if sensor is None:
@@ -79,7 +95,8 @@ def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out
 
     cfg = Stage1Config(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim, d_model=d_model, n_heads=heads,
                        max_pixels_per_cube=max_pixels, checkpoint_every=checkpoint_every,
-                       attention_top_fraction=target_top_fraction, contrastive_weight=contrastive_weight)
+                       attention_top_fraction=target_top_fraction,
+                       contrastive_weight=0.1 if contrastive_weight is None else contrastive_weight)
     res = pretrain_stage1(sensor, list(data), out, cfg, resume=resume, progress=not quiet)
     last = res.epoch_log[-1] if res.epoch_log else {}
     click.echo(f"wrote {res.checkpoint} (weights sha256 {res.weights_sha256[:16]}); log {res.log_path}; "
@@ -103,7 +120,7 @@ def embed_command(s2: Path, s1: Path | None, model: Path | None, out: Path, star
     Resumable: re-run the same command after an interruption and completed
     blocks are skipped. Uses a dask.distributed cluster when one is active.
     """
-    from ecoembed.embed import embed
+    from ecoembed.embed.pipeline import embed
 
     res = embed(s2, out, s1=s1, model=model, start=start, end=end, chunk_px=chunk_px, int8=int8, overwrite=overwrite)
     click.echo(
@@ -124,7 +141,7 @@ def embed_command(s2: Path, s1: Path | None, model: Path | None, out: Path, star
 def reconstruct_command(s2: Path, s1: Path | None, model: Path | None, out: Path, start: str | None, end: str | None,
                         chunk_px: int, overwrite: bool) -> None:
     """Cloud-free daily S2 reflectance (0-1) decoded from the fused embedding."""
-    from ecoembed.reconstruct import reconstruct_s2
+    from ecoembed.embed.reconstruct import reconstruct_s2
 
     path = reconstruct_s2(s2, out, s1=s1, model=model, start=start, end=end, chunk_px=chunk_px, overwrite=overwrite)
     click.echo(f"wrote {path}")
@@ -136,7 +153,7 @@ def reconstruct_command(s2: Path, s1: Path | None, model: Path | None, out: Path
 @click.option("--sites", "n_sites", default=6, show_default=True, help="Number of synthetic towers (>= 3).")
 @click.option("--size-px", default=16, show_default=True, help="Chip edge of each synthetic scene (10 m pixels).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the scenes and the heads.")
-@click.option("--head", "heads", multiple=True, type=click.Choice(["linear", "xgboost", "mlp"]),
+@click.option("--head", "heads", multiple=True, type=click.Choice(HEADS),
               help="Regression head(s) [default: all three].")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -148,8 +165,7 @@ def demo_command(out: Path, n_sites: int, size_px: int, seed: int, heads: tuple[
     against raw-band, NDVI/NIRv and meteorology-only baselines with
     leave-one-site-out cross-validation, and writes the report.
     """
-    from ecoembed.demo import run_demo
-    from ecoembed.gpp.heads import HEADS
+    from ecoembed.pipelines.demo import run_demo
 
     res = run_demo(out, n_sites=n_sites, size_px=size_px, seed=seed, heads=heads or HEADS,
                    overwrite=overwrite, progress=not quiet)
@@ -166,11 +182,19 @@ def demo_command(out: Path, n_sites: int, size_px: int, seed: int, heads: tuple[
 @click.option("--out", type=click.Path(path_type=Path), help="PNG to write [default: <run>/figures/seasonal_<site|all>.png].")
 def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None, head: str | None, out: Path | None) -> None:
     """Seasonal GPP from saved predictions: observed vs predicted daily series, mean seasonal cycle and spread."""
-    from ecoembed.report.temporal import is_synthetic, load_oof, plot_seasonal
+    from ecoembed.report.common import best_model, is_synthetic, load_oof, read_table
+    from ecoembed.report.figures import plot_seasonal
 
     oof = load_oof(run_dir)
+    pooled = read_table(run_dir, "metrics_pooled.csv")
+    if features is None or head is None:
+        if pooled is None:
+            raise InputError(f"{run_dir} has no metrics_pooled.csv to choose the best model from; pass --features and --head")
+        best_features, best_head = best_model(pooled)
+        features, head = features or best_features, head or best_head
     target = out or run_dir / "figures" / f"seasonal_{site or 'all'}.png"
-    path = plot_seasonal(oof, target, site=site, features=features, head=head, synthetic=is_synthetic(run_dir, oof))
+    path = plot_seasonal(oof, target, features=features, head=head, per_site=read_table(run_dir, "metrics_per_site.csv"),
+                         site=site, synthetic=is_synthetic(run_dir, oof))
     click.echo(f"wrote {path}")
 
 
@@ -180,40 +204,43 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--out", default=None, type=click.Path(path_type=Path),
               help="Output run folder (must be absent or empty) [default: runs/<sites file stem>].")
 @click.option("--features", "feature_sets", multiple=True,
-              help="Feature set, repeatable: embeddings | bands | indices | meteo | indices_x_par, combinable with '+' "
+              help=f"Feature set, repeatable: {' | '.join(FEATURE_SETS)}, combinable with '+' "
                    "(e.g. embeddings+meteo) [default: embeddings].")
-@click.option("--head", "heads", multiple=True, type=click.Choice(["linear", "xgboost", "mlp"]),
+@click.option("--head", "heads", multiple=True, type=click.Choice(HEADS),
               help="Regression head, repeatable [default: linear, xgboost and mlp].")
-@click.option("--cv", default="loso", show_default=True, type=click.Choice(["loso", "groupkfold", "year", "month"]),
+@click.option("--cv", default=CV_SCHEMES[0], show_default=True, type=click.Choice(CV_SCHEMES),
               help="loso: leave one site out; groupkfold: K site folds (IGBP-stratified when igbp is given); "
                    "year / month: leave one year / month out (single-site data).")
-@click.option("--folds", default=5, show_default=True, help="K for --cv groupkfold.")
-@click.option("--window-px", default=5, show_default=True, help="Tower window edge in pixels (Gaussian centre weights).")
+@click.option("--folds", default=DEFAULT_FOLDS, show_default=True, help="K for --cv groupkfold.")
+@click.option("--window-px", default=DEFAULT_WINDOW_PX, show_default=True, help="Tower window edge in pixels (Gaussian centre weights).")
+@click.option("--qc-min", default=DEFAULT_QC_MIN, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Minimum daily GPP quality: fraction (0-1) of measured or good gap-filled records in the day.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the heads and fold shuffling.")
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder (the old one goes only once the new one is complete).")
 @click.option("--allow-absolute-paths", is_flag=True, help="Let sites.csv use absolute paths or paths outside its folder.")
 @click.option("--interpret/--no-interpret", default=True, show_default=True,
               help="Explain the first embedding feature set, preferring a combined one such as embeddings+meteo "
                    "(xgboost contributions, permutation importance, "
                    "linear coefficients, embedding-index correlations, PCA RGB) for the report.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def fit_gpp_command(sites_csv: Path, out: Path, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
-                    window_px: int, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool, quiet: bool) -> None:
+def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
+                    window_px: int, qc_min: float, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool,
+                    quiet: bool) -> None:
     """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
 
     Joins each site's QC-passed daily tower GPP with features averaged over a
     window around the tower, fits every head on every feature set with
     site-level cross-validation and writes predictions.csv/.parquet,
-    metrics_pooled/per_site (.csv/.md), days_lost.csv, provenance.json,
-    figures/ and index.html (GPP in gC m-2 d-1).
+    metrics_pooled/per_site (.csv/.md), days_lost.csv, the skill decomposition,
+    phenology and interpretation tables, provenance.json, figures/ and
+    index.html (GPP in gC m-2 d-1).
     """
-    from ecoembed.gpp.heads import HEADS
-    from ecoembed.gpp.run import run_fit_gpp
+    from ecoembed.pipelines.fit_gpp import run_fit_gpp
 
     out = out if out is not None else Path("runs") / sites_csv.stem
     res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or ["embeddings"], heads=list(heads) or list(HEADS),
-                      cv=cv, folds=folds, window_px=window_px, seed=seed, overwrite=overwrite, progress=not quiet,
-                      allow_absolute_paths=allow_absolute_paths, interpret=interpret)
+                      cv=cv, folds=folds, window_px=window_px, qc_min=qc_min, seed=seed, overwrite=overwrite,
+                      progress=not quiet, allow_absolute_paths=allow_absolute_paths, interpret=interpret)
     cols = ["features", "head", "n", "r2", "nse", "rmse", "kge"]
     click.echo(("SYNTHETIC DATA\n" if res.synthetic else "") + res.pooled[cols].to_string(index=False, float_format="%.3f"))
     click.echo(f"report: {res.out_dir / 'index.html'}")
@@ -230,12 +257,23 @@ def cv_report_command(run_dir: Path) -> None:
     click.echo(f"wrote {html} and {md}")
 
 
+@cli.command("report-screenshot")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, path_type=Path),
+              help="A fit-gpp run folder (with index.html) or an HTML file.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG to write.")
+@click.option("--width", default=1400, show_default=True, help="Browser window width (pixels).")
+@click.option("--height", default=4000, show_default=True, help="Browser window height (pixels): the page is cut there.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+def report_screenshot_command(run_dir: Path, out: Path, width: int, height: int, overwrite: bool) -> None:
+    """Screenshot a run's index.html in headless Chromium (checks the self-contained report really renders)."""
+    from ecoembed.report.screenshot import render
+
+    png = render(run_dir, out, width=width, height=height, overwrite=overwrite)
+    click.echo(f"wrote {png} ({png.stat().st_size / 1024:.0f} kB)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turn input errors into one-line messages."""
-    from fluxnet.errors import FluxDataError
-
-    from ecoembed.errors import EcoembedError
-
     try:
         cli.main(args=argv, prog_name="ecoembed", standalone_mode=False)
     except click.exceptions.Abort:  # click turns Ctrl-C (KeyboardInterrupt) into Abort

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ecoembed.errors import InputError
+
 EPOCH = np.datetime64("1970-01-01", "D")
 """Epoch of the absolute date encoding (Unix epoch, UTC days)."""
 
@@ -33,3 +35,31 @@ def day_of_year(days: object) -> np.ndarray:
     """Day of year (1..366) of int days since EPOCH."""
     dt = pd.DatetimeIndex(from_days(np.asarray(days).ravel()))
     return np.asarray(dt.dayofyear, dtype=np.int64).reshape(np.shape(days))
+
+
+def parse_day(value: object, option: str) -> int:
+    """Days since :data:`EPOCH` of a ``YYYY-MM-DD`` string (a command-line date option).
+
+    Raises:
+        InputError: ``value`` is not a date; the message names ``--option``.
+    """
+    try:
+        return int(to_days(np.datetime64(str(value)[:10], "D")))
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"--{option} {value!r} is not a date (use YYYY-MM-DD)") from exc
+
+
+def daily_range(acquisitions: object, start: str | None = None, end: str | None = None) -> np.ndarray:
+    """Every day (int64 days since :data:`EPOCH`) from ``start`` to ``end`` inclusive.
+
+    ``start``/``end`` default to the first/last of ``acquisitions`` (datetimes).
+
+    Raises:
+        InputError: an unparsable date, or ``end`` before ``start``.
+    """
+    obs = to_days(acquisitions)
+    first = parse_day(start, "start") if start else int(obs.min())
+    last = parse_day(end, "end") if end else int(obs.max())
+    if last < first:
+        raise InputError(f"--end {end} is before --start {start}")
+    return np.arange(first, last + 1, dtype=np.int64)

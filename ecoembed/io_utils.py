@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ecoembed.errors import EcoembedError, OutputExistsError
+from ecoembed.errors import InputError
 
 
 @contextlib.contextmanager
@@ -47,32 +47,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def prepare_output_dir(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
-    """Check that ``path`` can be used as an output folder and create it.
+def check_output_location(out: Path) -> None:
+    """Refuse an ``--out`` whose nearest existing ancestor is not a writable folder (before any work).
 
     Raises:
-        OutputExistsError: ``path`` exists, is not empty and ``overwrite`` is False.
-        EcoembedError: ``path`` (or its parent) is not writable.
+        InputError: naming the ancestor that blocks the write.
     """
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"output path {out} exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"output folder {out} already exists and is not empty; pass --overwrite to replace its contents "
-            "or choose another --out"
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise EcoembedError(f"output folder {out} is not writable ({exc.strerror}); choose another --out") from exc
-    return out
+    ancestor = out.parent.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write --out {out}: {ancestor} is not a writable folder; choose another --out")

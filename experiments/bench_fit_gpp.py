@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE.parent / "tests"))
     from gpp_synthetic import make_sites
 
-    from ecoembed.gpp.run import run_fit_gpp
+    from ecoembed.pipelines.fit_gpp import run_fit_gpp
 
     torch.set_num_threads(args.n_jobs)
     work = args.work or Path(tempfile.mkdtemp(prefix="ecoembed_bench_fit_gpp_"))

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="demo seeds (towers differ per seed)")
     parser.add_argument("--model", default=None, help="fusion checkpoint (default: the shipped one)")
     args = parser.parse_args(argv)
-    from ecoembed.demo import run_demo
+    from ecoembed.pipelines.demo import run_demo
 
     parts = []
     with tempfile.TemporaryDirectory(prefix="ecoembed_fused_vs_s2only_") as tmp:

@@ -48,7 +48,7 @@ def _fallback_module() -> Any:
 def make_series_scene(size_px: int, seed: int, start: str = "2019-01-01", end: str = "2019-12-31") -> SeriesScene:
     """A synthetic scene (labelled synthetic in its name) as series + daily LAI truth."""
     from ecoembed.dates import to_days
-    from ecoembed.training.stage2 import ArraySeries
+    from ecoembed.training.fusion_data import ArraySeries
 
     if USE_SOURCES:
         from ecoembed.sources.chips import cube_to_series
@@ -77,7 +77,7 @@ def make_series_scene(size_px: int, seed: int, start: str = "2019-01-01", end: s
 def normalisation() -> dict[str, Any]:
     """Band order + statistics the series were normalised with (stored in the fusion checkpoint)."""
     if USE_SOURCES:
-        from ecoembed.training.stage2 import normalisation_metadata
+        from ecoembed.sensors import normalisation_metadata
 
         return normalisation_metadata()
     fb = _fallback_module().fallback_scene(8, 0)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ecoembed.models.encoders import ENCODER_CLASSES, S1_ENCODER_BANDS, S2_ENCODER_BANDS
-from ecoembed.training.checkpoint import export_encoder, load_encoder_checkpoint
+from ecoembed.weights.encoder_checkpoint import export_encoder, load_encoder_checkpoint
 from ecoembed.training.probe import encode_series, mean_of_valid, ridge_probe_r2
 from ecoembed.training.stage1 import Stage1Config, pretrain_stage1
 

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     from fusion_scenes import SOURCE_NAME, make_series_scene, normalisation
 
-    from ecoembed.models.pretrained import load_pretrained
+    from ecoembed.weights.shipped import load_pretrained
 
     t0 = time.perf_counter()
     scenes = []
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         scenes.append(FusionScene(series=sc.series, yx=sc.yx, name=sc.name))
     print(f"{len(scenes)} synthetic scenes of {args.size_px}x{args.size_px} px ({SOURCE_NAME}) built in {time.perf_counter() - t0:.1f} s")
     if args.encoders:
-        from ecoembed.training.checkpoint import load_encoder_checkpoint
+        from ecoembed.weights.encoder_checkpoint import load_encoder_checkpoint
 
         encoders = {k: load_encoder_checkpoint(p, sensor=k).encoder for k, p in zip(("s2", "s1"), args.encoders, strict=True)}
     else:

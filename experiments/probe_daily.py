@@ -112,7 +112,7 @@ def scene_features(model, scene, recon: bool = False) -> dict[str, np.ndarray]:
     gaps = gap_days_mask(np.asarray(s2.valid), np.asarray(s2.days), days)
     out = {"fused S1+S2": fused, "fused S2-only": fused_s2, "stage-1 S2 interpolated": interp, "lai": scene.lai, "gaps": gaps}
     if recon:  # diagnostic: does S1 improve the S2 the fusion reconstructs (the same probe on the 10 decoded bands)?
-        from ecoembed.reconstruct import decode_s2
+        from ecoembed.embed.reconstruct import decode_s2
 
         out["recon S2 from S1+S2"] = decode_s2(model.fusion, fused)
         out["recon S2 from S2-only"] = decode_s2(model.fusion, fused_s2)
@@ -160,7 +160,7 @@ def run(size_px: int, train_seeds: tuple[int, ...], test_seeds: tuple[int, ...],
 
     from fusion_scenes import SOURCE_NAME, make_series_scene
 
-    from ecoembed.embed import load_fusion_model
+    from ecoembed.weights import load_fusion_model
 
     torch.set_num_threads(2)
     loaded = load_fusion_model(model_path)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
 
-    from ecoembed.embed import load_fusion_model
+    from ecoembed.weights import load_fusion_model
     from ecoembed.sources.synthetic import make_scene
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

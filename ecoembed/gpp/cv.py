@@ -20,8 +20,8 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, StratifiedGroupKFold
 
 from ecoembed.errors import InputError
+from ecoembed.gpp.options import CV_SCHEMES
 
-CV_SCHEMES: tuple[str, ...] = ("loso", "groupkfold", "year", "month")
 OOF_COLUMNS: tuple[str, ...] = ("site_id", "date", "observed", "predicted", "fold", "head", "features")
 
 

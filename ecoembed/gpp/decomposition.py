@@ -13,14 +13,15 @@ out-of-fold (OOF) predictions into
 * **inter-annual variability (IAV)**: annual GPP per site-year minus the
   site's mean annual GPP, only for sites with >= 2 sufficiently covered years,
 
-and scores each with r2 (squared Pearson correlation), NSE and RMSE, pooled
+and scores each with r2 (squared Pearson correlation), NSE and RMSE
+(:func:`ecoembed.gpp.metrics.compute_metrics`), pooled
 over sites, per ``(features, head)`` and optionally per IGBP class.
 
 Input: the OOF predictions table of ``ecoembed fit-gpp`` (columns
 ``site_id, date, observed, predicted`` in gC m-2 d-1, plus optional
 ``fold, head, features``). Only rows where both observed and predicted are
 finite are used, so observed and predicted components always cover the same
-days. Pure computation; the figures live in :mod:`ecoembed.report.temporal`.
+days. Pure computation; the figures live in :mod:`ecoembed.report.figures`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import pandas as pd
 from scipy.ndimage import uniform_filter1d
 
 from ecoembed.errors import InputError
+from ecoembed.gpp.metrics import compute_metrics
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("site_id", "date", "observed", "predicted")
 """Columns an OOF predictions table must have."""
@@ -41,45 +43,7 @@ COMPONENTS: tuple[str, ...] = ("daily", "across_site", "seasonal_cycle", "anomal
 """Components of :func:`decompose_skill`, in report order."""
 
 
-def skill_scores(observed: object, predicted: object) -> dict[str, float]:
-    """Skill of ``predicted`` against ``observed`` on the pairs where both are finite.
-
-    Args:
-        observed, predicted: 1-D array-likes of the same length (any unit; RMSE
-            comes out in that unit, gC m-2 d-1 for daily GPP).
-
-    Returns:
-        ``{"n", "r2", "nse", "rmse"}``: ``n`` pairs used; ``r2`` the squared
-        Pearson correlation; ``nse`` = 1 - SSE / sum((obs - mean(obs))^2) (can
-        be negative); ``rmse``. r2 and NSE are NaN with < 2 pairs or a constant
-        series.
-    """
-    o = np.asarray(observed, dtype=float).ravel()
-    p = np.asarray(predicted, dtype=float).ravel()
-    if o.shape != p.shape:
-        raise InputError(f"observed ({o.size}) and predicted ({p.size}) differ in length")
-    ok = np.isfinite(o) & np.isfinite(p)
-    o, p = o[ok], p[ok]
-    n = int(o.size)
-    out = {"n": float(n), "r2": np.nan, "nse": np.nan, "rmse": np.nan}
-    if n == 0:
-        return out
-    err = p - o
-    out["rmse"] = float(np.sqrt(np.mean(err**2)))
-    if n < 2:
-        return out
-    do, dp = o - o.mean(), p - p.mean()
-    sso, ssp = float(np.sum(do**2)), float(np.sum(dp**2))
-    # "constant" allows float round-off (e.g. a constant prediction after subtracting its mean)
-    scale = float(np.sqrt(sso / n) + np.sqrt(ssp / n) + abs(o.mean()) + abs(p.mean())) or 1.0
-    if np.sqrt(sso / n) > 1e-9 * scale:
-        out["nse"] = 1.0 - float(np.sum(err**2)) / sso
-        if np.sqrt(ssp / n) > 1e-9 * scale:
-            out["r2"] = float(np.sum(do * dp)) ** 2 / (sso * ssp)
-    return out
-
-
-def _clean(oof: pd.DataFrame) -> pd.DataFrame:
+def clean_oof(oof: pd.DataFrame) -> pd.DataFrame:
     """Validate the OOF table; keep finite pairs; add ``doy``, ``year`` and missing group columns."""
     missing = [c for c in REQUIRED_COLUMNS if c not in oof.columns]
     if missing:
@@ -244,7 +208,7 @@ def decompose_skill(
         site-periods or site-years); ``unit`` the unit of ``rmse``.
         Components with too few values have NaN scores (and their ``n``).
     """
-    df = _clean(oof)
+    df = clean_oof(oof)
     if df.empty:
         raise InputError("out-of-fold predictions hold no row with both observed and predicted finite")
     classes = _igbp_lookup(df, igbp)
@@ -261,7 +225,7 @@ def decompose_skill(
             comps = _components(sub, period=period, smooth_days=smooth_days, min_year_coverage=min_year_coverage)
             for name in COMPONENTS:
                 c = comps[name]
-                s = skill_scores(c["observed"], c["predicted"])
+                s = compute_metrics(c["observed"], c["predicted"])
                 rows.append({"features": feat, "head": head, "group": group, "component": name,
                              "n": int(s["n"]), "r2": s["r2"], "nse": s["nse"], "rmse": s["rmse"], "unit": units[name]})
     return pd.DataFrame(rows)
@@ -279,7 +243,7 @@ def aggregate_8day(oof: pd.DataFrame, *, min_days: int = 4) -> pd.DataFrame:
         A table with the OOF schema (``date`` = first day of the period) plus
         ``n_days``; usable as input to :func:`decompose_skill`.
     """
-    df = _clean(oof)
+    df = clean_oof(oof)
     start = pd.to_datetime(df["year"].astype(str) + "-01-01") + pd.to_timedelta((df["doy"] - 1) // 8 * 8, unit="D")
     df["date"] = start
     keys = ["site_id", *GROUP_COLUMNS, "date"]
@@ -298,14 +262,14 @@ def daily_vs_8day(oof: pd.DataFrame, *, min_days: int = 4) -> pd.DataFrame:
         One row per ``(features, head)`` with ``n_daily, r2_daily, nse_daily,
         rmse_daily, n_8day, r2_8day, nse_8day, rmse_8day`` (RMSE in gC m-2 d-1).
     """
-    daily = _clean(oof)
+    daily = clean_oof(oof)
     eight = aggregate_8day(oof, min_days=min_days)
     rows = []
     for key, d in daily.groupby(list(GROUP_COLUMNS), sort=True):
         e = eight[(eight["features"] == key[0]) & (eight["head"] == key[1])]
         row: dict[str, object] = {"features": key[0], "head": key[1]}
         for label, sub in (("daily", d), ("8day", e)):
-            s = skill_scores(sub["observed"], sub["predicted"])
+            s = compute_metrics(sub["observed"], sub["predicted"])
             row.update({f"n_{label}": int(s["n"]), f"r2_{label}": s["r2"], f"nse_{label}": s["nse"], f"rmse_{label}": s["rmse"]})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -20,9 +20,12 @@ import pandas as pd
 import xarray as xr
 
 from ecoembed.errors import InputError
-from ecoembed.gpp.join import DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, aggregate_cube, to_daily
+from ecoembed.gpp.join import aggregate_cube, to_daily
+from ecoembed.gpp.options import DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, FEATURE_SETS
+from ecoembed.sensors import indices as ix
+from ecoembed.sources.embedding_cube import open_embeddings
+from ecoembed.sources.local import open_cube
 
-FEATURE_SETS: tuple[str, ...] = ("embeddings", "bands", "indices", "meteo", "indices_x_par")
 METEO_COLUMNS: tuple[str, ...] = ("TA", "SW_IN", "VPD")
 INDEX_COLUMNS: tuple[str, ...] = ("NDVI", "NIRv", "kNDVI", "EVI2")
 PAR_PRODUCTS: tuple[str, ...] = ("NIRv_x_PAR", "NDVI_x_PAR")
@@ -90,30 +93,13 @@ def par_mol_per_day(flux: pd.DataFrame) -> np.ndarray:
     return np.where(np.isfinite(ppfd), ppfd, sw * SW_TO_PPFD) * UMOL_S_TO_MOL_D
 
 
-def _open_s2(path: str) -> xr.Dataset:
-    try:
-        from ecoembed.sources.local import open_cube
-    except ImportError:  # pragma: no cover - fallback while sources is absent
-        return xr.open_dataset(path)
-    return open_cube(path, "s2", allow_missing=True)
-
-
 def s2_variables(cube: xr.Dataset) -> xr.Dataset:
     """Bands (reflectance 0..1, masked by ``valid``) plus per-pixel NDVI, NIRv, kNDVI, EVI2 of an S2 cube."""
     bands = [str(v) for v in cube.data_vars if str(v).startswith("B") and {"time", "y", "x"} <= set(cube[v].dims)]
     valid = cube["valid"].astype(bool) if "valid" in cube else True
     out = xr.Dataset({b: cube[b].astype(np.float32).where(valid) for b in bands}, attrs=dict(cube.attrs))
     if "B04" in cube and "B08" in cube:
-        try:
-            from ecoembed.sensors import indices as ix
-
-            out["NDVI"], out["NIRv"], out["kNDVI"], out["EVI2"] = ix.ndvi(cube), ix.nirv(cube), ix.kndvi(cube), ix.evi2(cube)
-        except ImportError:  # pragma: no cover - tiny fallback while sensors is absent
-            red, nir = out["B04"], out["B08"]
-            out["NDVI"] = (nir - red) / (nir + red)
-            out["NIRv"] = out["NDVI"] * nir
-            out["kNDVI"] = np.tanh(out["NDVI"] ** 2)
-            out["EVI2"] = 2.5 * (nir - red) / (nir + 2.4 * red + 1)
+        out["NDVI"], out["NIRv"], out["kNDVI"], out["EVI2"] = ix.ndvi(cube), ix.nirv(cube), ix.kndvi(cube), ix.evi2(cube)
     return out
 
 
@@ -131,8 +117,6 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
     Raises:
         InputError/CubeError: a needed path is empty, a cube is unreadable or the tower is outside it.
     """
-    from ecoembed.embed import open_embeddings
-
     need = needs(feature_sets)
     sid = str(site["site_id"])
     parts: list[pd.DataFrame] = []
@@ -144,7 +128,7 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
         if not isinstance(path, str) or not path:
             raise InputError(f"site {sid}: the feature sets need {column} in sites.csv, but it is empty")
         src = f"site {sid} {column} {Path(path).name}"
-        ds = open_embeddings(path) if key == "embeddings" else s2_variables(_open_s2(path))
+        ds = open_embeddings(path) if key == "embeddings" else s2_variables(open_cube(path, "s2", allow_missing=True))
         info["synthetic"] |= bool(ds.attrs.get("synthetic", False))
         info["inputs"].append(path)
         with ds:

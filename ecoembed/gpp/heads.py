@@ -17,9 +17,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ecoembed.errors import InputError
+from ecoembed.gpp.options import HEADS
 
-HEADS: tuple[str, ...] = ("linear", "xgboost", "mlp")
-"""Names accepted by :func:`make_head`."""
 
 
 def _as_array(X: object) -> tuple[np.ndarray, list[str]]:
@@ -102,6 +101,12 @@ class LinearHead(_Scaled):
         """
         return pd.DataFrame({"term": ["const", *self.feature_names_in_], "coef": self.params_,
                              "ci_low": self.ci_low_, "ci_high": self.ci_high_, "p": self.pvalues_})
+
+
+def coefficient_summary(coefficients: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sd over folds of :meth:`LinearHead.coef_table` rows stacked with a ``fold`` column, and the median p."""
+    return (coefficients.groupby("term", sort=False)
+            .agg(coef=("coef", "mean"), coef_sd=("coef", "std"), p_median=("p", "median")).reset_index())
 
 
 class XGBHead(_Scaled):

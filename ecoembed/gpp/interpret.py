@@ -284,22 +284,6 @@ def linear_coefficients(
     return tab.reindex(tab["coef"].abs().sort_values(ascending=False).index).reset_index(drop=True)
 
 
-def spectral_indices(red: object, nir: object) -> dict[str, np.ndarray]:
-    """NDVI, NIRv (NDVI x NIR) and kNDVI (tanh(NDVI^2), Camps-Valls et al. 2021) from reflectance (0-1)."""
-    r = np.asarray(red, dtype=float)
-    n = np.asarray(nir, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndvi = (n - r) / (n + r)
-    return {"ndvi": ndvi, "nirv": ndvi * n, "kndvi": np.tanh(ndvi**2)}
-
-
-def to_db(linear: object) -> np.ndarray:
-    """Backscatter in dB (10 log10) of linear power; non-positive values become NaN."""
-    x = np.asarray(linear, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(x > 0, 10 * np.log10(np.where(x > 0, x, 1.0)), np.nan)
-
-
 def embedding_correlations(
     table: pd.DataFrame,
     *,
@@ -336,6 +320,14 @@ def embedding_correlations(
         both = both.rank()
     corr = both.corr()
     return corr.loc[emb, ref]
+
+
+def most_correlated(correlations: pd.DataFrame) -> pd.DataFrame:
+    """For each reference column of :func:`embedding_correlations`: the embedding dimension with the largest |r|, and r."""
+    mat = correlations.dropna(axis=1, how="all")  # a reference without variance (e.g. no rain) has no correlation
+    best = [mat[c].abs().idxmax() for c in mat.columns]
+    return pd.DataFrame({"reference": mat.columns, "most correlated dim": best,
+                         "r": [mat[c][b] for c, b in zip(mat.columns, best, strict=True)]})
 
 
 @dataclass
@@ -413,6 +405,7 @@ class Interpretation:
         }
         if self.correlations is not None:
             out["interpret_embedding_correlations"] = self.correlations.rename_axis("embedding_dim").reset_index()
+            out["interpret_embedding_best"] = most_correlated(self.correlations)
         return out
 
 
@@ -507,91 +500,3 @@ def interpret_out_of_fold(
         except InputError as exc:
             notes.append(f"embedding correlations skipped: {exc}")
     return Interpretation(cf, cfam, pfam, pfeat, lin, corr, notes)
-
-
-def embedding_chip(cube_path: str | os.PathLike[str], *, n_dates: int = 8, max_px: int = 64,
-                   variable: str = "embedding") -> tuple[np.ndarray, np.ndarray]:
-    """Read ``n_dates`` evenly spaced dates of an embedding cube (centre crop of at most ``max_px``).
-
-    Args:
-        cube_path: embedding cube (.zarr or .nc) with ``variable`` of dims (time, y, x, feature).
-        n_dates: dates to read, evenly spread over the cube's time axis.
-        max_px: edge of the centre crop (pixels).
-
-    Returns:
-        ``(chip (n_dates, y, x, feature) float32, dates datetime64[D])``.
-
-    Raises:
-        CubeError: the file cannot be opened or lacks ``variable`` with those dims.
-    """
-    from ecoembed.embed import open_embeddings
-
-    ds = open_embeddings(cube_path)  # CubeError on a bad file; int8 storage decoded lazily
-    with ds:
-        da = ds[variable].transpose("time", "y", "x", "feature")
-        nt, ny, nx = da.sizes["time"], da.sizes["y"], da.sizes["x"]
-        ti = np.unique(np.linspace(0, nt - 1, min(n_dates, nt)).round().astype(int))
-        y0, x0 = max((ny - max_px) // 2, 0), max((nx - max_px) // 2, 0)
-        sub = da.isel(time=ti, y=slice(y0, y0 + max_px), x=slice(x0, x0 + max_px))
-        chip = np.asarray(sub.values, dtype=np.float32)
-        dates = np.asarray(sub["time"].values).astype("datetime64[D]")
-    return chip, dates
-
-
-def write_interpretation(
-    out_dir: str | os.PathLike[str],
-    table: pd.DataFrame,
-    feature_columns: Sequence[str],
-    *,
-    target: str = "GPP",
-    chip: np.ndarray | None = None,
-    chip_dates: np.ndarray | None = None,
-    chip_site: str | None = None,
-    seed: int = 0,
-    progress: bool = False,
-) -> dict[str, Path]:
-    """Compute :func:`interpret_out_of_fold` (and the PCA RGB of ``chip``) and write them into ``out_dir``.
-
-    Writes ``interpret_*.csv`` (see :meth:`Interpretation.tables`), ``interpret_notes.txt``
-    and, with a chip, ``interpret_pca_rgb.npz`` (``rgb``, ``dates``, ``explained``, ``site``).
-    The report section :func:`ecoembed.report.interpret_figs.interpretability_section`
-    reads these files, so ``cv-report`` can redraw without refitting.
-
-    Returns:
-        Name -> path of every file written.
-    """
-    import io
-
-    from ecoembed.io_utils import atomic_path, atomic_write_text
-
-    out = Path(out_dir)
-    res = interpret_out_of_fold(table, feature_columns, target=target, seed=seed, progress=progress)
-    written: dict[str, Path] = {}
-    for stem, df in res.tables().items():
-        p = out / f"{stem}.csv"
-        atomic_write_text(p, df.to_csv(index=False))
-        written[stem] = p
-    atomic_write_text(out / "interpret_notes.txt", "\n".join(res.notes) + "\n")
-    written["interpret_notes"] = out / "interpret_notes.txt"
-    if chip is not None:
-        pr = pca_rgb(chip, seed=seed)
-        buf = io.BytesIO()
-        dates = np.asarray(chip_dates if chip_dates is not None else np.arange(pr.rgb.shape[0])).astype(str)
-        np.savez_compressed(buf, rgb=pr.rgb.astype(np.float32), dates=dates, explained=pr.explained_variance_ratio,
-                            site=np.asarray(str(chip_site or "")))
-        with atomic_path(out / "interpret_pca_rgb.npz") as tmp:
-            tmp.write_bytes(buf.getvalue())
-        written["interpret_pca_rgb"] = out / "interpret_pca_rgb.npz"
-    return written
-
-
-def interpretable_columns(table: pd.DataFrame, *, target: str = "GPP",
-                          exclude: Sequence[str] = ("site_id", "date", "fold", "GPP_qc", "year", "doy")) -> list[str]:
-    """Numeric feature columns of a joined table that belong to a known family (embedding, indices, meteo, bands).
-
-    Handy to explain one model that sees every family at once (the union of the
-    feature sets) rather than one model per feature set.
-    """
-    skip = {target, *exclude}
-    return [c for c in table.columns
-            if c not in skip and pd.api.types.is_numeric_dtype(table[c]) and feature_family(c) != "other"]

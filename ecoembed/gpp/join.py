@@ -20,19 +20,12 @@ import pandas as pd
 import xarray as xr
 
 from ecoembed.errors import CubeError, InputError
+from ecoembed.gpp.options import DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX
+from ecoembed.sources.chips import tower_pixel
+from fluxnet import DEFAULT_QC_MIN, qc_pass
 
-DEFAULT_WINDOW_PX = 5
-DEFAULT_MAX_GAP_DAYS = 30
 LOSS_REASONS: tuple[str, ...] = ("gpp_missing", "qc_failed", "outside_cube_period", "features_missing")
 """Reasons a flux day is not used, checked in this order (each day counts once)."""
-
-
-def tower_xy(lat: float, lon: float, crs: str) -> tuple[float, float]:
-    """Tower position in the cube's CRS (metres for UTM) from WGS84 lat/lon (degrees)."""
-    from pyproj import Transformer
-
-    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(float(lon), float(lat))
-    return float(x), float(y)
 
 
 def gaussian_weights(size_px: int, sigma_px: float | None = None) -> np.ndarray:
@@ -51,25 +44,13 @@ def window_indices(ds: xr.Dataset, lat: float, lon: float, size_px: int, *, sour
     Raises:
         CubeError: no ``crs`` attribute, no x/y coordinates, or the tower lies outside the cube.
     """
-    crs = ds.attrs.get("crs")
-    if not crs:
-        raise CubeError(f"{source}: no 'crs' attribute; cannot place the tower (lat/lon) on the cube grid")
-    if "x" not in ds.coords or "y" not in ds.coords:
-        raise CubeError(f"{source}: no x/y coordinates; cannot place the tower on the cube grid")
-    tx, ty = tower_xy(lat, lon, str(crs))
-    xs, ys = np.asarray(ds["x"].values, float), np.asarray(ds["y"].values, float)
-    rx = abs(xs[1] - xs[0]) if xs.size > 1 else 10.0
-    ry = abs(ys[1] - ys[0]) if ys.size > 1 else 10.0
-    if not (xs.min() - rx / 2 <= tx <= xs.max() + rx / 2 and ys.min() - ry / 2 <= ty <= ys.max() + ry / 2):
-        raise CubeError(f"{source}: tower at lat={lat}, lon={lon} (x={tx:.1f}, y={ty:.1f} in {crs}) lies outside the cube "
-                        f"(x {xs.min():.1f}..{xs.max():.1f}, y {ys.min():.1f}..{ys.max():.1f}); check the site's lat/lon "
-                        "or the cube path in sites.csv")
-    col, row = int(np.argmin(np.abs(xs - tx))), int(np.argmin(np.abs(ys - ty)))
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    row, col = tower_pixel(ds, lat, lon, source=source)
     half = size_px // 2
     r0, c0 = row - half, col - half
     w = gaussian_weights(size_px)
     rs, cs = max(r0, 0), max(c0, 0)
-    re, ce = min(r0 + size_px, ys.size), min(c0 + size_px, xs.size)
+    re, ce = min(r0 + size_px, ny), min(c0 + size_px, nx)
     w = w[rs - r0:re - r0, cs - c0:ce - c0]
     return slice(rs, re), slice(cs, ce), w / w.sum()
 
@@ -169,7 +150,7 @@ def aggregate_cube(ds: xr.Dataset, lat: float, lon: float, *, variables: Sequenc
     return table
 
 
-def join_site(flux: pd.DataFrame, features: pd.DataFrame, *, qc_min: float = 0.8,
+def join_site(flux: pd.DataFrame, features: pd.DataFrame, *, qc_min: float = DEFAULT_QC_MIN,
               feature_sets: dict[str, list[str]] | None = None, site_id: str | None = None,
               source: str = "site") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Inner join of QC-passed GPP days with a daily feature table, and the days-lost accounting.
@@ -192,8 +173,6 @@ def join_site(flux: pd.DataFrame, features: pd.DataFrame, *, qc_min: float = 0.8
     Raises:
         InputError: the flux and feature dates do not overlap at all.
     """
-    from fluxnet import qc_pass
-
     sid = site_id if site_id is not None else str(flux["site_id"].iloc[0])
     f = flux.copy()
     f["date"] = pd.to_datetime(f["date"]).dt.floor("D")

@@ -15,39 +15,57 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ecoembed.errors import InputError
+
 METRICS: tuple[str, ...] = ("n", "r2", "nse", "rmse", "mae", "bias", "kge", "kge_r", "kge_alpha", "kge_beta")
 """Column names of the metric tables, in order."""
 
 
 def compute_metrics(observed: object, predicted: object) -> dict[str, float]:
-    """All metrics of ``predicted`` vs ``observed`` (1-D, same length) on the finite pairs.
+    """All metrics of ``predicted`` vs ``observed`` (1-D, same length) on the pairs where both are finite.
 
-    Returns NaN for every score (``n`` = pair count) when fewer than 2 pairs remain;
-    correlation-based scores are NaN when either series is constant.
+    Edge cases (the one definition used by every table of the project):
+
+    * ``n`` counts the finite pairs; with none, every score is NaN;
+    * ``rmse``, ``mae`` and ``bias`` need one pair;
+    * ``r2``, ``nse`` and ``kge`` need two pairs and an observed series that is
+      not constant; ``r2`` (and ``kge``) also a predicted series that is not
+      constant. "Constant" allows float round-off (a standard deviation below
+      1e-9 of the series' magnitude), as after subtracting a mean.
+
+    Raises:
+        InputError: the two inputs differ in length.
     """
     o = np.asarray(observed, dtype=float).ravel()
     p = np.asarray(predicted, dtype=float).ravel()
     if o.shape != p.shape:
-        raise ValueError(f"observed ({o.size}) and predicted ({p.size}) differ in length")
+        raise InputError(f"observed ({o.size}) and predicted ({p.size}) differ in length")
     ok = np.isfinite(o) & np.isfinite(p)
     o, p = o[ok], p[ok]
     n = int(o.size)
     out = dict.fromkeys(METRICS, float("nan"))
     out["n"] = float(n)
-    if n < 2:
+    if n == 0:
         return out
     err = p - o
     out["rmse"] = float(np.sqrt(np.mean(err**2)))
     out["mae"] = float(np.mean(np.abs(err)))
     out["bias"] = float(np.mean(err))
-    so, sp = float(np.std(o)), float(np.std(p))
-    ss = float(np.sum((o - o.mean()) ** 2))
-    out["nse"] = float(1.0 - np.sum(err**2) / ss) if ss > 0 else float("nan")
-    r = float(np.corrcoef(o, p)[0, 1]) if so > 0 and sp > 0 else float("nan")
+    if n < 2:
+        return out
+    do, dp = o - o.mean(), p - p.mean()
+    so, sp = float(np.sqrt(np.mean(do**2))), float(np.sqrt(np.mean(dp**2)))
+    scale = so + sp + abs(float(o.mean())) + abs(float(p.mean())) or 1.0
+    if so <= 1e-9 * scale:
+        return out
+    out["nse"] = 1.0 - float(np.sum(err**2)) / float(np.sum(do**2))
+    out["kge_alpha"] = sp / so
+    out["kge_beta"] = float(p.mean() / o.mean()) if o.mean() != 0 else float("nan")
+    if sp <= 1e-9 * scale:
+        return out
+    r = float(np.sum(do * dp)) / (n * so * sp)
     out["r2"] = r * r
     out["kge_r"] = r
-    out["kge_alpha"] = sp / so if so > 0 else float("nan")
-    out["kge_beta"] = float(p.mean() / o.mean()) if o.mean() != 0 else float("nan")
     out["kge"] = float(1.0 - np.sqrt((r - 1) ** 2 + (out["kge_alpha"] - 1) ** 2 + (out["kge_beta"] - 1) ** 2))
     return out
 

@@ -31,7 +31,7 @@ from scipy.ndimage import uniform_filter1d
 from tqdm.auto import tqdm
 
 from ecoembed.errors import InputError
-from ecoembed.gpp.decomposition import GROUP_COLUMNS, _clean
+from ecoembed.gpp.decomposition import GROUP_COLUMNS, clean_oof
 
 METHODS: tuple[str, ...] = ("threshold", "derivative")
 
@@ -191,7 +191,7 @@ def phenology_table(
         ``features, head, site_id, year, method, sos_obs, sos_pred, eos_obs, eos_pred,
         sos_error_days, eos_error_days`` (day of year; error = predicted - observed).
     """
-    df = _clean(oof)
+    df = clean_oof(oof)
     methods = list(methods)
     rows = []
     for key, full in tqdm(list(_site_year_curves(df, min_days)), desc="phenology", disable=not progress):
@@ -269,7 +269,7 @@ def lag_analysis(oof: pd.DataFrame, *, max_lag: int = 30) -> pd.DataFrame:
     """
     if max_lag < 0:
         raise InputError(f"max_lag={max_lag}: must be >= 0 days")
-    df = _clean(oof)
+    df = clean_oof(oof)
     rows = []
     for (feat, head, site), g in df.groupby([*GROUP_COLUMNS, "site_id"], sort=True):
         s = g.set_index("date")[["observed", "predicted"]].groupby(level=0).mean()
@@ -280,3 +280,11 @@ def lag_analysis(oof: pd.DataFrame, *, max_lag: int = 30) -> pd.DataFrame:
                      "lag_days": best, "r_at_lag": float(np.nanmax(r)) if np.any(np.isfinite(r)) else np.nan,
                      "r_at_zero": float(r[max_lag])})
     return pd.DataFrame(rows)
+
+
+def lag_summary(lags: pd.DataFrame) -> pd.DataFrame:
+    """Per model: sites, median and mean absolute lag (days) and mean correlation at lag 0, from :func:`lag_analysis`."""
+    return (lags.groupby(list(GROUP_COLUMNS), sort=False)
+            .agg(sites=("site_id", "size"), median_lag_days=("lag_days", "median"),
+                 mean_abs_lag_days=("lag_days", lambda v: float(np.nanmean(np.abs(v)))),
+                 r_at_zero=("r_at_zero", "mean")).reset_index())

@@ -1,4 +1,4 @@
-"""Stage-1 self-supervised losses: masked date reconstruction (OmniSat) + temporal InfoNCE.
+"""Self-supervised losses: masked date reconstruction (OmniSat), temporal and cross-modal InfoNCE.
 
 **Masked reconstruction.** For each pixel a random subset of its *usable*
 dates (``hide_fraction``, at least one, only when the pixel has >= 2 usable
@@ -18,9 +18,13 @@ flagged): the filter lets the encoder pick easy dates to attend to and
 reconstruct; the error on *all* hidden valid dates then barely drops. Use
 1.0 when the validity mask is trustworthy (the shipped default does).
 
-**Temporal contrastive (optional).** Two random halves of a pixel's usable
+**Temporal contrastive (optional, stage 1).** Two random halves of a pixel's usable
 dates should give similar embeddings (InfoNCE, other pixels of the batch as
 negatives, symmetric, temperature ``tau``).
+
+**Cross-modal contrastive (stage 2).** The S1-only and S2-only summaries of
+the same pixel are positives; other pixels of the same tile are excluded
+(:func:`same_tile_exclusion_mask`), so negatives come from other tiles.
 """
 
 from __future__ import annotations
@@ -95,19 +99,63 @@ def masked_mse(prediction: Tensor, target: Tensor, where: Tensor) -> Tensor:
     first, so NaN/inf there cannot leak into the loss or its gradient.
     """
     keep = where.unsqueeze(-1)
-    diff = torch.where(keep, prediction - torch.where(keep, target, torch.zeros((), dtype=target.dtype)), torch.zeros((), dtype=prediction.dtype))
+    zero = torch.zeros((), dtype=prediction.dtype, device=prediction.device)
+    diff = torch.where(keep, prediction - torch.where(keep, target, zero), zero)
     n = where.sum() * prediction.shape[-1]
     return (diff**2).sum() / n.clamp(min=1)
 
 
-def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.1) -> Tensor:
-    """Symmetric InfoNCE between paired embeddings ``[B, E]`` (positives on the diagonal)."""
+def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.1, *, exclude: Tensor | None = None) -> Tensor:
+    """Symmetric InfoNCE between paired embeddings ``[B, E]`` (positives on the diagonal).
+
+    Args:
+        z1, z2: the two views of the same ``B`` items (row i of each is item i).
+        temperature: softmax temperature.
+        exclude: bool ``[B, B]``, True where pair (i, j) is neither a positive nor a
+            negative (its logit is -inf); must leave the diagonal False.
+
+    Returns:
+        Scalar loss (0 when fewer than 2 items).
+    """
     if z1.shape[0] < 2:
         return z1.sum() * 0.0
     a, b = F.normalize(z1, dim=-1), F.normalize(z2, dim=-1)
     logits = a @ b.T / temperature
+    if exclude is not None:
+        logits = logits.masked_fill(exclude, float("-inf"))
     labels = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
+def same_tile_exclusion_mask(tile_ids: Tensor) -> Tensor:
+    """``[B, B]`` bool, True where pair (i, j) is excluded from the contrastive softmax.
+
+    A pair is excluded when both pixels come from the same tile and ``i != j``:
+    such a pixel is neither the positive (only ``j == i`` is) nor a negative
+    (OmniSat, eq. 3: neighbours look alike, pushing them apart would teach noise).
+    """
+    same = tile_ids.unsqueeze(0) == tile_ids.unsqueeze(1)
+    return same & ~torch.eye(len(tile_ids), dtype=torch.bool, device=tile_ids.device)
+
+
+def cross_modal_infonce(
+    z_a: Tensor, z_b: Tensor, tile_ids: Tensor, *, temperature: float = 0.1, usable: Tensor | None = None
+) -> Tensor:
+    """Symmetric InfoNCE between two modalities' summaries of the same pixels, negatives from other tiles only.
+
+    Args:
+        z_a, z_b: ``[B, P]`` summaries of the same ``B`` pixels (row i of each is pixel i).
+        tile_ids: int ``[B]`` tile of each pixel; same-tile pairs other than i==i are excluded.
+        temperature: softmax temperature.
+        usable: bool ``[B]`` pixels with observations in both modalities (others are
+            dropped from rows and columns); None = all.
+
+    Returns:
+        Scalar loss (0 when fewer than 2 usable pixels).
+    """
+    if usable is not None:
+        z_a, z_b, tile_ids = z_a[usable], z_b[usable], tile_ids[usable]
+    return info_nce(z_a, z_b, temperature, exclude=same_tile_exclusion_mask(tile_ids))
 
 
 class Stage1Objective(nn.Module):

@@ -1,31 +1,22 @@
-"""Figures and the report section for interpretability (plots only; numbers from :mod:`ecoembed.gpp.interpret`).
-
-The section reads the ``interpret_*.csv`` / ``interpret_pca_rgb.npz`` files that
-:func:`ecoembed.gpp.interpret.write_interpretation` left in the run folder, so
-the report can be regenerated without refitting.
-"""
+"""Interpretability figures (plots only; the tables come from the run folder, see :mod:`ecoembed.gpp.interpret`)."""
 
 from __future__ import annotations
 
-import html as html_lib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ecoembed.errors import InputError  # noqa: E402
-from ecoembed.report.temporal import GPP_UNIT, html_table, img_html, is_synthetic, load_oof, md_table, save_figure  # noqa: E402
+from ecoembed.report.common import GPP_UNIT, save_figure
 
 FAMILY_COLORS = {"embedding": "#4c72b0", "indices": "#55a868", "meteo": "#dd8452", "bands": "#8172b3", "other": "#937860"}
 
 
-def _barh(ax: plt.Axes, labels: Sequence[str], values: np.ndarray, colors: Sequence[str], err: np.ndarray | None = None) -> None:
+def _barh(ax: Axes, labels: Sequence[str], values: np.ndarray, colors: Sequence[str], err: np.ndarray | None = None) -> None:
     y = np.arange(len(labels))
     ax.barh(y, values, xerr=err, color=colors, capsize=2)
     ax.set_yticks(y, labels, fontsize=8)
@@ -118,96 +109,3 @@ def plot_pca_strip(rgb: np.ndarray, dates: Sequence[object], path: str | os.Path
     fig.suptitle(f"Embedding PCA as RGB over the season{', ' + site if site else ''}{ev}", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path, synthetic=synthetic)
-
-
-def _read(run: Path, stem: str) -> pd.DataFrame | None:
-    p = run / f"{stem}.csv"
-    if not p.is_file():
-        return None
-    df = pd.read_csv(p)
-    return None if df.empty else df
-
-
-def interpretability_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
-    """Report section: contributions, permutation importance, coefficients, correlations and PCA RGB.
-
-    Draws ``figures/importance.png``, ``figures/linear_coefficients.png``,
-    ``figures/embedding_correlations.png``, ``figures/pca_rgb.png`` from whatever
-    interpretation files the run holds; missing parts are named in the text.
-    """
-    run = Path(run_dir)
-    try:
-        synthetic = is_synthetic(run, load_oof(run))
-    except InputError:
-        synthetic = is_synthetic(run)
-    figs = run / "figures"
-    html_parts: list[str] = []
-    md_parts: list[str] = []
-    missing: list[str] = []
-    cf, cfam = _read(run, "interpret_contributions_feature"), _read(run, "interpret_contributions_family")
-    pf, pfam = _read(run, "interpret_permutation_feature"), _read(run, "interpret_permutation_family")
-    intro = ("xgboost fitted per site-level fold and explained on the held-out sites: exact additive contributions "
-             "(pred_contribs) and permutation importance (RMSE increase, features of one family permuted together). "
-             "Families: embedding dims (emb_*), spectral indices, meteorological drivers, bands.")
-    if cf is not None and cfam is not None and pf is not None and pfam is not None:
-        f = plot_importance(cfam, pfam, cf, pf, figs / "importance.png", synthetic=synthetic)
-        fam = cfam.merge(pfam.rename(columns={"group": "family"}), on="family", how="outer", suffixes=("", "_perm"))
-        fam = fam[["family", "n_features", "mean_abs_contribution", "share", "importance_rmse", "importance_rmse_std"]]
-        fam = fam.sort_values("mean_abs_contribution", ascending=False)
-        html_parts += [f"<p>{html_lib.escape(intro)}</p>", img_html(f, "Contributions and permutation importance"),
-                       html_table(fam, table_id="importance-family")]
-        md_parts += [intro, "![importance](figures/importance.png)", md_table(fam)]
-    else:
-        missing.append("xgboost contributions / permutation importance")
-    lin = _read(run, "interpret_linear_coefficients")
-    if lin is not None:
-        f = plot_linear_coefficients(lin, figs / "linear_coefficients.png", synthetic=synthetic)
-        top = lin.head(15)[["feature", "family", "coef", "ci_low", "ci_high", "p_value"]]
-        html_parts += ["<h3>Linear head coefficients (standardised, 95 % CI, cluster-robust by site)</h3>",
-                       img_html(f, "Linear coefficients"), html_table(top, table_id="linear-coefficients")]
-        md_parts += ["### Linear head coefficients (standardised, 95 % CI)", "![coefficients](figures/linear_coefficients.png)",
-                     md_table(top)]
-    else:
-        missing.append("linear coefficients")
-    corr = _read(run, "interpret_embedding_correlations")
-    if corr is not None:
-        mat = corr.set_index(corr.columns[0]).dropna(axis=1, how="all")  # a reference without variance (e.g. no rain)
-        f = plot_correlation_heatmap(mat, figs / "embedding_correlations.png", synthetic=synthetic)
-        best = pd.DataFrame({"reference": mat.columns, "most correlated dim": [mat[c].abs().idxmax() for c in mat.columns],
-                             "r": [mat[c][mat[c].abs().idxmax()] for c in mat.columns]})
-        html_parts += ["<h3>What the embedding dimensions track</h3>", img_html(f, "Embedding correlation matrix"),
-                       html_table(best, table_id="embedding-correlations")]
-        md_parts += ["### What the embedding dimensions track", "![correlations](figures/embedding_correlations.png)", md_table(best)]
-    else:
-        missing.append("embedding correlation matrix (needs embedding features)")
-    npz = run / "interpret_pca_rgb.npz"
-    if npz.is_file():
-        with np.load(npz) as z:
-            rgb, dates, explained, site = z["rgb"], z["dates"], z["explained"], str(z["site"])
-        f = plot_pca_strip(rgb, list(dates), figs / "pca_rgb.png", explained=list(explained), site=site, synthetic=synthetic)
-        html_parts += ["<h3>Embedding PCA over the season</h3>", img_html(f, "PCA of embeddings as RGB")]
-        md_parts += ["### Embedding PCA over the season", "![pca](figures/pca_rgb.png)"]
-    else:
-        missing.append("PCA RGB chip (needs an embedding cube)")
-    notes = run / "interpret_notes.txt"
-    if notes.is_file():
-        txt = notes.read_text(encoding="utf-8").strip()
-        if txt:
-            html_parts.append(f"<p><small>{html_lib.escape(txt)}</small></p>")
-            md_parts.append(f"*{txt}*")
-    if missing:
-        msg = "Not available for this run: " + "; ".join(missing) + "."
-        html_parts.append(f"<p><em>{html_lib.escape(msg)}</em></p>")
-        md_parts.append(f"*{msg}*")
-    return "Interpretability", "\n".join(html_parts), "\n\n".join(md_parts)
-
-
-SECTIONS = (interpretability_section,)
-"""Section callables of this module."""
-
-
-def report_sections() -> list[Callable[[str | os.PathLike[str]], tuple[str, str, str]]]:
-    """This issue's report sections, in order, each ``(run_dir) -> (title, html, md)``: register them in ``build_report``."""
-    from ecoembed.report.temporal import decomposition_section, temporal_fidelity_section
-
-    return [decomposition_section, temporal_fidelity_section, interpretability_section]

@@ -137,3 +137,24 @@ def _has_data(band: xr.DataArray, slab_bytes: int = 4 * 2**20) -> bool:
         if bool(band.isel(time=slice(i, i + step)).notnull().any()):
             return True
     return False
+
+
+def same_grid(a: xr.Dataset, b: xr.Dataset) -> bool:
+    """True when two cubes share the pixel grid (same ``x``/``y`` sizes and pixel-centre coordinates)."""
+    return bool(a.sizes["y"] == b.sizes["y"] and a.sizes["x"] == b.sizes["x"]
+                and np.allclose(a["x"].values, b["x"].values) and np.allclose(a["y"].values, b["y"].values))
+
+
+def require_same_grid(cube: xr.Dataset, reference: xr.Dataset, *, what: str) -> None:
+    """Raise when ``cube`` is not on ``reference``'s pixel grid.
+
+    Args:
+        cube: the cube to check (e.g. S1).
+        reference: the cube that defines the grid (e.g. S2).
+        what: how to name ``cube`` in the message (e.g. ``"S1 cube s1.nc"``).
+
+    Raises:
+        CubeError: the grids differ.
+    """
+    if not same_grid(cube, reference):
+        raise CubeError(f"{what} is not on the grid of the S2 cube (x/y differ); resample it to the S2 grid first")

@@ -8,18 +8,14 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from pyproj import Transformer
 
 from ecoembed.dates import to_days
 from ecoembed.errors import CubeError, InputError
+from ecoembed.sensors import band_statistics
 from ecoembed.sensors.cube import infer_sensor
-from ecoembed.sensors.sentinel1 import S1_NORM_MEAN, S1_NORM_STD, S1_POLARISATIONS
-from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD
-
-_STATS: dict[str, tuple[float, float, str]] = {
-    **{b: (float(m), float(s), "ecoembed.sensors.sentinel2") for b, m, s in zip(S2_BANDS, S2_NORM_MEAN, S2_NORM_STD, strict=True)},
-    **{b: (float(m), float(s), "ecoembed.sensors.sentinel1") for b, m, s in zip(S1_POLARISATIONS, S1_NORM_MEAN, S1_NORM_STD, strict=True)},
-}
-
+from ecoembed.sensors.sentinel1 import S1_POLARISATIONS
+from ecoembed.sensors.sentinel2 import S2_BANDS
 
 @dataclass
 class PixelSeries:
@@ -77,11 +73,9 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
     mean = np.zeros(len(bands), np.float32)
     std = np.ones(len(bands), np.float32)
     if normalize:
-        unknown = [b for b in bands if b not in _STATS]
-        if unknown:
-            raise InputError(f"no normalisation statistics for band(s) {unknown}; use normalize=False")
-        mean = np.array([_STATS[b][0] for b in bands], np.float32)
-        std = np.array([_STATS[b][1] for b in bands], np.float32)
+        stats = [band_statistics(b) for b in bands]
+        mean = np.array([m for m, _, _ in stats], np.float32)
+        std = np.array([sd for _, sd, _ in stats], np.float32)
         arr = (arr - mean) / std
     values = np.where(valid[..., None], arr, np.float32(0)).astype(np.float32)
     orbit = None
@@ -92,7 +86,7 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
             raise CubeError(f"cube {cube.encoding.get('source', '')}: orbit values {bad} are not 'ascending'/'descending'")
         orbit = (names == "descending").astype(np.int8)
     yy, xx = np.divmod(np.arange(ny * nx), nx)
-    sources = sorted({_STATS[b][2] for b in bands if b in _STATS})
+    sources = sorted({band_statistics(b)[2] for b in bands}) if normalize else []
     return PixelSeries(
         values=values,
         days=np.asarray(to_days(cube["time"].values), np.int64),
@@ -108,15 +102,33 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
     )
 
 
-def lonlat_to_cube_xy(cube: xr.Dataset, lat: float, lon: float) -> tuple[float, float]:
-    """Project WGS84 ``lat``/``lon`` (degrees) into the cube's CRS (metres)."""
-    from pyproj import Transformer
+def tower_xy(lat: float, lon: float, crs: str) -> tuple[float, float]:
+    """Tower position in a projected CRS (metres for UTM) from WGS84 ``lat``/``lon`` (degrees)."""
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(float(lon), float(lat))
+    return float(x), float(y)
 
+
+def tower_pixel(cube: xr.Dataset, lat: float, lon: float, *, source: str | None = None) -> tuple[int, int]:
+    """Row and column of the cube pixel that contains the tower at WGS84 ``lat``/``lon``.
+
+    Raises:
+        CubeError: the cube has no CRS or x/y coordinates, or the tower lies outside it.
+    """
+    name = source or cube.encoding.get("source", "cube")
     crs = cube.attrs.get("crs")
     if not crs:
-        raise CubeError(f"cube {cube.encoding.get('source', '')} has no CRS; cannot place lat/lon on it")
-    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
-    return float(x), float(y)
+        raise CubeError(f"{name}: no 'crs' attribute; cannot place the tower (lat/lon) on the cube grid")
+    if "x" not in cube.coords or "y" not in cube.coords:
+        raise CubeError(f"{name}: no x/y coordinates; cannot place the tower on the cube grid")
+    x, y = tower_xy(lat, lon, str(crs))
+    xs, ys = np.asarray(cube["x"].values, float), np.asarray(cube["y"].values, float)
+    rx = abs(xs[1] - xs[0]) if xs.size > 1 else 10.0
+    ry = abs(ys[1] - ys[0]) if ys.size > 1 else 10.0
+    if not (xs.min() - rx / 2 <= x <= xs.max() + rx / 2 and ys.min() - ry / 2 <= y <= ys.max() + ry / 2):
+        raise CubeError(f"{name}: tower at lat={lat}, lon={lon} (x={x:.1f}, y={y:.1f} in {crs}) lies outside the cube "
+                        f"(x {xs.min():.1f}..{xs.max():.1f}, y {ys.min():.1f}..{ys.max():.1f}); check the site's lat/lon "
+                        "or the cube path in sites.csv")
+    return int(np.argmin(np.abs(ys - y))), int(np.argmin(np.abs(xs - x)))
 
 
 def tower_chip(cube: xr.Dataset, lat: float, lon: float, size_px: int) -> xr.Dataset:
@@ -130,18 +142,13 @@ def tower_chip(cube: xr.Dataset, lat: float, lon: float, size_px: int) -> xr.Dat
     """
     if size_px < 1:
         raise InputError(f"size_px must be >= 1, got {size_px}")
-    x, y = lonlat_to_cube_xy(cube, lat, lon)
-    xs, ys = np.asarray(cube["x"].values, float), np.asarray(cube["y"].values, float)
-    half = 0.5 * abs(xs[1] - xs[0]) if len(xs) > 1 else 5.0
     name = cube.encoding.get("source", "cube")
-    if not (xs.min() - half <= x <= xs.max() + half and ys.min() - half <= y <= ys.max() + half):
-        raise CubeError(f"tower lat={lat}, lon={lon} (x={x:.0f}, y={y:.0f} in {cube.attrs.get('crs')}) is outside cube {name} "
-                        f"(x {xs.min():.0f}..{xs.max():.0f}, y {ys.min():.0f}..{ys.max():.0f}); check the site coordinates")
-    col, row = int(np.abs(xs - x).argmin()), int(np.abs(ys - y).argmin())
+    row, col = tower_pixel(cube, lat, lon)
+    ny, nx = cube.sizes["y"], cube.sizes["x"]
     r0, c0 = row - size_px // 2, col - size_px // 2
-    if r0 < 0 or c0 < 0 or r0 + size_px > len(ys) or c0 + size_px > len(xs):
+    if r0 < 0 or c0 < 0 or r0 + size_px > ny or c0 + size_px > nx:
         raise CubeError(f"a {size_px} px chip around lat={lat}, lon={lon} (pixel row {row}, col {col}) extends outside cube "
-                        f"{name} ({len(ys)} x {len(xs)} px); use a smaller size_px or a larger cube")
+                        f"{name} ({ny} x {nx} px); use a smaller size_px or a larger cube")
     chip = cube.isel(y=slice(r0, r0 + size_px), x=slice(c0, c0 + size_px))
     chip.attrs = {**cube.attrs, "tower_lat": float(lat), "tower_lon": float(lon), "tower_yx": [row - r0, col - c0]}
     return chip

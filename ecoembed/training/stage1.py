@@ -8,7 +8,7 @@ see :mod:`ecoembed.models.losses`) with AdamW.
 **Resumable.** Every ``checkpoint_every`` steps (and at the end) the whole
 training state (encoder, decoder, optimizer, step, config, band order,
 normalisation statistics, loss history) is written atomically to ``out``
-(safetensors, see :mod:`ecoembed.training.checkpoint`). Re-running the same
+(safetensors, see :mod:`ecoembed.weights.encoder_checkpoint`). Re-running the same
 call resumes from the last checkpoint: batches and random masks are derived
 from ``(seed, step)``, so the resumed run draws what an uninterrupted run
 would have drawn. Asking for more epochs than were trained extends training.
@@ -33,14 +33,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ecoembed.errors import CheckpointError, InputError
 from ecoembed.io_utils import atomic_write_text
 from ecoembed.models.encoders import ENCODER_CLASSES
 from ecoembed.models.losses import ObjectiveConfig, Stage1Objective
 from ecoembed.models.ltae import TemporalAttentionEncoder
-from ecoembed.training.checkpoint import read_checkpoint, restore_training_state, save_checkpoint
+from ecoembed.sensors import normalisation_stats
+from ecoembed.sources.chips import cube_to_series
+from ecoembed.sources.local import open_cube
 from ecoembed.training.seed import seed_everything
+from ecoembed.weights.encoder_checkpoint import read_encoder_checkpoint, restore_training_state, save_encoder_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -111,39 +115,11 @@ class PixelArrays:
     sources: list[str] = field(default_factory=list)
 
 
-def normalisation_stats(sensor: str, bands: Sequence[str]) -> dict[str, Any]:
-    """Per-band mean/std declared by the sensors room (recorded in checkpoints), if available."""
-    try:
-        if sensor == "s2":
-            from ecoembed.sensors.sentinel2 import S2_BANDS as names
-            from ecoembed.sensors.sentinel2 import S2_NORM_MEAN as mean
-            from ecoembed.sensors.sentinel2 import S2_NORM_STD as std
-        else:
-            from ecoembed.sensors.sentinel1 import S1_NORM_MEAN as mean
-            from ecoembed.sensors.sentinel1 import S1_NORM_STD as std
-            from ecoembed.sensors.sentinel1 import S1_POLARISATIONS as names
-    except ImportError:
-        return {"bands": list(bands), "mean": None, "std": None, "source": "unavailable (ecoembed.sensors not importable)"}
-    mean_a, std_a = np.broadcast_to(np.asarray(mean, float), (len(names),)), np.broadcast_to(np.asarray(std, float), (len(names),))
-    lookup = {b: (float(m), float(s)) for b, m, s in zip(names, mean_a, std_a, strict=True)}
-    missing = [b for b in bands if b not in lookup]
-    if missing:
-        raise InputError(f"the sensors room declares no normalisation for bands {missing} of {sensor}")
-    return {
-        "bands": list(bands),
-        "mean": [lookup[b][0] for b in bands],
-        "std": [lookup[b][1] for b in bands],
-        "source": f"ecoembed.sensors.{'sentinel2' if sensor == 's2' else 'sentinel1'}",
-    }
-
-
 def _open(cube: Any, sensor: str) -> tuple[Any, str]:
     if isinstance(cube, (str, os.PathLike)):
         path = Path(cube)
         if not path.exists():
             raise InputError(f"cube {path} does not exist")
-        from ecoembed.sources.local import open_cube
-
         return open_cube(path, sensor=sensor), str(path)
     return cube, cube_label(cube)
 
@@ -186,8 +162,6 @@ def pixel_arrays(sensor: str, cubes: Sequence[Any], max_pixels_per_cube: int | N
     if not cubes:
         raise InputError("no cube given; pass at least one --data CUBE")
     bands = list(ENCODER_CLASSES[sensor].BANDS)
-    if not all(_is_series(c) for c in cubes):
-        from ecoembed.sources.chips import cube_to_series
     rng = np.random.default_rng(seed)
     parts, names, synthetic = [], [], True
     series_norm: dict[str, Any] | None = None
@@ -310,8 +284,6 @@ def pretrain_stage1(
         CheckpointError: ``out`` exists (with ``resume``) but is corrupt or was trained for
             another sensor, band order or architecture.
     """
-    from tqdm.auto import tqdm
-
     cfg = config or Stage1Config()
     out = Path(out)
     if sensor not in ENCODER_CLASSES:
@@ -340,7 +312,7 @@ def pretrain_stage1(
     total_steps = cfg.epochs * steps_per_epoch
     step, history = 0, []
     if resume and out.exists():
-        tensors, meta = read_checkpoint(out)
+        tensors, meta = read_encoder_checkpoint(out)
         _check_compatible(out, meta, sensor, cfg, n)
         restore_training_state(out, encoder, objective.decoder, optimizer, tensors, meta)
         step, history = int(meta["step"]), list(meta.get("history", []))
@@ -361,7 +333,7 @@ def pretrain_stage1(
 
     def checkpoint() -> str:
         meta = {**base_meta, "step": step, "total_steps": total_steps, "history": history}
-        sha_ = save_checkpoint(out, encoder, meta, decoder=objective.decoder, optimizer=optimizer)
+        sha_ = save_encoder_checkpoint(out, encoder, meta, decoder=objective.decoder, optimizer=optimizer)
         _write_log(log_path_for(out), epoch_summary(history, steps_per_epoch))
         return sha_
 

@@ -31,7 +31,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,110 +39,20 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ecoembed.errors import CheckpointError, InputError
+from ecoembed.io_utils import atomic_write_text
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig, SensorBatch
-from ecoembed.training.checkpoint import METADATA_KEY, not_safetensors_hint, optimizer_tensors, restore_optimizer, weights_sha256
+from ecoembed.models.losses import cross_modal_infonce, masked_mse
+from ecoembed.sensors import normalisation_metadata
+from ecoembed.sources.local import open_cube
+from ecoembed.training.fusion_data import FusionScene, PixelSampler, scene_from_cubes
 from ecoembed.training.seed import seed_everything
+from ecoembed.weights.builders import encoder_spec
+from ecoembed.weights.encoder_checkpoint import load_encoder_checkpoint
+from ecoembed.weights.format import restore_optimizer, weights_sha256
+from ecoembed.weights.fusion_checkpoint import read_fusion_checkpoint, save_fusion_checkpoint
+from ecoembed.weights.shipped import load_pretrained
 
 log = logging.getLogger(__name__)
-
-
-class SeriesLike(Protocol):
-    """The ``PixelSeries`` contract of ``ecoembed.sources.chips.cube_to_series``."""
-
-    values: np.ndarray  # float32 [N, T, C], normalised, 0 where invalid
-    days: np.ndarray  # int64 [T], days since 1970-01-01
-    valid: np.ndarray  # bool [N, T]
-    orbit: np.ndarray | None  # int8 [T] (S1) or None
-
-
-@dataclass
-class ArraySeries:
-    """A plain implementation of :class:`SeriesLike` (e.g. for meteorology, or in tests)."""
-
-    values: np.ndarray
-    days: np.ndarray
-    valid: np.ndarray
-    orbit: np.ndarray | None = None
-
-
-@dataclass
-class FusionScene:
-    """All modalities of one scene on one pixel grid.
-
-    Attributes:
-        series: modality name -> pixel series (same ``N`` pixels, same order, for all).
-        yx: int ``[N, 2]`` pixel row/column in the scene (defines the tiles).
-        name: scene label (logs only).
-    """
-
-    series: dict[str, SeriesLike]
-    yx: np.ndarray
-    name: str = "scene"
-
-    def __post_init__(self) -> None:
-        n = len(self.yx)
-        for mod, s in self.series.items():
-            if s.values.shape[0] != n or s.valid.shape != s.values.shape[:2] or s.days.shape[0] != s.values.shape[1]:
-                raise InputError(
-                    f"scene {self.name!r}: modality {mod!r} has values {s.values.shape}, valid {s.valid.shape}, "
-                    f"days {s.days.shape}; expected {n} pixels with matching dates"
-                )
-
-
-# Meteorology as a third modality (no stage-1 encoder: raw daily values are the tokens).
-METEO_VARIABLES = ("TA", "SW_IN", "VPD", "P")
-"""Daily meteorological drivers used as the example third modality (order of channels)."""
-METEO_NORM_MEAN = np.array([10.0, 150.0, 6.0, 2.0], dtype=np.float32)
-"""Rough mid-latitude daily means: TA degC, SW_IN W m-2, VPD hPa, P mm d-1."""
-METEO_NORM_STD = np.array([8.0, 90.0, 5.0, 4.0], dtype=np.float32)
-"""Rough spreads of the same variables (units as :data:`METEO_NORM_MEAN`)."""
-
-
-def meteo_series(meteo: Any, n_pixels: int) -> ArraySeries:
-    """Daily meteorology table -> a pixel series shared by every pixel of the scene.
-
-    Args:
-        meteo: DataFrame with a ``date`` column and :data:`METEO_VARIABLES` columns (daily).
-        n_pixels: number of pixels of the scene (the series is broadcast, not copied).
-    """
-    from ecoembed.dates import to_days
-
-    missing = [v for v in ("date", *METEO_VARIABLES) if v not in meteo.columns]
-    if missing:
-        raise InputError(f"meteorology table lacks columns {missing}; expected date + {list(METEO_VARIABLES)}")
-    raw = meteo[list(METEO_VARIABLES)].to_numpy(dtype=np.float32)
-    ok = np.isfinite(raw).all(axis=1)
-    norm = np.where(ok[:, None], (raw - METEO_NORM_MEAN) / METEO_NORM_STD, 0.0).astype(np.float32)
-    days = to_days(meteo["date"].to_numpy())
-    return ArraySeries(
-        values=np.broadcast_to(norm, (n_pixels, *norm.shape)),
-        days=days.astype(np.int64),
-        valid=np.broadcast_to(ok, (n_pixels, ok.shape[0])),
-    )
-
-
-def scene_from_cubes(s2: Any, s1: Any | None = None, *, meteo: Any | None = None, name: str = "scene") -> FusionScene:
-    """Pixel series of an S2 cube (and optionally an S1 cube on the same grid, and daily meteorology).
-
-    Raises:
-        InputError: the S1 cube is not on the S2 grid.
-    """
-    from ecoembed.sources.chips import cube_to_series
-
-    series: dict[str, SeriesLike] = {"s2": cube_to_series(s2)}
-    yx = np.asarray(series["s2"].yx)
-    if s1 is not None:
-        if s1.sizes["y"] != s2.sizes["y"] or s1.sizes["x"] != s2.sizes["x"] or not (
-            np.allclose(s1["x"].values, s2["x"].values) and np.allclose(s1["y"].values, s2["y"].values)
-        ):
-            raise InputError(f"scene {name!r}: the S1 cube is not on the S2 grid (x/y differ); resample S1 to the S2 grid first")
-        s1_series = cube_to_series(s1)
-        if not np.array_equal(np.asarray(s1_series.yx), yx):
-            raise InputError(f"scene {name!r}: S1 and S2 pixel orders differ")
-        series["s1"] = s1_series
-    if meteo is not None:
-        series["meteo"] = meteo_series(meteo, len(yx))
-    return FusionScene(series=series, yx=yx, name=name)
 
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
@@ -200,118 +110,7 @@ class FusionTrainConfig:
             raise InputError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
 
-# --- losses --------------------------------------------------------------------------------------
-
-
-def same_tile_exclusion_mask(tile_ids: Tensor) -> Tensor:
-    """``[B, B]`` bool, True where pair (i, j) is excluded from the contrastive softmax.
-
-    A pair is excluded when both pixels come from the same tile and ``i != j``:
-    such a pixel is neither the positive (only ``j == i`` is) nor a negative.
-    """
-    same = tile_ids.unsqueeze(0) == tile_ids.unsqueeze(1)
-    return same & ~torch.eye(len(tile_ids), dtype=torch.bool, device=tile_ids.device)
-
-
-def cross_modal_infonce(
-    z_a: Tensor, z_b: Tensor, tile_ids: Tensor, *, temperature: float = 0.1, usable: Tensor | None = None
-) -> Tensor:
-    """Symmetric InfoNCE between two modalities' summaries of the same pixels (OmniSat eq. 3).
-
-    Args:
-        z_a, z_b: ``[B, P]`` summaries of the same ``B`` pixels (row i of each is pixel i).
-        tile_ids: int ``[B]`` tile of each pixel; same-tile pairs other than i==i are excluded.
-        temperature: softmax temperature.
-        usable: bool ``[B]`` pixels with observations in both modalities (others are
-            dropped from rows and columns); None = all.
-
-    Returns:
-        Scalar loss (0 when fewer than 2 usable pixels).
-    """
-    if usable is not None:
-        z_a, z_b, tile_ids = z_a[usable], z_b[usable], tile_ids[usable]
-    if len(z_a) < 2:
-        return z_a.sum() * 0.0
-    a = nn.functional.normalize(z_a, dim=-1)
-    b = nn.functional.normalize(z_b, dim=-1)
-    logits = (a @ b.T) / temperature
-    logits = logits.masked_fill(same_tile_exclusion_mask(tile_ids), float("-inf"))
-    target = torch.arange(len(a), device=a.device)
-    return 0.5 * (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target))
-
-
-def masked_mse(pred: Tensor, target: Tensor, scored: Tensor) -> Tensor:
-    """Mean squared error over channels at ``scored`` [B, T] positions only (0 if none)."""
-    w = scored.to(pred.dtype).unsqueeze(-1)
-    n = w.sum() * pred.shape[-1]
-    err = torch.where(scored.unsqueeze(-1), pred - target, torch.zeros((), dtype=pred.dtype))
-    return (err.pow(2) * w).sum() / n.clamp(min=1.0)
-
-
-# --- batching ------------------------------------------------------------------------------------
-
-
-@dataclass
-class _PaddedModality:
-    values: np.ndarray  # [N, Tmax, C]
-    days: np.ndarray  # [Tmax]
-    valid: np.ndarray  # [N, Tmax]
-    orbit: np.ndarray  # [Tmax]
-
-
-class PixelSampler:
-    """Draws batches of pixels from several scenes; pads each modality to a common length."""
-
-    def __init__(self, scenes: Sequence[FusionScene], modalities: Sequence[str], tile_px: int) -> None:
-        if not scenes:
-            raise InputError("stage-2 training needs at least one scene")
-        self.modalities = tuple(modalities)
-        for sc in scenes:
-            absent = [m for m in self.modalities if m not in sc.series]
-            if absent:
-                raise InputError(f"scene {sc.name!r} lacks modalities {absent}; every training scene needs {self.modalities}")
-        self.tmax = {m: max(sc.series[m].values.shape[1] for sc in scenes) for m in self.modalities}
-        self.scenes: list[dict[str, _PaddedModality]] = []
-        for sc in scenes:
-            padded = {}
-            for m in self.modalities:
-                s = sc.series[m]
-                n, t, c = s.values.shape
-                pad = self.tmax[m] - t
-                padded[m] = _PaddedModality(
-                    values=np.pad(np.asarray(s.values, dtype=np.float32), ((0, 0), (0, pad), (0, 0))),
-                    days=np.pad(np.asarray(s.days, dtype=np.int64), (0, pad)),
-                    valid=np.pad(np.asarray(s.valid, dtype=bool), ((0, 0), (0, pad))),
-                    orbit=np.pad(np.zeros(t, np.int64) if s.orbit is None else np.asarray(s.orbit, np.int64), (0, pad)),
-                )
-            self.scenes.append(padded)
-        self.n_pixels = [len(sc.yx) for sc in scenes]
-        self.offsets = np.cumsum([0, *self.n_pixels])
-        yx = np.concatenate([np.asarray(sc.yx) for sc in scenes])
-        scene_idx = np.repeat(np.arange(len(scenes)), self.n_pixels)
-        self.tile_ids = scene_idx * 1_000_000 + (yx[:, 0] // tile_px) * 1000 + yx[:, 1] // tile_px
-        self.total = int(self.offsets[-1])
-
-    def batch(self, index: np.ndarray) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
-        """Arrays of the pixels at global ``index``: {modality: {values, days, valid, orbit}} and tile ids."""
-        scene_of = np.searchsorted(self.offsets, index, side="right") - 1
-        out: dict[str, dict[str, Tensor]] = {}
-        for m in self.modalities:
-            vals, days, valid, orbit = [], [], [], []
-            for g, s in zip(index, scene_of, strict=True):
-                p = self.scenes[s][m]
-                local = g - self.offsets[s]
-                vals.append(p.values[local])
-                valid.append(p.valid[local])
-                days.append(p.days)
-                orbit.append(p.orbit)
-            out[m] = {
-                "values": torch.from_numpy(np.stack(vals)),
-                "days": torch.from_numpy(np.stack(days)),
-                "valid": torch.from_numpy(np.stack(valid)),
-                "orbit": torch.from_numpy(np.stack(orbit)),
-            }
-        return out, torch.from_numpy(self.tile_ids[index])
+# --- objective ---------------------------------------------------------------------------------
 
 
 def _holdout(valid: Tensor, days: Tensor, cfg: FusionTrainConfig, gen: torch.Generator, *, gaps: bool) -> Tensor:
@@ -370,84 +169,6 @@ def training_step(
         total = total + cfg.contrastive_weight * losses["contrastive"]
     losses["total"] = total
     return losses
-
-
-# --- checkpoints ---------------------------------------------------------------------------------
-
-FUSION_FORMAT = "ecoembed.fusion.v1"
-"""Format tag of fusion checkpoints (stage-1 ones carry ``ecoembed.stage1.v1``)."""
-
-
-def save_fusion_checkpoint(
-    path: str | Path,
-    model: FusedEmbeddingModel,
-    encoder_specs: Mapping[str, Mapping[str, Any]],
-    *,
-    optimizer: torch.optim.Optimizer | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> str:
-    """Write encoders + fusion (+ optimizer state) atomically as one safetensors file.
-
-    The JSON metadata (in the safetensors header, key ``ecoembed``) holds the
-    fusion config, the encoder specs (how to rebuild each stage-1 encoder), the
-    weights' sha256 and ``extra`` (step, history, training config ...).
-
-    Returns:
-        sha256 of the model weights (encoders + fusion, optimizer excluded).
-    """
-    from safetensors.torch import save_file
-
-    from ecoembed.io_utils import atomic_path
-
-    state = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    sha = weights_sha256(state)
-    meta: dict[str, Any] = {
-        "format": FUSION_FORMAT,
-        "fusion_config": model.fusion.config(),
-        "encoders": {k: dict(v) for k, v in encoder_specs.items()},
-        "weights_sha256": sha,
-        **(dict(extra) if extra else {}),
-    }
-    if optimizer is not None:
-        optim_tensors, groups = optimizer_tensors(optimizer)
-        state.update(optim_tensors)
-        meta["optimizer"] = {"class": type(optimizer).__name__, "param_groups": groups}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
-    return sha
-
-
-def read_fusion_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Tensors and metadata of a fusion checkpoint (safetensors only; never unpickles).
-
-    Raises:
-        CheckpointError: missing, truncated/corrupt, or not a fusion checkpoint.
-    """
-    from safetensors import safe_open
-
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"fusion checkpoint {p} does not exist; train one with `ecoembed pretrain --stage fusion` or omit --model")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            meta_raw = (f.metadata() or {}).get(METADATA_KEY)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers/data
-        raise CheckpointError(f"fusion checkpoint {p} is corrupt or truncated ({exc}){not_safetensors_hint(p) or '; re-create it'}") from exc
-    if meta_raw is None:
-        raise CheckpointError(f"{p} has no ecoembed metadata: not a fusion checkpoint")
-    try:
-        meta = json.loads(meta_raw)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"fusion checkpoint {p} has unreadable metadata ({exc}); re-create it") from exc
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"fusion checkpoint {p} has metadata of type {type(meta).__name__}, not an object; re-create it")
-    if meta.get("format") != FUSION_FORMAT:
-        raise CheckpointError(f"{p} has format {meta.get('format')!r}, expected {FUSION_FORMAT!r} (a stage-1 encoder checkpoint?)")
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    if weights_sha256({f"model.{k}": v for k, v in model_state.items()}) != meta.get("weights_sha256"):
-        raise CheckpointError(f"fusion checkpoint {p}: weights do not match their recorded sha256 (corrupt file)")
-    return tensors, meta
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -572,8 +293,6 @@ def _token_dim(encoder: nn.Module) -> int:
 
 
 def _write_log(out: Path, history: list[dict[str, float]]) -> None:
-    from ecoembed.io_utils import atomic_write_text
-
     atomic_write_text(out.with_name(out.name + ".log.json"), json.dumps(history, indent=0))
 
 
@@ -614,6 +333,7 @@ def pretrain_fusion_from_files(
     d_model: int = 64,
     n_heads: int = 4,
     checkpoint_every: int = 50,
+    contrastive_weight: float = FusionTrainConfig.contrastive_weight,
     resume: bool = True,
     progress: bool = True,
     encoder_paths: Mapping[str, str | Path] | None = None,
@@ -626,14 +346,12 @@ def pretrain_fusion_from_files(
             without an S1 partner are not allowed (give S1 for every scene).
         out: fusion checkpoint (.safetensors).
         encoder_paths: stage-1 checkpoints ``{"s2": path, "s1": path}``; default the shipped
-            pretrained encoders (``ecoembed.models.pretrained.load_pretrained``).
+            pretrained encoders (:func:`ecoembed.weights.shipped.load_pretrained`).
         Other arguments: see :class:`FusionTrainConfig`.
 
     Raises:
         InputError: unpaired cubes or cubes that are not S1/S2.
     """
-    from ecoembed.sources.local import open_cube
-
     s2_cubes, s1_cubes = [], []
     for path in data:
         cube = open_cube(path)
@@ -653,26 +371,11 @@ def pretrain_fusion_from_files(
     encoders: dict[str, nn.Module] = {}
     for sensor in ("s2", "s1"):
         if encoder_paths and sensor in encoder_paths:
-            from ecoembed.training.checkpoint import load_encoder_checkpoint
-
             encoders[sensor] = load_encoder_checkpoint(encoder_paths[sensor], sensor=sensor).encoder
         else:
-            from ecoembed.models.pretrained import load_pretrained
-
             encoders[sensor] = load_pretrained(sensor)
-    specs = {k: {"class": type(e).__name__, "config": e.config()} for k, e in encoders.items()}
+    specs = {k: encoder_spec(e) for k, e in encoders.items()}
     cfg = FusionTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim, d_model=d_model,
-                            n_heads=n_heads, checkpoint_every=checkpoint_every)
+                            n_heads=n_heads, checkpoint_every=checkpoint_every, contrastive_weight=contrastive_weight)
     meta = {"synthetic": synthetic, "trained_on": [str(p) for p in data], "normalisation": normalisation_metadata()}
     return pretrain_fusion(scenes, encoders, out, cfg, encoder_specs=specs, resume=resume, progress=progress, extra_metadata=meta)
-
-
-def normalisation_metadata() -> dict[str, dict[str, list[Any]]]:
-    """Band order and normalisation statistics of S2/S1 (stored so reconstruction can denormalise)."""
-    from ecoembed.sensors.sentinel1 import S1_NORM_MEAN, S1_NORM_STD, S1_POLARISATIONS
-    from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD
-
-    return {
-        "s2": {"bands": list(S2_BANDS), "mean": np.asarray(S2_NORM_MEAN).tolist(), "std": np.asarray(S2_NORM_STD).tolist()},
-        "s1": {"bands": list(S1_POLARISATIONS), "mean": np.asarray(S1_NORM_MEAN).tolist(), "std": np.asarray(S1_NORM_STD).tolist()},
-    }

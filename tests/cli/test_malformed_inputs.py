@@ -99,12 +99,11 @@ def assert_nothing_lost(before: dict[str, str], after: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import torch
-    from support.fusion_fakes import fake_fusion_checkpoint, install_fake_sources, tiny_cubes, write_cube
+    from support.fusion_fakes import fake_fusion_checkpoint, tiny_cubes, write_cube
 
     from ecoembed.models.encoders import S2Encoder
-    from ecoembed.training.checkpoint import save_checkpoint
+    from ecoembed.weights.encoder_checkpoint import save_encoder_checkpoint as save_checkpoint
 
-    install_fake_sources()
     root = tmp_path_factory.mktemp("scene")
     s2, s1 = tiny_cubes(size_y=6, size_x=6, n_days=60)
     write_cube(s2, root / "s2_synthetic.nc")
@@ -592,7 +591,7 @@ def test_interrupted_embed_prints_resume_hint_and_publishes_nothing(
     scene: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C during `ecoembed embed --out x.nc`: exit 130, a resume hint, and no x.nc (only the hidden partial store)."""
-    import ecoembed.embed as embed_module
+    import ecoembed.embed.pipeline as embed_module
     from ecoembed.cli import main
 
     def interrupted(jobs: list[Any]) -> Any:

@@ -26,8 +26,9 @@ import pytest
 import torch
 
 from ecoembed.errors import CheckpointError
-from ecoembed.training.checkpoint import STAGE1_FORMAT, load_encoder_checkpoint, read_checkpoint, save_checkpoint
-from ecoembed.training.stage2 import read_fusion_checkpoint
+from ecoembed.weights.encoder_checkpoint import load_encoder_checkpoint, read_encoder_checkpoint, save_encoder_checkpoint
+from ecoembed.weights.format import STAGE1_FORMAT
+from ecoembed.weights.fusion_checkpoint import read_fusion_checkpoint
 from fluxnet import FluxDataError, read_sites_csv
 
 
@@ -42,13 +43,13 @@ class _Payload:
 
 
 def _load_fusion(path: Path) -> Any:
-    from ecoembed.embed import load_fusion_model
+    from ecoembed.weights import load_fusion_model
 
     return load_fusion_model(path)
 
 
 LOADERS: dict[str, Callable[[Path], Any]] = {
-    "read_checkpoint": read_checkpoint,
+    "read_encoder_checkpoint": read_encoder_checkpoint,
     "load_encoder_checkpoint": load_encoder_checkpoint,
     "read_fusion_checkpoint": read_fusion_checkpoint,
     "load_fusion_model": _load_fusion,
@@ -93,7 +94,7 @@ def test_good_checkpoints_load_with_pickle_disabled(tmp_path: Path, monkeypatch:
     from ecoembed.models.encoders import S2Encoder
 
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "enc.safetensors", S2Encoder(d_model=16, embed_dim=8, n_heads=2), {"note": "synthetic test"})
+    save_encoder_checkpoint(tmp_path / "enc.safetensors", S2Encoder(d_model=16, embed_dim=8, n_heads=2), {"note": "synthetic test"})
     fake_fusion_checkpoint(tmp_path / "fusion.safetensors")
 
     def trap(*args: object, **kwargs: object) -> None:

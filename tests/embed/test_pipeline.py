@@ -7,16 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from support.fusion_fakes import fake_fusion_checkpoint, install_fake_sources, tiny_cubes, write_cube
+from support.fusion_fakes import fake_fusion_checkpoint, tiny_cubes, write_cube
 
 from ecoembed.dates import to_days
-from ecoembed.embed import embed, embed_series, load_fusion_model, open_embeddings
+from ecoembed.embed import embed, embed_series
+from ecoembed.sources.embedding_cube import open_embeddings
+from ecoembed.weights import load_fusion_model
 from ecoembed.errors import CubeError, OutputExistsError
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    install_fake_sources()
     root = tmp_path_factory.mktemp("embed_scene")
     s2, s1 = tiny_cubes()
     write_cube(s2, root / "s2_synthetic.nc")
@@ -158,7 +159,7 @@ def test_runs_on_a_dask_distributed_cluster(scene: dict[str, Path], tmp_path: Pa
 
 
 def test_reconstruct_daily_cloud_free_s2(scene: dict[str, Path], tmp_path: Path) -> None:
-    from ecoembed.reconstruct import reconstruct_s2
+    from ecoembed.embed.reconstruct import reconstruct_s2
 
     out = reconstruct_s2(scene["s2"], tmp_path / "recon_synthetic.nc", s1=scene["s1"], model=scene["model"],
                          start="2019-03-01", end="2019-04-30", chunk_px=5, progress=False)
@@ -191,10 +192,11 @@ def test_cli_embed_and_errors(scene: dict[str, Path], tmp_path: Path, capsys: py
 
 
 def test_shipped_default_loads_and_is_small() -> None:
-    from ecoembed.embed import DEFAULT_MODEL_PATH
+    from ecoembed.weights.shipped import SHIPPED
 
-    loaded = load_fusion_model()  # verifies the weights against fusion.json's sha256
-    assert loaded.path == DEFAULT_MODEL_PATH.resolve() and loaded.synthetic
+    default = SHIPPED["fusion"].path
+    loaded = load_fusion_model()  # verifies the file against the registry's sha256 and the weights against fusion.json
+    assert loaded.path == default.resolve() and loaded.synthetic
     assert set(loaded.model.encoders) == {"s2", "s1"} and loaded.model.fusion.embed_dim == 64
-    assert DEFAULT_MODEL_PATH.stat().st_size < 5e6
+    assert default.stat().st_size < 5e6
     assert not any(p.requires_grad for p in loaded.model.encoders.parameters())

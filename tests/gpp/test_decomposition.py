@@ -15,8 +15,8 @@ from ecoembed.gpp.decomposition import (
     daily_vs_8day,
     decompose_skill,
     seasonal_cycle,
-    skill_scores,
 )
+from ecoembed.gpp.metrics import compute_metrics
 
 
 def tiny_oof() -> pd.DataFrame:
@@ -42,15 +42,15 @@ def _row(table: pd.DataFrame, component: str, group: str = "all") -> pd.Series:
     return sel.iloc[0]
 
 
-def test_skill_scores_hand_values() -> None:
+def test_metrics_hand_values_and_constant_series() -> None:
     # obs 1,2,3 (mean 2, SST 2); pred 1,3,3 -> err 0,1,0 (SSE 1); pred mean 7/3
-    s = skill_scores([1, 2, 3, np.nan], [1, 3, 3, 7])
+    s = compute_metrics([1, 2, 3, np.nan], [1, 3, 3, 7])
     assert s["n"] == 3
     assert s["rmse"] == pytest.approx(math.sqrt(1 / 3))
     assert s["nse"] == pytest.approx(0.5)
     # cov: (-1)(-4/3) + 0 + (1)(2/3) = 2; ssp = 16/9 + 4/9 + 4/9 = 24/9 -> r2 = 4 / (2 * 24/9) = 0.75
     assert s["r2"] == pytest.approx(0.75)
-    const = skill_scores([2, 2, 2], [1, 2, 3])
+    const = compute_metrics([2, 2, 2], [1, 2, 3])
     assert math.isnan(const["r2"]) and math.isnan(const["nse"]) and const["rmse"] == pytest.approx(math.sqrt(2 / 3))
 
 

@@ -13,12 +13,9 @@ from ecoembed.gpp.interpret import (
     family_groups,
     feature_family,
     interpret_out_of_fold,
-    interpretable_columns,
     linear_coefficients,
     pca_rgb,
     permutation_importance_grouped,
-    spectral_indices,
-    to_db,
     xgb_contributions,
 )
 
@@ -60,7 +57,6 @@ def test_feature_families_from_names() -> None:
     assert feature_family("B04") == "bands" and feature_family("VV_db") == "bands" and feature_family("VH") == "bands"
     assert feature_family("noise") == "other"
     table = synthetic_lue_table(n_sites=1, n_days=10)
-    assert interpretable_columns(table) == ["fapar", "PAR", "TA", "emb_0", "emb_1", "emb_2"]  # not GPP, ids or noise
     assert family_groups(["emb_0", "TA", "emb_1"]) == {"embedding": ["emb_0", "emb_1"], "meteo": ["TA"]}
 
 
@@ -138,14 +134,6 @@ def test_embedding_correlation_matrix_shape_and_errors() -> None:
     # a reference without variance (no rain all year, a missing driver) is left out, not a column of NaN
     df2 = df.assign(P=0.0, SW_IN=np.nan)
     assert list(embedding_correlations(df2).columns) == ["fapar", "PAR", "TA"]
-
-
-def test_indices_and_db() -> None:
-    idx = spectral_indices(np.array([0.05, 0.1]), np.array([0.45, 0.1]))
-    assert idx["ndvi"][0] == pytest.approx(0.8) and idx["nirv"][0] == pytest.approx(0.36)
-    assert idx["kndvi"][0] == pytest.approx(np.tanh(0.64)) and idx["ndvi"][1] == 0
-    db = to_db([1.0, 0.01, 0.0])
-    assert db[0] == 0 and db[1] == pytest.approx(-20) and np.isnan(db[2])
 
 
 def test_pca_rgb_of_an_embedding_chip() -> None:

@@ -11,7 +11,8 @@ import xarray as xr
 
 from ecoembed.errors import CubeError, InputError
 from ecoembed.gpp.features import columns_for, parse_feature_set, site_features
-from ecoembed.gpp.join import aggregate_cube, gaussian_weights, join_site, to_daily, tower_xy, weighted_window_mean
+from ecoembed.gpp.join import aggregate_cube, gaussian_weights, join_site, to_daily, weighted_window_mean
+from ecoembed.sources.chips import tower_xy
 
 
 def test_gaussian_weights_and_renormalisation() -> None:

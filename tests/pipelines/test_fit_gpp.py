@@ -89,7 +89,7 @@ def test_tower_outside_cube_is_one_line_error(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_groupkfold_mlp_and_combined_sets(tmp_path: Path) -> None:
-    from ecoembed.gpp.run import run_fit_gpp
+    from ecoembed.pipelines.fit_gpp import run_fit_gpp
 
     csv = make_sites(tmp_path / "d", n_sites=4, days=200, s2=True)
     res = run_fit_gpp(csv, tmp_path / "run", feature_sets=["indices_x_par", "embeddings+meteo"], heads=["mlp"],

@@ -6,7 +6,6 @@ models at three towers over two years, plus interpretation files).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -15,11 +14,17 @@ import pandas as pd
 import pytest
 
 from ecoembed.cli import main as cli_main
-from ecoembed.gpp.interpret import write_interpretation
-from ecoembed.report.interpret_figs import interpretability_section, report_sections
-from ecoembed.report.temporal import decomposition_section, seasonal_section, temporal_fidelity_section
+from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics
+from ecoembed.pipelines.fit_gpp import write_analysis, write_interpretation
+from ecoembed.report.screenshot import find_chromium, render
+from ecoembed.report.sections import (
+    SECTIONS,
+    decomposition_section,
+    interpretability_section,
+    seasonal_section,
+    temporal_fidelity_section,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 SITES = {"SYN-A": "ENF", "SYN-B": "GRA", "SYN-C": "GRA"}
 MODELS = (("embeddings", "xgboost"), ("meteo", "linear"))
 
@@ -30,7 +35,7 @@ def _gpp(doy: np.ndarray, sos: float, eos: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fit-gpp-like run folder with SYNTHETIC out-of-fold predictions and interpretation files."""
+    """A fit-gpp-like run folder: SYNTHETIC out-of-fold predictions, their metrics and analyses, interpretation files."""
     rng = np.random.default_rng(0)
     run = tmp_path_factory.mktemp("run")
     dates = pd.date_range("2018-01-01", "2019-12-31", freq="D")
@@ -46,7 +51,11 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         table.append(pd.DataFrame({"site_id": site, "date": dates, "GPP": obs, "ndvi": fapar,
                                    "TA": 10 + 8 * np.sin(2 * np.pi * (doy - 110) / 365) + rng.normal(0, 2, doy.size),
                                    "emb_0": fapar + rng.normal(0, 0.05, doy.size), "emb_1": rng.normal(0, 1, doy.size)}))
-    pd.concat(parts).to_csv(run / "oof_predictions.csv", index=False)
+    oof = pd.concat(parts, ignore_index=True)
+    oof.to_csv(run / "oof_predictions.csv", index=False)
+    pooled_metrics(oof).to_csv(run / "metrics_pooled.csv", index=False)
+    per_site_metrics(oof).to_csv(run / "metrics_per_site.csv", index=False)
+    write_analysis(run, oof)
     chip = rng.normal(size=(4, 8, 8, 6)) + np.linspace(0, 2, 4)[:, None, None, None]
     write_interpretation(run, pd.concat(table, ignore_index=True), ["ndvi", "TA", "emb_0", "emb_1"], chip=chip,
                          chip_dates=np.array(["2018-03-01", "2018-05-01", "2018-07-01", "2018-09-01"], dtype="datetime64[D]"),
@@ -110,8 +119,17 @@ def test_interpretability_section(run_dir: Path) -> None:
 
 
 def test_report_sections_registry_order(run_dir: Path) -> None:
-    titles = [section(run_dir)[0] for section in report_sections()]
-    assert titles == ["Skill decomposition", "Temporal fidelity", "Interpretability"]
+    titles = [section(run_dir)[0] for section in SECTIONS]
+    assert titles == ["Cross-validated skill", "Seasonal GPP per site", "Skill decomposition", "Temporal fidelity",
+                      "Interpretability", "Data and provenance"]
+
+
+def test_sections_name_analyses_a_run_does_not_have(tmp_path: Path) -> None:
+    """An older run folder without the analysis tables: the sections say so instead of failing."""
+    _, html, _ = decomposition_section(tmp_path)
+    assert "Not available" in html and "decomposition.csv" in html
+    _, html, _ = temporal_fidelity_section(tmp_path)
+    assert "SOS/EOS not computed" in html
 
 
 def test_interpretability_section_names_what_is_missing(tmp_path: Path) -> None:
@@ -138,16 +156,12 @@ def test_plot_seasonal_cli_errors(run_dir: Path, tmp_path: Path, capsys: pytest.
 
 @pytest.mark.slow
 def test_sections_render_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("render_report", REPO / "experiments" / "render_report.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    if mod.find_chromium() is None:
+    if find_chromium() is None:
         pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
     body = "".join(f"<h2>{t}</h2>{h}" for t, h, _ in (decomposition_section(run_dir), interpretability_section(run_dir)))
     page = tmp_path / "index.html"
     page.write_text(f"<!doctype html><html><body><h1>SYNTHETIC DATA</h1>{body}</body></html>", encoding="utf-8")
-    png = mod.render(page, tmp_path / "shot.png", width=1200, height=2400)
+    png = render(page, tmp_path / "shot.png", width=1200, height=2400)
     from PIL import Image
 
     with Image.open(png) as im:

@@ -20,7 +20,7 @@ from ecoembed.sensors.sentinel2 import (S2_BANDS, S2_NORM_MEAN, S2_NORM_STD, SCL
 
 
 def _encoder_norm(name: str) -> dict:
-    return json.loads(resources.files("ecoembed").joinpath("data", name).read_text())["normalisation"]
+    return json.loads(resources.files("ecoembed").joinpath("weights", "data", name).read_text())["normalisation"]
 
 
 def test_normalisation_matches_shipped_encoders() -> None:
@@ -171,3 +171,18 @@ def test_validate_allow_missing_bands() -> None:
     assert validate_cube(ds, "s2", allow_missing=True) is ds
     with pytest.raises(CubeError, match="B02"):
         validate_cube(ds, "s2")
+
+
+def test_index_formulas_on_arrays() -> None:
+    from ecoembed.sensors.indices import evi2_of, kndvi_of, ndvi_of, nirv_of
+
+    red, nir = np.array([0.05, 0.1]), np.array([0.45, 0.1])
+    assert ndvi_of(red, nir)[0] == pytest.approx(0.8) and ndvi_of(red, nir)[1] == 0
+    assert nirv_of(red, nir)[0] == pytest.approx(0.36)
+    assert kndvi_of(red, nir)[0] == pytest.approx(np.tanh(0.64))
+    assert evi2_of(red, nir)[0] == pytest.approx(2.5 * 0.4 / (0.45 + 0.12 + 1.0))
+
+
+def test_linear_to_db_of_non_positive_power_is_nan() -> None:
+    db = linear_to_db(np.array([1.0, 0.01, 0.0, -1.0]))
+    assert db[0] == 0 and db[1] == pytest.approx(-20) and np.isnan(db[2:]).all()

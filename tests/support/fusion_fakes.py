@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ecoembed.training.stage2 import ArraySeries, FusionScene
+from ecoembed.training.fusion_data import ArraySeries, FusionScene
 
 
 class FakeEncoder(nn.Module):
@@ -127,56 +127,11 @@ def write_cube(ds, path) -> None:
     ds.to_netcdf(path)
 
 
-def install_fake_sources() -> bool:
-    """Make ``ecoembed.sources.local.open_cube`` / ``chips.cube_to_series`` importable if the
-    sources room has not shipped them yet (test-only shim; returns True if it installed one)."""
-    import sys
-    import types
-
-    try:
-        from ecoembed.sources.chips import cube_to_series  # noqa: F401
-        from ecoembed.sources.local import open_cube  # noqa: F401
-
-        return False
-    except ImportError:
-        pass
-    import xarray as xr
-
-    def open_cube(path, sensor=None):
-        ds = xr.open_dataset(path)
-        ds.attrs["synthetic"] = bool(ds.attrs.get("synthetic", False))
-        return ds
-
-    def cube_to_series(cube, bands=None, normalize=True):
-        bands = bands or [b for b in (*S2_BAND_NAMES, "VV", "VH") if b in cube]
-        arr = np.stack([cube[b].transpose("y", "x", "time").values for b in bands], axis=-1).astype(np.float32)
-        ny, nx, t, c = arr.shape
-        arr = arr.reshape(ny * nx, t, c)
-        valid = cube["valid"].transpose("y", "x", "time").values.reshape(ny * nx, t) & np.isfinite(arr).all(-1)
-        mean, std = (-12.0, 5.0) if "VV" in bands else (0.1, 0.1)
-        values = np.where(valid[..., None], (np.nan_to_num(arr) - mean) / std, 0.0).astype(np.float32)
-        orbit = None
-        if "orbit" in cube.coords:
-            orbit = (cube["orbit"].values == "descending").astype(np.int8)
-        days = (cube["time"].values.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(np.int64)
-        yx = np.stack(np.divmod(np.arange(ny * nx), nx), axis=1)
-        return SimpleNamespace(values=values, days=days, valid=valid, orbit=orbit, yx=yx, bands=tuple(bands),
-                               empty_pixels=~valid.any(1))
-
-    local = types.ModuleType("ecoembed.sources.local")
-    local.open_cube = open_cube
-    chips = types.ModuleType("ecoembed.sources.chips")
-    chips.cube_to_series = cube_to_series
-    sys.modules["ecoembed.sources.local"] = local
-    sys.modules["ecoembed.sources.chips"] = chips
-    return True
-
-
 def fake_fusion_checkpoint(path, embed_dim: int = 8, seed: int = 0):
     """A random-init encoders+fusion checkpoint whose encoders are :class:`FakeEncoder` (registered)."""
-    from ecoembed.embed import register_encoder_builder
+    from ecoembed.weights.builders import register_encoder_builder
     from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig
-    from ecoembed.training.stage2 import save_fusion_checkpoint
+    from ecoembed.weights.fusion_checkpoint import save_fusion_checkpoint
 
     register_encoder_builder("FakeEncoder", lambda cfg: FakeEncoder(**cfg))
     torch.manual_seed(seed)

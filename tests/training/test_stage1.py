@@ -10,11 +10,11 @@ import torch
 
 from ecoembed.errors import CheckpointError, InputError
 from ecoembed.models.encoders import S1Encoder, S2Encoder
-from ecoembed.training.checkpoint import load_encoder_checkpoint, read_checkpoint, save_checkpoint, weights_sha256
+from ecoembed.weights.encoder_checkpoint import load_encoder_checkpoint, read_encoder_checkpoint, save_encoder_checkpoint
+from ecoembed.weights.format import weights_sha256
 from ecoembed.training.stage1 import Stage1Config, log_path_for, pretrain_stage1
-from support.fusion_fakes import install_fake_sources, tiny_cubes
+from support.fusion_fakes import tiny_cubes
 
-install_fake_sources()  # no-op once ecoembed.sources ships cube_to_series
 
 TINY = Stage1Config(epochs=2, batch_size=32, d_model=16, embed_dim=8, n_heads=2, decoder_hidden=16, lr=5e-3, checkpoint_every=2)
 
@@ -57,7 +57,7 @@ def test_resume_equals_uninterrupted_run(cubes, tmp_path):
     s2, _ = cubes
     straight = pretrain_stage1("s2", [s2], tmp_path / "a.safetensors", replace(TINY, epochs=3), progress=False)
     pretrain_stage1("s2", [s2], tmp_path / "b.safetensors", replace(TINY, epochs=1), progress=False)
-    _, meta = read_checkpoint(tmp_path / "b.safetensors")
+    _, meta = read_encoder_checkpoint(tmp_path / "b.safetensors")
     assert meta["step"] == meta["steps_per_epoch"]
     resumed = pretrain_stage1("s2", [s2], tmp_path / "b.safetensors", replace(TINY, epochs=3), progress=False)
     assert resumed.weights_sha256 == straight.weights_sha256
@@ -84,7 +84,7 @@ def _saved(tmp_path, cls=S2Encoder):
     torch.manual_seed(0)
     enc = cls(d_model=16, embed_dim=8, n_heads=2)
     path = tmp_path / "enc.safetensors"
-    sha = save_checkpoint(path, enc, {"note": "test"})
+    sha = save_encoder_checkpoint(path, enc, {"note": "test"})
     return enc, path, sha
 
 
@@ -179,7 +179,8 @@ def test_cli_help_mentions_units_and_defaults():
 
 
 def test_export_encoder_is_small_and_loadable(cubes, tmp_path):
-    from ecoembed.training.checkpoint import export_encoder, file_sha256
+    from ecoembed.weights.encoder_checkpoint import export_encoder
+    from ecoembed.weights.format import file_sha256
 
     s2, _ = cubes
     res = pretrain_stage1("s2", [s2], tmp_path / "train.safetensors", replace(TINY, epochs=1), progress=False)
@@ -191,7 +192,7 @@ def test_export_encoder_is_small_and_loadable(cubes, tmp_path):
     assert sidecar["file_sha256"] == sha and sidecar["synthetic"] is True and sidecar["normalisation"]["bands"][0] == "B02"
     loaded = load_encoder_checkpoint(shipped, sensor="s2")
     assert loaded.weights_sha256 == res.weights_sha256 == meta["weights_sha256"]
-    assert not any(k.startswith(("optim.", "decoder.")) for k in read_checkpoint(shipped)[0])
+    assert not any(k.startswith(("optim.", "decoder.")) for k in read_encoder_checkpoint(shipped)[0])
 
 
 def test_in_memory_cubes_are_named_in_the_training_metadata() -> None:

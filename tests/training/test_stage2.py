@@ -11,18 +11,12 @@ from support.fusion_fakes import FakeEncoder, toy_scene, without
 
 from ecoembed.errors import CheckpointError
 from ecoembed.models.fusion import ModalityConfig
-from ecoembed.training.stage2 import (
-    FusionTrainConfig,
-    PixelSampler,
-    cross_modal_infonce,
-    learning_rate,
-    pretrain_fusion,
-    read_fusion_checkpoint,
-    same_tile_exclusion_mask,
-    training_step,
-    weights_sha256,
-)
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork
+from ecoembed.models.losses import cross_modal_infonce, same_tile_exclusion_mask
+from ecoembed.training.fusion_data import PixelSampler
+from ecoembed.training.stage2 import FusionTrainConfig, learning_rate, pretrain_fusion, training_step
+from ecoembed.weights.format import weights_sha256
+from ecoembed.weights.fusion_checkpoint import read_fusion_checkpoint
 
 TINY = dict(d_model=16, embed_dim=16, n_heads=2, n_layers=1, batch_size=32)
 
@@ -174,7 +168,8 @@ def test_new_modality_retrains_only_fusion(tmp_path: Path) -> None:
 
 def test_real_stage1_encoders_train_save_and_reload(tmp_path: Path) -> None:
     """With the real (tiny) S2Encoder/S1Encoder: train, save, rebuild from the checkpoint, same output."""
-    from ecoembed.embed import embed_series, load_fusion_model
+    from ecoembed.embed import embed_series
+    from ecoembed.weights import load_fusion_model
     from ecoembed.models.encoders import S1Encoder, S2Encoder
 
     torch.manual_seed(0)

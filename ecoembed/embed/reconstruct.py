@@ -20,20 +20,28 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import torch
 import xarray as xr
+import zarr
+from tqdm.auto import tqdm
 
-from ecoembed.dates import from_days, to_days
-from ecoembed.embed import _as_day, _open_cube, check_output_location, embed_series, load_fusion_model
-from ecoembed.errors import CheckpointError, CubeError, InputError, OutputExistsError
-from ecoembed.io_utils import atomic_path
+from ecoembed.dates import daily_range, from_days
+from ecoembed.embed.infer import embed_series
+from ecoembed.embed.pipeline import open_sensor_cube
+from ecoembed.errors import CheckpointError, InputError, OutputExistsError
+from ecoembed.io_utils import atomic_path, check_output_location
+from ecoembed.sensors.cube import require_same_grid
+from ecoembed.sources.chips import cube_to_series
+from ecoembed.weights.fusion_checkpoint import LoadedModel
+from ecoembed.weights.shipped import load_fusion_model
 
 
-def _s2_normalisation(meta: dict[str, Any], path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    norm = meta.get("normalisation", {}).get("s2")
+def _s2_normalisation(loaded: LoadedModel) -> tuple[list[str], np.ndarray, np.ndarray]:
+    norm = loaded.normalisation("s2")
     if not norm:
-        raise CheckpointError(f"{path} records no S2 band order/normalisation; it cannot decode reflectance")
+        raise CheckpointError(f"{loaded.path} records no S2 band order/normalisation; it cannot decode reflectance")
     return list(norm["bands"]), np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32)
 
 
@@ -73,11 +81,6 @@ def reconstruct_s2(
         ``out``. Reflectance is clipped to [0, 1]; pixels without any usable
         observation are NaN with ``valid=False``.
     """
-    import zarr
-    from tqdm.auto import tqdm
-
-    from ecoembed.sources.chips import cube_to_series
-
     out = Path(out)
     if out.suffix not in (".zarr", ".nc"):
         raise InputError(f"--out {out} must end in .zarr or .nc")
@@ -85,24 +88,14 @@ def reconstruct_s2(
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
     loaded = load_fusion_model(model)
-    bands, mean, std = _s2_normalisation(loaded.metadata, loaded.path)
-    s2_cube = _open_cube(str(Path(s2).resolve()), "sentinel-2-l2a")
-    s1_cube = _open_cube(str(Path(s1).resolve()), "sentinel-1-grd") if s1 is not None else None
-    if s1_cube is not None and not (
-        s1_cube.sizes["x"] == s2_cube.sizes["x"] and s1_cube.sizes["y"] == s2_cube.sizes["y"]
-        and np.allclose(s1_cube["x"].values, s2_cube["x"].values) and np.allclose(s1_cube["y"].values, s2_cube["y"].values)
-    ):
-        raise CubeError(f"S1 cube {s1} is not on the grid of the S2 cube {s2}; resample it first")
-    s2_days = to_days(s2_cube["time"].values)
-    first = _as_day(start, "start") if start else int(s2_days.min())
-    last = _as_day(end, "end") if end else int(s2_days.max())
-    if last < first:
-        raise InputError(f"--end {end} is before --start {start}")
-    days = np.arange(first, last + 1, dtype=np.int64)
+    bands, mean, std = _s2_normalisation(loaded)
+    s2_cube = open_sensor_cube(str(Path(s2).resolve()), "sentinel-2-l2a")
+    s1_cube = open_sensor_cube(str(Path(s1).resolve()), "sentinel-1-grd") if s1 is not None else None
+    if s1_cube is not None:
+        require_same_grid(s1_cube, s2_cube, what=f"S1 cube {s1}")
+    days = daily_range(s2_cube["time"].values, start, end)
     ny, nx = s2_cube.sizes["y"], s2_cube.sizes["x"]
     synthetic = bool(s2_cube.attrs.get("synthetic", False)) or bool(s1_cube is not None and s1_cube.attrs.get("synthetic", False))
-
-    import dask.array as da
 
     coords = {"time": from_days(days), "y": s2_cube["y"].values, "x": s2_cube["x"].values}
     template = xr.Dataset(
@@ -148,8 +141,6 @@ def reconstruct_s2(
             usable = np.zeros((by, bx), dtype=bool)
             usable[yx[:, 0], yx[:, 1]] = ~empty
             group["valid"][region] = np.broadcast_to(usable, (len(days), by, bx))
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
         with atomic_path(out) as tmp:
             if out.suffix == ".zarr":
                 shutil.move(str(store), str(tmp))

@@ -1,4 +1,4 @@
-"""``ecoembed fit-gpp``: join sites, cross-validate heads per feature set, write metrics and the report.
+"""``ecoembed fit-gpp``: join sites, cross-validate heads per feature set, compute every analysis, write the run folder.
 
 Output folder (written to a temporary sibling and renamed at the end, so a
 failed run leaves no partial output):
@@ -7,24 +7,30 @@ failed run leaves no partial output):
   predicted, fold, head, features`` (gC m-2 d-1) plus ``igbp``, ``synthetic``
 * ``metrics_pooled.csv/.md``, ``metrics_per_site.csv/.md`` (see :mod:`ecoembed.gpp.metrics`)
 * ``days_lost.csv``: per site and feature set, flux days dropped and why
-* ``coefficients_<features>.csv``: linear-head coefficients per fold (standardised inputs)
+* ``coefficients_<features>.csv``: linear-head coefficients per fold (standardised
+  inputs) and ``coefficients_<features>_summary.csv`` (mean over folds)
+* ``decomposition.csv``, ``daily_vs_8day.csv`` (:mod:`ecoembed.gpp.decomposition`),
+  ``phenology.csv``, ``phenology_summary.csv``, ``lags.csv``, ``lags_summary.csv``
+  (:mod:`ecoembed.gpp.phenology`)
+* ``interpret_*`` (:mod:`ecoembed.gpp.interpret`)
 * ``joined.parquet``: the joined daily table (features + flux) of every site
 * ``provenance.json``: versions, inputs with sha256, seeds, options, ``synthetic``
-* ``figures/``, ``index.html`` (self-contained), ``report.md``
+* ``figures/``, ``index.html`` (self-contained), ``report.md`` (:mod:`ecoembed.report`)
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata as md
+import io
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,11 +38,25 @@ from tqdm.auto import tqdm
 
 from ecoembed.errors import CubeError, InputError, OutputExistsError
 from ecoembed.gpp.cv import cv_splits, out_of_fold
+from ecoembed.gpp.decomposition import daily_vs_8day, decompose_skill
 from ecoembed.gpp.features import columns_for, parse_feature_set, site_features
-from ecoembed.gpp.heads import HEADS, make_head
-from ecoembed.gpp.join import DEFAULT_MAX_GAP_DAYS, join_site
+from ecoembed.gpp.heads import LinearHead, coefficient_summary, make_head
+from ecoembed.gpp.interpret import interpret_out_of_fold, pca_rgb
+from ecoembed.gpp.join import join_site
 from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics
-from ecoembed.io_utils import atomic_write_text
+from ecoembed.gpp.options import DEFAULT_FOLDS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
+from ecoembed.gpp.phenology import lag_analysis, lag_summary, phenology_summary, phenology_table
+from ecoembed.io_utils import atomic_path, atomic_write_text
+from ecoembed.report.common import md_table
+from ecoembed.report.html import build_report
+from ecoembed.sources.embedding_cube import embedding_chip
+from fluxnet import DEFAULT_QC_MIN, FluxDataError, read_flux, read_sites_csv, split_path_list
+
+VERSIONED_PACKAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("numpy", ("numpy",)), ("pandas", ("pandas",)), ("torch", ("torch",)), ("xgboost", ("xgboost-cpu", "xgboost")),
+    ("scikit-learn", ("scikit-learn",)), ("statsmodels", ("statsmodels",)), ("xarray", ("xarray",)), ("ecoembed", ("ecoembed",)),
+)
+"""(package, distributions that provide it, tried in order) recorded in provenance."""
 
 
 @dataclass
@@ -66,22 +86,19 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
+def package_versions() -> dict[str, str]:
+    """Python and package versions; a package provided by another distribution says which (``2.1.4 (xgboost-cpu)``)."""
     out = {"python": platform.python_version()}
-    for pkg in ("numpy", "pandas", "torch", "xgboost", "scikit-learn", "statsmodels", "xarray", "ecoembed"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
+    for pkg, dists in VERSIONED_PACKAGES:
+        out[pkg] = "not installed"
+        for dist in dists:
+            try:
+                version = md.version(dist)
+            except md.PackageNotFoundError:
+                continue
+            out[pkg] = version if dist == pkg else f"{version} ({dist})"
+            break
     return out
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    from ecoembed.report.temporal import md_table
-
-    return md_table(df)
 
 
 def _safe(name: str) -> str:
@@ -90,29 +107,24 @@ def _safe(name: str) -> str:
 
 def load_sites(sites_csv: str | os.PathLike[str], *, allow_absolute_paths: bool = False) -> pd.DataFrame:
     """``read_sites_csv`` with its errors turned into :class:`InputError` (one-line CLI message)."""
-    from fluxnet import read_sites_csv
-    from fluxnet.errors import FluxDataError
-
     try:
         return read_sites_csv(sites_csv, allow_absolute_paths=allow_absolute_paths)
     except FluxDataError as exc:
         raise InputError(str(exc)) from None
 
 
-def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: int = 5, qc_min: float = 0.8,
-                max_gap_days: int = DEFAULT_MAX_GAP_DAYS, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict]:
+def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: int = DEFAULT_WINDOW_PX,
+                qc_min: float = DEFAULT_QC_MIN, max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
+                progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any]]:
     """Joined daily table of every site, days lost, columns of each feature set, and input info.
 
     Raises:
         InputError/CubeError: a site lacks a needed path, its flux file is unreadable, the
             tower is outside a cube, or a feature set has no columns.
     """
-    from fluxnet import read_flux, split_path_list
-    from fluxnet.errors import FluxDataError
-
     tables, lost = [], []
     set_cols: dict[str, list[str]] = {}
-    info: dict = {"synthetic": False, "inputs": []}
+    info: dict[str, Any] = {"synthetic": False, "inputs": []}
     for _, site in tqdm(sites.iterrows(), total=len(sites), desc="join sites", disable=not progress, leave=False):
         sid = str(site["site_id"])
         fp = site.get("flux_path")
@@ -140,11 +152,64 @@ def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: 
     return pd.concat(tables, ignore_index=True), pd.concat(lost, ignore_index=True), set_cols, info
 
 
+def write_analysis(run_dir: Path, predictions: pd.DataFrame) -> None:
+    """Skill decomposition, daily vs 8-day skill, phenology and lags of the out-of-fold predictions, as CSV files."""
+    tables: dict[str, pd.DataFrame] = {
+        "decomposition": decompose_skill(predictions),
+        "daily_vs_8day": daily_vs_8day(predictions),
+    }
+    pheno = phenology_table(predictions)
+    lags = lag_analysis(predictions)
+    tables.update({"phenology": pheno, "phenology_summary": phenology_summary(pheno) if not pheno.empty else pd.DataFrame(),
+                   "lags": lags, "lags_summary": lag_summary(lags) if not lags.empty else pd.DataFrame()})
+    for stem, df in tables.items():
+        atomic_write_text(run_dir / f"{stem}.csv", df.to_csv(index=False))
+
+
+def write_interpretation(
+    out_dir: str | os.PathLike[str],
+    table: pd.DataFrame,
+    feature_columns: Sequence[str],
+    *,
+    target: str = "GPP",
+    chip: np.ndarray | None = None,
+    chip_dates: np.ndarray | None = None,
+    chip_site: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Compute :func:`~ecoembed.gpp.interpret.interpret_out_of_fold` (and the PCA RGB of ``chip``) into ``out_dir``.
+
+    Writes ``interpret_*.csv`` (see :meth:`~ecoembed.gpp.interpret.Interpretation.tables`),
+    ``interpret_notes.txt`` and, with a chip, ``interpret_pca_rgb.npz`` (``rgb``, ``dates``,
+    ``explained``, ``site``), which the report's interpretability section reads.
+
+    Returns:
+        Name -> path of every file written.
+    """
+    out = Path(out_dir)
+    res = interpret_out_of_fold(table, feature_columns, target=target, seed=seed, progress=progress)
+    written: dict[str, Path] = {}
+    for stem, df in res.tables().items():
+        atomic_write_text(out / f"{stem}.csv", df.to_csv(index=False))
+        written[stem] = out / f"{stem}.csv"
+    atomic_write_text(out / "interpret_notes.txt", "\n".join(res.notes) + "\n")
+    written["interpret_notes"] = out / "interpret_notes.txt"
+    if chip is not None:
+        pr = pca_rgb(chip, seed=seed)
+        buf = io.BytesIO()
+        dates = np.asarray(chip_dates if chip_dates is not None else np.arange(pr.rgb.shape[0])).astype(str)
+        np.savez_compressed(buf, rgb=pr.rgb.astype(np.float32), dates=dates, explained=pr.explained_variance_ratio,
+                            site=np.asarray(str(chip_site or "")))
+        with atomic_path(out / "interpret_pca_rgb.npz") as tmp:
+            tmp.write_bytes(buf.getvalue())
+        written["interpret_pca_rgb"] = out / "interpret_pca_rgb.npz"
+    return written
+
+
 def _interpret(tmp: Path, table: pd.DataFrame, sites: pd.DataFrame, feature_sets: Sequence[str],
                set_cols: dict[str, list[str]], *, seed: int, progress: bool) -> str | None:
     """Write the interpretation files of one feature set into ``tmp``; the set's name, or None when skipped."""
-    from ecoembed.gpp.interpret import embedding_chip, write_interpretation
-
     with_emb = [f for f in feature_sets if "embeddings" in f.split("+")]
     # a combined set (embeddings+meteo) shows how the families share the work; else the first embedding set
     fs = next((f for f in with_emb if "+" in f), with_emb[0] if with_emb else feature_sets[0])
@@ -169,15 +234,15 @@ def run_fit_gpp(
     sites_csv: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     feature_sets: Sequence[str] = ("embeddings",),
-    heads: Sequence[str] = ("linear",),
+    heads: Sequence[str] = HEADS,
     cv: str = "loso",
-    window_px: int = 5,
+    window_px: int = DEFAULT_WINDOW_PX,
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = True,
     *,
-    folds: int = 5,
-    qc_min: float = 0.8,
+    folds: int = DEFAULT_FOLDS,
+    qc_min: float = DEFAULT_QC_MIN,
     max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
     allow_absolute_paths: bool = False,
     n_jobs: int = 1,
@@ -193,16 +258,16 @@ def run_fit_gpp(
         cv: ``loso``, ``groupkfold`` (``folds``), ``year`` or ``month``.
         window_px: tower window edge in pixels (Gaussian weights).
         seed: seeds heads and fold shuffling.
-        overwrite: replace a non-empty ``out_dir``.
+        overwrite: replace a non-empty ``out_dir`` (the old one is removed only after the new one is complete).
         progress: tqdm bars.
+        folds: K for ``groupkfold``.
         qc_min: minimum GPP QC fraction of a day (0..1).
         max_gap_days: longest gap (days) bridged when interpolating non-daily cubes.
         allow_absolute_paths: let sites.csv use absolute / escaping paths.
         n_jobs: threads per head fit.
         interpret: also explain the first combined embedding set (``embeddings+...``), else the
-            first embedding set, else the first set, with
-            :func:`ecoembed.gpp.interpret.write_interpretation` (site-level folds; needs >= 2 sites)
-            and keep a PCA-RGB chip of the first site's embedding cube for the report.
+            first embedding set, else the first set (:func:`write_interpretation`; site-level
+            folds, needs >= 2 sites) and keep a PCA-RGB chip of the first site's embedding cube.
 
     Returns:
         :class:`RunResult`.
@@ -230,9 +295,8 @@ def run_fit_gpp(
     synthetic = bool(info["synthetic"] or ("synthetic" in sites.columns and sites["synthetic"].astype(bool).any()))
     seconds["join"] = time.perf_counter() - t
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
         preds, coefs = [], {}
         jobs = [(fs, h) for fs in feature_sets for h in heads]
         bar = tqdm(jobs, desc="fit-gpp CV", disable=not progress, leave=False)
@@ -245,10 +309,14 @@ def run_fit_gpp(
                                  "--window-px or check the cube period)")
             splits = cv_splits(sub, cv, k=folds, seed=seed)
             fold_coefs: list[pd.DataFrame] = []
-            hook = (lambda fold, est: fold_coefs.append(est.coef_table().assign(fold=fold))) if h == "linear" else None
+
+            def keep_coefs(fold: object, est: object, sink: list[pd.DataFrame] = fold_coefs) -> None:
+                if isinstance(est, LinearHead):
+                    sink.append(est.coef_table().assign(fold=fold))
+
             t = time.perf_counter()
             oof = out_of_fold(sub, cols, lambda h=h: make_head(h, seed=seed, n_jobs=n_jobs), splits, head=h, features=fs,
-                              on_fit=hook)
+                              on_fit=keep_coefs)
             seconds[f"cv {fs} / {h}"] = time.perf_counter() - t
             oof["igbp"] = oof["site_id"].map(sub.drop_duplicates("site_id").set_index("site_id")["igbp"])
             preds.append(oof)
@@ -264,22 +332,27 @@ def run_fit_gpp(
         pooled.to_csv(tmp / "metrics_pooled.csv", index=False)
         per_site.to_csv(tmp / "metrics_per_site.csv", index=False)
         banner = "**SYNTHETIC DATA**\n\n" if synthetic else ""
-        (tmp / "metrics_pooled.md").write_text(f"{banner}# Pooled out-of-fold skill (GPP, gC m-2 d-1)\n\n{_md_table(pooled)}\n", encoding="utf-8")
-        (tmp / "metrics_per_site.md").write_text(f"{banner}# Per-site out-of-fold skill (GPP, gC m-2 d-1)\n\n{_md_table(per_site)}\n", encoding="utf-8")
+        (tmp / "metrics_pooled.md").write_text(f"{banner}# Pooled out-of-fold skill (GPP, gC m-2 d-1)\n\n{md_table(pooled)}\n",
+                                               encoding="utf-8")
+        (tmp / "metrics_per_site.md").write_text(f"{banner}# Per-site out-of-fold skill (GPP, gC m-2 d-1)\n\n{md_table(per_site)}\n",
+                                                 encoding="utf-8")
         days_lost.to_csv(tmp / "days_lost.csv", index=False)
         for fs, c in coefs.items():
             c.to_csv(tmp / f"coefficients_{_safe(fs)}.csv", index=False)
+            coefficient_summary(c).to_csv(tmp / f"coefficients_{_safe(fs)}_summary.csv", index=False)
+        t = time.perf_counter()
+        write_analysis(tmp, predictions)
+        seconds["analysis"] = time.perf_counter() - t
+        interpreted = None
         if interpret:
             t = time.perf_counter()
             interpreted = _interpret(tmp, table, sites, feature_sets, set_cols, seed=seed, progress=progress)
             seconds["interpret"] = time.perf_counter() - t
-        else:
-            interpreted = None
         seconds["total_before_report"] = time.perf_counter() - t_start
         prov = {
             "command": "fit-gpp",
             "synthetic": synthetic,
-            "versions": _versions(),
+            "versions": package_versions(),
             "inputs": {"sites_csv": {"path": str(Path(sites_csv).resolve()), "sha256": sha256_of(sites_csv)},
                        **{str(p): {"sha256": sha256_of(p)} for p in dict.fromkeys(info["inputs"])}},
             "seeds": {"seed": seed},
@@ -292,20 +365,6 @@ def run_fit_gpp(
             "units": {"GPP": "gC m-2 d-1", "PAR": "mol m-2 d-1", "TA": "degC", "SW_IN": "W m-2", "VPD": "hPa"},
         }
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, default=str), encoding="utf-8")
-        from ecoembed.report.html import build_report
-
         build_report(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     seconds["total"] = time.perf_counter() - t_start
     return RunResult(out, predictions, pooled, per_site, days_lost, synthetic, seconds)
-
-
-__all__ = ["RunResult", "run_fit_gpp", "build_table", "load_sites", "sha256_of", "atomic_write_text"]

@@ -6,9 +6,9 @@
    synthetic scenes (Sentinel-2 + Sentinel-1 cubes on a 10 m UTM grid) and their
    tower GPP (light-use efficiency: GPP = ε · fAPAR · PAR · f(T) · f(VPD), site-specific ε
    and phenology) as FLUXNET2015 SUBSET DD files, plus ``sites.csv``;
-2. :func:`ecoembed.embed.embed` turns each scene into daily 10 m embeddings with the
+2. :func:`ecoembed.embed.pipeline.embed` turns each scene into daily 10 m embeddings with the
    shipped default model, once with both sensors (fused) and once S2-only;
-3. :func:`ecoembed.gpp.run.run_fit_gpp` fits the regression heads against the
+3. :func:`ecoembed.pipelines.fit_gpp.run_fit_gpp` fits the regression heads against the
    baselines (raw bands, NDVI/NIRv, meteorology only) with leave-one-site-out
    cross-validation and writes the report; a second, smaller run compares fused with
    S2-only embeddings.
@@ -30,10 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecoembed.errors import OutputExistsError
-from ecoembed.gpp.heads import HEADS
+from ecoembed.embed.pipeline import embed
+from ecoembed.errors import InputError, OutputExistsError
+from ecoembed.gpp.options import HEADS
 from ecoembed.io_utils import atomic_write_text
-from ecoembed.report.temporal import md_table
+from ecoembed.pipelines.fit_gpp import run_fit_gpp
+from ecoembed.report.common import md_table
+from ecoembed.sources.synthetic import write_demo_sites
 
 DEFAULT_FEATURE_SETS: tuple[str, ...] = ("embeddings", "embeddings+meteo", "bands", "indices", "indices_x_par", "meteo")
 """Feature sets of the main demo run: the embeddings against the classic baselines."""
@@ -55,8 +58,6 @@ class DemoResult:
 
 def _embed_sites(sites_csv: Path, model: str | None, progress: bool) -> tuple[Path, Path]:
     """Embed every site (fused S1+S2 and S2-only); returns the two sites files pointing at them."""
-    from ecoembed.embed import embed
-
     folder = sites_csv.parent
     sites = pd.read_csv(sites_csv)
     fused_paths, s2only_paths = [], []
@@ -141,13 +142,8 @@ def run_demo(
     Raises:
         OutputExistsError: ``out_dir`` is not empty and ``overwrite`` is false.
     """
-    from ecoembed.gpp.run import run_fit_gpp
-    from ecoembed.sources.synthetic import write_demo_sites
-
     out = Path(out_dir)
     if n_sites < 3:
-        from ecoembed.errors import InputError
-
         raise InputError(f"n_sites={n_sites}: the demo needs at least 3 synthetic sites for leave-one-site-out")
     if out.exists() and any(out.iterdir()):
         if not overwrite:

@@ -1,0 +1,103 @@
+"""Per-pixel inference: pixel series -> daily fused embeddings, all in memory.
+
+:func:`embed_series` contextualises each batch of pixels once (stage-1
+encoders + the fusion network's self-attention) and then queries any number
+of days from that context, so the cost of a day is one cross-attention. It
+serves the block tasks of :mod:`ecoembed.embed.pipeline`, the S2
+reconstruction, and probes of small areas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ecoembed.errors import InputError
+from ecoembed.models.fusion import FusedEmbeddingModel, FusionContext, SensorBatch
+
+
+def series_batch(series: Mapping[str, Any], index: np.ndarray) -> dict[str, SensorBatch]:
+    """Tensors of the pixels ``index`` of each modality's pixel series (the fusion model's input)."""
+    out = {}
+    for name, s in series.items():
+        orbit = None if getattr(s, "orbit", None) is None else torch.as_tensor(np.asarray(s.orbit, dtype=np.int64))
+        out[name] = SensorBatch(
+            values=torch.as_tensor(np.ascontiguousarray(s.values[index], dtype=np.float32)),
+            days=torch.as_tensor(np.asarray(s.days, dtype=np.int64)),
+            mask=torch.as_tensor(np.asarray(s.valid[index], dtype=bool)),
+            orbit=orbit,
+        )
+    return out
+
+
+def empty_pixels(series: Mapping[str, Any]) -> np.ndarray:
+    """bool ``[N]``: pixels without a usable observation in any modality."""
+    first = next(iter(series.values()))
+    empty = np.ones(first.values.shape[0], dtype=bool)
+    for s in series.values():
+        empty &= ~np.asarray(s.valid).any(axis=1)
+    return empty
+
+
+@torch.no_grad()
+def contextualize_pixels(model: FusedEmbeddingModel, series: Mapping[str, Any], pixel_batch: int) -> list[tuple[np.ndarray, FusionContext]]:
+    """Fusion contexts of all pixels, ``pixel_batch`` at a time: ``[(pixel indices, context), ...]``.
+
+    Raises:
+        InputError: a modality the model has no adapter for.
+    """
+    unknown = set(series) - set(model.fusion.modalities)
+    if unknown:
+        raise InputError(f"the model has no adapter for modalities {sorted(unknown)} (it knows {model.fusion.modalities})")
+    n = next(iter(series.values())).values.shape[0]
+    out = []
+    for lo in range(0, n, pixel_batch):
+        idx = np.arange(lo, min(n, lo + pixel_batch))
+        out.append((idx, model.fusion.contextualize(model.tokens(series_batch(series, idx)))))
+    return out
+
+
+@torch.no_grad()
+def query_contexts(model: FusedEmbeddingModel, contexts: Sequence[tuple[np.ndarray, FusionContext]], n_pixels: int,
+               days: torch.Tensor) -> np.ndarray:
+    """Fused embeddings float32 ``[N, Q, E]`` of every contextualised pixel at ``days`` (int64 ``[Q]``)."""
+    out = np.empty((n_pixels, len(days), model.fusion.embed_dim), dtype=np.float32)
+    for idx, ctx in contexts:
+        emb = model.fusion.query(ctx, days)
+        assert isinstance(emb, torch.Tensor)
+        out[idx] = emb.numpy()
+    return out
+
+
+def embed_series(
+    model: FusedEmbeddingModel,
+    series: Mapping[str, Any],
+    query_days: np.ndarray,
+    *,
+    pixel_batch: int = 256,
+    days_per_slab: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Daily fused embeddings of pixel series (all in memory; for blocks and small areas).
+
+    Args:
+        model: encoders + fusion (eval mode).
+        series: modality -> ``PixelSeries`` (same pixels in the same order); a subset of
+            the model's modalities is fine (S2 only, S1 only).
+        query_days: int64 ``[Q]`` days since 1970-01-01.
+        pixel_batch: pixels contextualised together.
+        days_per_slab: query days per cross-attention call (default all).
+
+    Returns:
+        (embeddings float32 ``[N, Q, E]`` with NaN rows for empty pixels, empty bool ``[N]``):
+        a pixel is empty when no modality has a usable observation.
+    """
+    contexts = contextualize_pixels(model, series, pixel_batch)
+    empty = empty_pixels(series)
+    q = torch.as_tensor(np.asarray(query_days, dtype=np.int64))
+    slab = days_per_slab or len(q)
+    out = np.concatenate([query_contexts(model, contexts, len(empty), q[d0:d0 + slab]) for d0 in range(0, len(q), slab)], axis=1)
+    out[empty] = np.nan
+    return out, empty

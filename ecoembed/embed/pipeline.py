@@ -1,0 +1,373 @@
+"""Inference: sensor cubes -> daily 10 m embedding cube, chunked over space, resumable.
+
+``embed(s2, out, s1=..., model=...)`` writes the embedding cube contract: an
+``xarray.Dataset`` with variable ``embedding`` dims ``(time, y, x, feature)``,
+daily ``time``, the S2 cube's ``x``/``y``/``crs``, and attrs
+``checkpoint_sha256``, ``model`` and ``synthetic``.
+
+How it works, and why memory stays bounded
+------------------------------------------
+The scene is cut into spatial blocks of ``chunk_px x chunk_px`` pixels, which
+are exactly the Zarr chunks in ``y``/``x`` of the output store. Each block is
+one dask task that
+
+1. opens the input cubes lazily (NetCDF/Zarr) and reads *only its own pixels*
+   (``isel`` on a lazily indexed file: the rest of the scene is never loaded);
+2. runs the frozen stage-1 encoders and the fusion network's *contextualise*
+   step once per pixel, in batches of ``pixel_batch`` pixels;
+3. queries the fused embedding for every day, ``days_per_chunk`` days at a
+   time, and writes each ``(days_per_chunk, chunk_px, chunk_px, E)`` slab
+   straight into its own Zarr chunk (a region write; no two tasks touch the
+   same chunk, so no locks are needed);
+4. writes a small completion marker (atomically, *after* its data).
+
+So a task holds at most: its input series (``chunk_px² x T x C`` float32), the
+contextualised tokens (``chunk_px² x L x d_model`` float32) and one output slab
+(``days_per_chunk x chunk_px² x E``), independent of the scene size and of the
+number of days. With the defaults (64 px, L ~ 150 tokens/yr, d_model 64,
+64 days, E 64) that is ~ 25 + 160 + 70 MB per concurrently running block. Peak
+memory is that times the number of concurrent tasks (threads/workers), plus the
+model (< 5 MB); never the whole scene, never the whole output (it is on disk).
+
+Resumability: a block is complete iff its marker exists; markers are written
+after the block's data, so a crash leaves at worst a block without marker,
+which the next run recomputes (overwriting the same chunks). Re-running the
+same command skips completed blocks. A ``.nc`` output is assembled from a
+sibling working Zarr store at the end and renamed into place atomically.
+
+Multi-machine: block tasks carry file paths (not arrays) and load the model
+from the checkpoint path once per worker, so they run on any
+``dask.distributed`` cluster whose workers see the same file system: create a
+``Client`` before calling :func:`embed` (it is picked up automatically).
+
+int8 storage: see :mod:`ecoembed.sources.embedding_cube` (the cube contract,
+its codec and :func:`~ecoembed.sources.embedding_cube.open_embeddings`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import torch
+import xarray as xr
+import zarr
+from tqdm.auto import tqdm
+
+from ecoembed.dates import daily_range, from_days
+from ecoembed.embed.infer import contextualize_pixels, empty_pixels, query_contexts
+from ecoembed.errors import CubeError, InputError, OutputExistsError
+from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_location
+from ecoembed.sensors.cube import require_same_grid
+from ecoembed.sources.chips import PixelSeries, cube_to_series
+from ecoembed.sources.embedding_cube import FLOAT_ENCODING, INT8_ENCODING, embedding_template, encode_int8
+from ecoembed.sources.local import open_cube
+from ecoembed.weights.fusion_checkpoint import LoadedModel, load_fusion_checkpoint
+from ecoembed.weights.shipped import load_fusion_model
+
+log = logging.getLogger(__name__)
+
+_MODEL_CACHE: dict[tuple[str, float], LoadedModel] = {}
+
+
+def cached_model(path: str) -> LoadedModel:
+    """One model per worker process (block tasks carry the path, not the weights)."""
+    key = (path, os.path.getmtime(path))
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE.clear()
+        _MODEL_CACHE[key] = load_fusion_checkpoint(path)
+    return _MODEL_CACHE[key]
+
+
+@dataclass(frozen=True)
+class _BlockJob:
+    """Everything a worker needs for one spatial block (paths only, picklable)."""
+
+    iy: int
+    ix: int
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    s2_path: str
+    s1_path: str | None
+    model_path: str
+    store: str
+    markers: str
+    first_day: int
+    n_days: int
+    days_per_chunk: int
+    pixel_batch: int
+    int8: bool
+
+
+@dataclass
+class BlockResult:
+    """Outcome of one block (also the content of its completion marker)."""
+
+    iy: int
+    ix: int
+    n_pixels: int
+    n_empty: int
+
+
+_CUBE_CACHE: dict[tuple[str, str, float], xr.Dataset] = {}
+
+
+def open_sensor_cube(path: str, sensor: str) -> xr.Dataset:
+    """``open_cube`` once per worker process and file version (a rewritten file is reopened)."""
+    key = (path, sensor, os.path.getmtime(path))
+    if key not in _CUBE_CACHE:
+        if len(_CUBE_CACHE) > 8:
+            _CUBE_CACHE.clear()
+        _CUBE_CACHE[key] = open_cube(path, sensor=sensor)
+    return _CUBE_CACHE[key]
+
+
+def _block_series(job: _BlockJob) -> dict[str, PixelSeries]:
+    window = {"y": slice(job.y0, job.y1), "x": slice(job.x0, job.x1)}
+    series = {"s2": cube_to_series(open_sensor_cube(job.s2_path, "sentinel-2-l2a").isel(window).load())}
+    if job.s1_path is not None:
+        series["s1"] = cube_to_series(open_sensor_cube(job.s1_path, "sentinel-1-grd").isel(window).load())
+    return series
+
+
+def _run_block(job: _BlockJob) -> BlockResult:
+    """Compute one block and write its chunks, then its marker (in this order).
+
+    Gradients are off only inside this call: with the synchronous scheduler the
+    block runs on the caller's thread, whose autograd state must not change.
+    """
+    with torch.no_grad():
+        model = cached_model(job.model_path).model
+        series = _block_series(job)
+        by, bx = job.y1 - job.y0, job.x1 - job.x0
+        yx = np.asarray(series["s2"].yx)
+        rows, cols = yx[:, 0], yx[:, 1]  # pixel row/column inside the block
+        empty = empty_pixels(series)
+        contexts = contextualize_pixels(model, series, job.pixel_batch)
+        group = zarr.open_group(job.store, mode="r+")
+        emb_arr = group["embedding"]
+        scale_arr = group["embedding_scale"] if job.int8 else None
+        for d0 in range(0, job.n_days, job.days_per_chunk):
+            d1 = min(job.n_days, d0 + job.days_per_chunk)
+            vals = query_contexts(model, contexts, len(yx), torch.arange(job.first_day + d0, job.first_day + d1, dtype=torch.int64))
+            vals[empty] = np.nan
+            slab = np.full((d1 - d0, by, bx, vals.shape[-1]), np.nan, dtype=np.float32)
+            slab[:, rows, cols, :] = vals.transpose(1, 0, 2)
+            region = (slice(d0, d1), slice(job.y0, job.y1), slice(job.x0, job.x1))
+            if scale_arr is not None:
+                qv, sc = encode_int8(slab)
+                emb_arr[region] = qv
+                scale_arr[region] = sc
+            else:
+                emb_arr[region] = slab
+    result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()))
+    atomic_write_text(Path(job.markers) / f"{job.iy}_{job.ix}.json", json.dumps(asdict(result)))
+    return result
+
+
+@dataclass
+class EmbedResult:
+    """Summary of an :func:`embed` run."""
+
+    path: Path
+    blocks_total: int
+    blocks_computed: int
+    blocks_skipped: int
+    n_pixels: int
+    n_empty_pixels: int
+    n_days: int
+    checkpoint_sha256: str
+    blocks: list[BlockResult] = field(default_factory=list)
+
+
+def _store_state(store: Path, attrs: Mapping[str, Any]) -> str:
+    """``"complete"``, ``"resumable"`` (unfinished, same settings) or ``"foreign"`` (other settings / unreadable)."""
+    try:
+        existing = xr.open_zarr(store, consolidated=False).attrs
+    except Exception:  # noqa: BLE001 - an unreadable or foreign store is not ours to resume
+        return "foreign"
+    keys = ("checkpoint_sha256", "s2_source", "s1_source", "start", "end", "chunk_px", "days_per_chunk", "embedding_encoding")
+    if not all(existing.get(k) == attrs.get(k) for k in keys):
+        return "foreign"
+    return "complete" if existing.get("complete") else "resumable"
+
+
+def embed(
+    s2: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    s1: str | os.PathLike[str] | None = None,
+    model: str | os.PathLike[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    chunk_px: int = 64,
+    days_per_chunk: int = 64,
+    pixel_batch: int = 256,
+    int8: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_block_done: Callable[[BlockResult], None] | None = None,
+) -> EmbedResult:
+    """Write the daily embedding cube of an S2 (+ optional S1) scene to ``out`` (.zarr or .nc).
+
+    Args:
+        s2: Sentinel-2 cube file (NetCDF/Zarr, sensor cube contract); defines the grid.
+        out: output path ending in ``.zarr`` or ``.nc``.
+        s1: Sentinel-1 cube on the same grid (optional; S2-only fusion otherwise).
+        model: fusion checkpoint (default: the shipped synthetic-trained default).
+        start, end: first/last day (YYYY-MM-DD, inclusive) of the daily output; default
+            the S2 cube's first/last acquisition day.
+        chunk_px: block edge (pixels): one dask task and one Zarr chunk in y/x.
+        days_per_chunk: Zarr chunk length in time (days) and query slab size.
+        pixel_batch: pixels contextualised together inside a block.
+        int8: store int8 with a per-pixel-per-day scale (decode with :func:`open_embeddings`).
+        overwrite: replace an existing output (or an unfinished one made with other settings).
+        progress: tqdm progress bar over blocks.
+        on_block_done: called after each block is durably written (monitoring; tests).
+
+    Returns:
+        :class:`EmbedResult` (blocks computed/skipped, empty pixels).
+
+    Raises:
+        InputError / CubeError: bad paths, dates or cubes (S1 not on the S2 grid).
+        OutputExistsError: ``out`` exists (complete, or unfinished with other settings) and not ``overwrite``.
+        CheckpointError: bad ``model``.
+    """
+    out = Path(out)
+    if out.suffix not in (".zarr", ".nc"):
+        raise InputError(f"--out {out} must end in .zarr or .nc")
+    check_output_location(out)
+    if chunk_px < 1 or days_per_chunk < 1:
+        raise InputError("--chunk-px and days per chunk must be positive")
+    s2_path = str(Path(s2).resolve())
+    s1_path = str(Path(s1).resolve()) if s1 is not None else None
+    loaded = load_fusion_model(model)
+    if s1_path is not None and "s1" not in loaded.model.fusion.modalities:
+        raise InputError(f"model {loaded.path} was trained without Sentinel-1; drop --s1 or use a model with S1")
+    s2_cube = open_sensor_cube(s2_path, "sentinel-2-l2a")
+    synthetic = bool(s2_cube.attrs.get("synthetic", False))
+    if s1_path is not None:
+        s1_cube = open_sensor_cube(s1_path, "sentinel-1-grd")
+        require_same_grid(s1_cube, s2_cube, what=f"S1 cube {s1}")
+        synthetic = synthetic or bool(s1_cube.attrs.get("synthetic", False))
+    days = daily_range(s2_cube["time"].values, start, end)
+    first, last = int(days[0]), int(days[-1])
+
+    attrs: dict[str, Any] = {
+        "checkpoint_sha256": loaded.sha256,
+        "model": str(loaded.path.name),
+        "model_trained_on_synthetic": loaded.synthetic,
+        "synthetic": synthetic,
+        "crs": s2_cube.attrs.get("crs", ""),
+        "resolution_m": s2_cube.attrs.get("resolution_m", 10.0),
+        "s2_source": s2_path,
+        "s1_source": s1_path or "",
+        "start": str(from_days(first).astype("datetime64[D]")),
+        "end": str(from_days(last).astype("datetime64[D]")),
+        "chunk_px": chunk_px,
+        "days_per_chunk": days_per_chunk,
+        "embedding_encoding": INT8_ENCODING if int8 else FLOAT_ENCODING,
+        "modalities": ",".join(["s2"] + (["s1"] if s1_path else [])),
+        "complete": False,
+    }
+    store = out if out.suffix == ".zarr" else out.with_name(f".{out.name}.partial.zarr")
+    markers = store.with_name(store.name + ".blocks")
+    if out.suffix == ".nc" and out.exists() and not overwrite:
+        raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
+    if store.exists():
+        state = _store_state(store, attrs)
+        if overwrite or (out.suffix == ".nc" and state != "resumable"):
+            shutil.rmtree(store)
+            shutil.rmtree(markers, ignore_errors=True)
+        elif state == "complete":
+            raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
+        elif state == "foreign":
+            raise OutputExistsError(
+                f"output {out} exists and was made by another model/inputs/settings; pass --overwrite to replace it"
+            )
+        else:
+            log.info("resuming unfinished embedding cube %s", store)
+    if not store.exists():
+        shutil.rmtree(markers, ignore_errors=True)
+        tmpl = embedding_template(s2_cube, days, loaded.model.fusion.embed_dim, chunk_px, days_per_chunk, int8, attrs)
+        encoding: dict[str, Any] = {"embedding": {"fill_value": None if int8 else np.nan}}
+        tmpl.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=encoding)
+    markers.mkdir(parents=True, exist_ok=True)
+
+    ny, nx = s2_cube.sizes["y"], s2_cube.sizes["x"]
+    jobs = [
+        _BlockJob(
+            iy=iy, ix=ix, y0=iy * chunk_px, y1=min(ny, (iy + 1) * chunk_px), x0=ix * chunk_px, x1=min(nx, (ix + 1) * chunk_px),
+            s2_path=s2_path, s1_path=s1_path, model_path=str(loaded.path), store=str(store), markers=str(markers),
+            first_day=first, n_days=len(days), days_per_chunk=days_per_chunk, pixel_batch=pixel_batch, int8=int8,
+        )
+        for iy in range((ny + chunk_px - 1) // chunk_px)
+        for ix in range((nx + chunk_px - 1) // chunk_px)
+    ]
+    done: list[BlockResult] = []
+    pending = []
+    for job in jobs:
+        marker = markers / f"{job.iy}_{job.ix}.json"
+        if marker.is_file():
+            done.append(BlockResult(**json.loads(marker.read_text())))
+        else:
+            pending.append(job)
+    log.info("embed %s: %d blocks, %d already complete, %d to compute", out, len(jobs), len(done), len(pending))
+    computed: list[BlockResult] = []
+    bar = tqdm(total=len(jobs), initial=len(done), disable=not progress, desc="embed", unit="block")
+    for result in _execute(pending):
+        computed.append(result)
+        bar.update(1)
+        if on_block_done is not None:
+            on_block_done(result)
+    bar.close()
+    results = done + computed
+    n_empty = sum(r.n_empty for r in results)
+    n_pixels = sum(r.n_pixels for r in results)
+    if n_empty:
+        log.warning("embed %s: %d of %d pixels have no usable observation; their embeddings are NaN", out, n_empty, n_pixels)
+    group = zarr.open_group(str(store), mode="r+")
+    group.attrs.update({"complete": True, "n_empty_pixels": n_empty})
+    if out.suffix == ".nc":
+        ds = xr.open_zarr(store, consolidated=False)
+        ds.attrs = {k: (int(v) if isinstance(v, bool) else v) for k, v in ds.attrs.items()}
+        with atomic_path(out) as tmp:
+            ds.to_netcdf(tmp, engine="netcdf4")
+        shutil.rmtree(store)
+    shutil.rmtree(markers, ignore_errors=True)
+    return EmbedResult(
+        path=out, blocks_total=len(jobs), blocks_computed=len(computed), blocks_skipped=len(done),
+        n_pixels=n_pixels, n_empty_pixels=n_empty, n_days=len(days), checkpoint_sha256=loaded.sha256, blocks=results,
+    )
+
+
+def _execute(jobs: list[_BlockJob]) -> Iterator[BlockResult]:
+    """Yield block results as they finish: on the active dask.distributed client if any, else in-process."""
+    if not jobs:
+        return
+    try:  # distributed is an optional extra (ecoembed[distributed]): imported only when embed runs
+        from distributed import as_completed, default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        client = None
+    tasks = [dask.delayed(_run_block, pure=False)(job) for job in jobs]
+    if client is None:
+        for task in tasks:
+            yield task.compute(scheduler="synchronous")
+        return
+    futures = client.compute(tasks)
+    for fut in as_completed(futures):
+        yield fut.result()
+
+

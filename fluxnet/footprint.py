@@ -1,0 +1,331 @@
+"""Flux footprints after Kljun et al. (2015).
+
+Implements the flux footprint prediction (FFP) of Kljun, N., Calanca, P.,
+Rotach, M. W. and Schmid, H. P. (2015): A simple two-dimensional
+parameterisation for Flux Footprint Prediction (FFP). Geosci. Model Dev. 8,
+3695-3713, doi:10.5194/gmd-8-3695-2015. "Eq." below refers to that paper.
+
+Conventions (units in brackets):
+
+* ``zm`` is the measurement height above the zero-plane displacement,
+  ``z - d`` [m]; ``h`` the boundary-layer height [m]; ``L`` the Obukhov
+  length [m] (negative unstable, positive stable, +-inf neutral); ``u*`` the
+  friction velocity [m s-1]; ``sigma_v`` the standard deviation of the
+  crosswind velocity [m s-1]; ``z0`` the roughness length [m]; ``umean`` the
+  mean wind speed at ``zm`` [m s-1].
+* In the wind frame ``x`` is the distance *upwind* of the tower and ``y`` the
+  crosswind distance [m]. On a map grid ``x`` points east and ``y`` north [m]
+  (a projected CRS such as UTM; grid north is taken as true north).
+* Wind direction is the direction the wind comes FROM, in degrees clockwise
+  from north [0, 360]. The source area lies upwind: with wind from the west
+  (270) the footprint lies west of the tower.
+* The crosswind-integrated footprint ``f_y`` is in m-1, the 2-D footprint in
+  m-2, grid weights are fractions of the flux (dimensionless).
+
+The model is valid only within the limits checked by :class:`FFPConditions`
+(Kljun et al. 2015, Eq. 27, and the authors' reference code v1.42): outside
+them the constructor raises :class:`FootprintValidityError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+
+FFP_A = 1.4524
+FFP_B = -1.9914
+FFP_C = 1.4622
+FFP_D = 0.1359
+"""Fitted constants of the scaled crosswind-integrated footprint, Eq. 14 (Eq. 17
+prints them rounded: a = 1.452, b = -1.991, c = 1.462, d = 0.136; these are the
+four-decimal values of the authors' reference code v1.42)."""
+
+SIGMA_Y_AC = 2.17
+SIGMA_Y_BC = 1.66
+SIGMA_Y_CC = 20.0
+"""Constants of the scaled crosswind dispersion sigma_y*, Eqs. 18-19."""
+
+XSTAR_PEAK = -FFP_C / FFP_B + FFP_D
+"""Scaled distance of the footprint peak, X*_max = -c/b + d ~= 0.87 (Eq. 20)."""
+
+VON_KARMAN = 0.4
+NEUTRAL_LIMIT_M = 5000.0
+"""|L| [m] beyond which FFP treats the surface layer as neutral (reference code)."""
+
+MIN_USTAR_M_S = 0.1
+"""Smallest friction velocity [m s-1] for which FFP is valid."""
+MIN_ZM_OVER_L = -15.5
+"""Most convective zm/L for which FFP is valid."""
+MIN_PBLH_M = 10.0
+"""Smallest boundary-layer height [m] accepted (reference code)."""
+ENTRAINMENT_FRACTION = 0.8
+"""The receptor must lie below the entrainment layer, zm < 0.8 h (Eq. 27). In
+shallow stable boundary layers this is the limit that usually bites."""
+ROUGHNESS_SUBLAYER_FACTOR = 12.5
+"""The receptor must lie above the roughness sublayer, zm > 12.5 z0 (reference code)."""
+
+
+class FootprintValidityError(ValueError):
+    """Inputs outside the range where FFP is valid.
+
+    Attributes:
+        rule: The violated rule, stable across values (e.g. ``"u* < 0.1 m s-1"``),
+            used to count skipped half-hours by cause.
+    """
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(f"{rule}: {detail}")
+        self.rule = rule
+
+
+def stability_correction(zm_m: float, obukhov_length_m: float) -> float:
+    """Integrated stability correction psi_M of the wind profile at ``zm`` (Eq. 5).
+
+    Högström-type forms as used by FFP: ``-5.3 zm/L`` for stable stratification
+    (0 < L < 5000 m); otherwise ``ln((1+chi^2)/2) + 2 ln((1+chi)/2) - 2 atan(chi)
+    + pi/2`` with ``chi = (1 - 19 zm/L)^(1/4)``, which is 0 at neutral (|L| = inf).
+
+    Args:
+        zm_m: Measurement height above displacement [m], > 0.
+        obukhov_length_m: Obukhov length [m], non-zero (+-inf for neutral).
+
+    Returns:
+        psi_M (dimensionless).
+    """
+    if 0.0 < obukhov_length_m < NEUTRAL_LIMIT_M:
+        return -5.3 * zm_m / obukhov_length_m
+    chi = (1.0 - 19.0 * zm_m / obukhov_length_m) ** 0.25
+    return math.log((1.0 + chi**2) / 2.0) + 2.0 * math.log((1.0 + chi) / 2.0) - 2.0 * math.atan(chi) + math.pi / 2.0
+
+
+def _check_roughness_sublayer(zm_m: float, z0_m: float) -> None:
+    if zm_m <= ROUGHNESS_SUBLAYER_FACTOR * z0_m:
+        raise FootprintValidityError("zm <= 12.5 z0 (receptor in the roughness sublayer)", f"zm = {zm_m:.2f} m, z0 = {z0_m:.3f} m")
+
+
+def _require_finite(values: dict[str, float | None]) -> None:
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise FootprintValidityError(f"{name} missing", f"{name} = {value}")
+
+
+@dataclass(frozen=True)
+class FFPConditions:
+    """Turbulence and site conditions of one averaging period, checked for FFP validity.
+
+    Exactly one of ``z0_m`` (roughness-length variant) and ``umean_m_s``
+    (mean-wind variant) must be given. ``sigma_v_m_s`` is only needed for the
+    2-D footprint.
+
+    Validity (raises :class:`FootprintValidityError` naming the rule):
+    ``zm > 0``; ``h > 10 m``; ``zm < 0.8 h`` (below the entrainment layer,
+    Eq. 27; the stable-case boundary-layer limit); ``L != 0``;
+    ``zm/L >= -15.5``; ``u* >= 0.1 m s-1``; ``sigma_v > 0`` if given;
+    ``z0 > 0`` and ``zm > 12.5 z0`` (above the roughness sublayer) if given;
+    ``umean > 0`` if given; and ``ln(zm/z0) - psi_M > 0``. Missing (NaN)
+    inputs fail as ``"<name> missing"``.
+
+    Attributes:
+        zm_m: Measurement height above the zero-plane displacement [m].
+        h_m: Boundary-layer height [m].
+        obukhov_length_m: Obukhov length [m]; +-inf for neutral.
+        ustar_m_s: Friction velocity [m s-1].
+        sigma_v_m_s: Standard deviation of the crosswind velocity [m s-1], or None.
+        z0_m: Roughness length [m], or None.
+        umean_m_s: Mean wind speed at ``zm`` [m s-1], or None.
+
+    Raises:
+        ValueError: Neither or both of ``z0_m`` and ``umean_m_s`` given.
+        FootprintValidityError: The conditions are outside FFP's validity.
+    """
+
+    zm_m: float
+    h_m: float
+    obukhov_length_m: float
+    ustar_m_s: float
+    sigma_v_m_s: float | None = None
+    z0_m: float | None = None
+    umean_m_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.z0_m is None) == (self.umean_m_s is None):
+            raise ValueError("give exactly one of z0_m (roughness-length variant) and umean_m_s (mean-wind variant)")
+        zm, h, ell, ustar = self.zm_m, self.h_m, self.obukhov_length_m, self.ustar_m_s
+        _require_finite({"zm": zm, "h": h, "u*": ustar, "sigma_v": self.sigma_v_m_s, "z0": self.z0_m, "umean": self.umean_m_s})
+        if math.isnan(ell):
+            raise FootprintValidityError("L missing", f"L = {ell}")
+        if zm <= 0.0:
+            raise FootprintValidityError("zm <= 0", f"zm = {zm} m")
+        if h <= MIN_PBLH_M:
+            raise FootprintValidityError("h <= 10 m", f"h = {h} m")
+        if zm >= ENTRAINMENT_FRACTION * h:
+            raise FootprintValidityError("zm >= 0.8 h (receptor in the entrainment layer)", f"zm = {zm} m, h = {h:.1f} m")
+        if ell == 0.0:
+            raise FootprintValidityError("L == 0", "the Obukhov length must be non-zero")
+        if zm / ell < MIN_ZM_OVER_L:
+            raise FootprintValidityError("zm/L < -15.5", f"zm/L = {zm / ell:.2f}")
+        if ustar < MIN_USTAR_M_S:
+            raise FootprintValidityError("u* < 0.1 m s-1", f"u* = {ustar} m s-1")
+        if self.sigma_v_m_s is not None and self.sigma_v_m_s <= 0.0:
+            raise FootprintValidityError("sigma_v <= 0", f"sigma_v = {self.sigma_v_m_s} m s-1")
+        if self.umean_m_s is not None and self.umean_m_s <= 0.0:
+            raise FootprintValidityError("umean <= 0", f"umean = {self.umean_m_s} m s-1")
+        if self.z0_m is not None:
+            if self.z0_m <= 0.0:
+                raise FootprintValidityError("z0 <= 0", f"z0 = {self.z0_m} m")
+            _check_roughness_sublayer(zm, self.z0_m)
+        if self.profile_factor <= 0.0:
+            raise FootprintValidityError("ln(zm/z0) - psi_M <= 0", f"ln(zm/z0) - psi_M = {self.profile_factor:.3f}")
+
+    @property
+    def profile_factor(self) -> float:
+        """Pi_4 = u(zm) k / u* (mean-wind variant) or ln(zm/z0) - psi_M (roughness variant, Eq. 5)."""
+        if self.umean_m_s is not None:
+            return self.umean_m_s * VON_KARMAN / self.ustar_m_s
+        assert self.z0_m is not None  # __post_init__ guarantees one of the two
+        return math.log(self.zm_m / self.z0_m) - stability_correction(self.zm_m, self.obukhov_length_m)
+
+    @property
+    def x_scale_m(self) -> float:
+        """Metres per unit scaled distance: x = X* zm (1 - zm/h)^-1 Pi_4 (Eqs. 7-8) [m]."""
+        return self.zm_m / (1.0 - self.zm_m / self.h_m) * self.profile_factor
+
+
+def crosswind_integrated_footprint(x_m: ArrayLike, conditions: FFPConditions) -> FloatArray:
+    """Crosswind-integrated footprint f_y at upwind distances ``x_m`` (Eqs. 9-10 and 14).
+
+    ``F* = a (X* - d)^b exp(-c / (X* - d))`` for ``X* > d`` (0 elsewhere,
+    including downwind, x <= 0), with ``X* = x / x_scale`` and ``f_y = F* / x_scale``.
+    It integrates over x to a Gamma(-b-1) c^(b+1) ~= 1.0016.
+
+    Args:
+        x_m: Upwind distances [m], any shape.
+        conditions: Valid FFP conditions.
+
+    Returns:
+        f_y [m-1], same shape as ``x_m``.
+    """
+    scale = conditions.x_scale_m
+    shifted = np.asarray(x_m, dtype=np.float64) / scale - FFP_D
+    inside = shifted > 0.0
+    safe = np.where(inside, shifted, 1.0)
+    fstar = FFP_A * safe**FFP_B * np.exp(-FFP_C / safe)
+    return np.where(inside, fstar / scale, 0.0)
+
+
+def peak_distance_m(conditions: FFPConditions) -> float:
+    """Upwind distance of the crosswind-integrated footprint's peak, x_max = X*_max x_scale (Eqs. 20-22) [m]."""
+    return XSTAR_PEAK * conditions.x_scale_m
+
+
+def source_distance_m(r_percent: float, conditions: FFPConditions) -> float:
+    """Upwind distance containing ``r_percent`` % of the crosswind-integrated footprint (Eqs. 25-26).
+
+    Analytic: ``X*_R = -c / ln(R) + d`` (exact for b = -2, a = c; with the fitted
+    constants it is 0.5-2.5 % short of the numerical integral of f_y for R = 10-90 %).
+
+    Args:
+        r_percent: R in percent, 10 to 90.
+        conditions: Valid FFP conditions.
+
+    Returns:
+        x_R [m].
+
+    Raises:
+        ValueError: ``r_percent`` outside [10, 90].
+    """
+    if not 10.0 <= r_percent <= 90.0:
+        raise ValueError(f"r_percent must be within [10, 90] (FFP's fitted range), got {r_percent}")
+    return (-FFP_C / math.log(r_percent / 100.0) + FFP_D) * conditions.x_scale_m
+
+
+def crosswind_dispersion_m(x_m: ArrayLike, conditions: FFPConditions) -> FloatArray:
+    """Crosswind standard deviation sigma_y of the footprint at upwind distances ``x_m`` [m].
+
+    ``sigma_y* = a_c (b_c X*^2 / (1 + c_c X*))^(1/2)`` (Eqs. 18-19) and
+    ``sigma_y = sigma_y* / ps1 * zm sigma_v / u*`` (Eq. 13) with
+    ``ps1 = min(1, 1e-5 |zm/L|^-1 + p)``, p = 0.80 for L <= 0 and 0.55 for
+    L > 0; near-neutral |L| > 5000 m uses L = -1e6 m as the reference code does.
+
+    Args:
+        x_m: Upwind distances [m], any shape (values <= 0 give 0).
+        conditions: Valid FFP conditions with ``sigma_v_m_s``.
+
+    Returns:
+        sigma_y [m], same shape as ``x_m``.
+
+    Raises:
+        ValueError: ``conditions.sigma_v_m_s`` is None.
+    """
+    if conditions.sigma_v_m_s is None:
+        raise ValueError("the crosswind dispersion needs sigma_v_m_s in the conditions")
+    xstar = np.maximum(np.asarray(x_m, dtype=np.float64) / conditions.x_scale_m, 0.0)
+    sigma_y_star = SIGMA_Y_AC * np.sqrt(SIGMA_Y_BC * xstar**2 / (1.0 + SIGMA_Y_CC * xstar))
+    ell = conditions.obukhov_length_m if abs(conditions.obukhov_length_m) <= NEUTRAL_LIMIT_M else -1.0e6
+    p = 0.80 if ell <= 0.0 else 0.55
+    ps1 = min(1.0, 1.0e-5 * abs(ell) / conditions.zm_m + p)
+    return sigma_y_star / ps1 * conditions.zm_m * conditions.sigma_v_m_s / conditions.ustar_m_s
+
+
+def footprint_2d(x_m: ArrayLike, y_m: ArrayLike, conditions: FFPConditions) -> FloatArray:
+    """2-D footprint f(x, y) = f_y(x) D_y(x, y) in the wind frame [m-2].
+
+    D_y is a Gaussian in the crosswind distance ``y`` with standard deviation
+    :func:`crosswind_dispersion_m`, so integrating f over y gives f_y.
+
+    Args:
+        x_m: Upwind distances [m]; broadcast with ``y_m``.
+        y_m: Crosswind distances [m] (either side, the footprint is symmetric).
+        conditions: Valid FFP conditions with ``sigma_v_m_s``.
+
+    Returns:
+        f [m-2] of the broadcast shape; 0 where x <= d x_scale.
+    """
+    x, y = np.broadcast_arrays(np.asarray(x_m, dtype=np.float64), np.asarray(y_m, dtype=np.float64))
+    f_y = crosswind_integrated_footprint(x, conditions)
+    sigma_y = crosswind_dispersion_m(x, conditions)
+    inside = f_y > 0.0
+    safe_sigma = np.where(inside, sigma_y, 1.0)
+    gauss = np.exp(-0.5 * (y / safe_sigma) ** 2) / (math.sqrt(2.0 * math.pi) * safe_sigma)
+    return np.where(inside, f_y * gauss, 0.0)
+
+
+def _check_wind_direction(wind_from_deg: float) -> None:
+    if math.isnan(wind_from_deg):
+        raise FootprintValidityError("wind direction missing", f"wind direction = {wind_from_deg}")
+    if not 0.0 <= wind_from_deg <= 360.0:
+        raise FootprintValidityError("wind direction outside [0, 360] degrees", f"wind direction = {wind_from_deg}")
+
+
+def footprint_on_map(east_m: ArrayLike, north_m: ArrayLike, wind_from_deg: float, conditions: FFPConditions) -> FloatArray:
+    """2-D footprint rotated onto map coordinates relative to the tower [m-2].
+
+    A point at (east, north) lies ``x = east sin(wd) + north cos(wd)`` upwind
+    and ``y = east cos(wd) - north sin(wd)`` crosswind, where wd is the
+    direction the wind comes from: the footprint lies towards wd.
+
+    Args:
+        east_m: Eastward offset from the tower [m]; broadcast with ``north_m``.
+        north_m: Northward offset from the tower [m].
+        wind_from_deg: Direction the wind comes from, degrees clockwise from north, [0, 360].
+        conditions: Valid FFP conditions with ``sigma_v_m_s``.
+
+    Returns:
+        f [m-2] of the broadcast shape.
+
+    Raises:
+        FootprintValidityError: Wind direction missing or outside [0, 360].
+    """
+    _check_wind_direction(wind_from_deg)
+    theta = math.radians(wind_from_deg)
+    east = np.asarray(east_m, dtype=np.float64)
+    north = np.asarray(north_m, dtype=np.float64)
+    upwind = east * math.sin(theta) + north * math.cos(theta)
+    crosswind = east * math.cos(theta) - north * math.sin(theta)
+    return footprint_2d(upwind, crosswind, conditions)
+

@@ -1,0 +1,195 @@
+"""Tests for fluxnet.footprint: the Kljun et al. (2015) flux footprint prediction (FFP).
+
+Reference example (``test_published_example_*``)
+------------------------------------------------
+Inputs: the single-footprint example of the authors' readme shipped with their
+code, "FFP Python readme (v1.42)", N. Kljun, 23 June 2021, Sect. 1 "Example"
+(FFP_readme_Python.pdf, distributed with calc_footprint_FFP.py at
+footprint.kljun.net; copy at github.com/jsta/pyffp):
+``zm = 20 m, z0 = 0.1 m, h = 2000 m, L = -100 m, sigma_v = 0.6 m s-1, u* = 0.4 m s-1``.
+
+Outputs: neither the paper nor the readme prints numbers for this example, so
+the reference values are
+
+* ``x_peak = 84.08 m``: ``x_ci_max`` returned by the authors' calc_footprint_FFP.py
+  v1.42 for those inputs (run here, not copied). By hand with Eq. 22:
+  psi_M = 0.5150, ln(zm/z0) - psi_M = 4.7833, zm / (1 - zm/h) = 20.202 m, so
+  x_scale = 96.632 m and x_peak = (-c/b + d) x_scale = 0.87016 x 96.632 m = 84.08 m.
+* ``x_80 = 654.1 m``: where the trapezoid integral of that code's ``f_ci`` over
+  ``x_ci`` (its default 1000 points up to X* = 30) reaches 0.8. The paper's
+  closed form (Eq. 26) gives (-c / ln 0.8 + d) x_scale = 646.3 m, 1.2 % less.
+* A third-party check: FluxPrint (github.com/pedrohenriquecoimbra/FluxPrint,
+  tests/test_correctness.py) pins ``x_ci_max = 84.94 m`` for zm = 20 m, z0 = 0.1 m,
+  h = 1000 m, L = -100 m, u* = 0.5 m s-1.
+
+The acceptance tolerance for these is 5 %.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fluxnet.footprint import (
+    FFPConditions,
+    FootprintValidityError,
+    crosswind_dispersion_m,
+    crosswind_integrated_footprint,
+    footprint_2d,
+    footprint_on_map,
+    peak_distance_m,
+    source_distance_m,
+)
+
+README_EXAMPLE = FFPConditions(zm_m=20.0, h_m=2000.0, obukhov_length_m=-100.0, ustar_m_s=0.4, sigma_v_m_s=0.6, z0_m=0.1)
+REFERENCE_X_PEAK_M = 84.08
+REFERENCE_X_80_M = 654.1
+
+CASES = {
+    "unstable_z0": README_EXAMPLE,
+    "stable_z0": FFPConditions(zm_m=20.0, h_m=500.0, obukhov_length_m=50.0, ustar_m_s=0.3, sigma_v_m_s=0.5, z0_m=0.1),
+    "neutral_umean": FFPConditions(zm_m=20.0, h_m=500.0, obukhov_length_m=math.inf, ustar_m_s=0.3, sigma_v_m_s=0.5, umean_m_s=4.0),
+}
+
+# x from 0 to far beyond the tail of f_y (X* ~ 1e7): fine where f_y varies, log-spaced beyond
+X_FINE = np.concatenate([np.linspace(0.0, 3000.0, 300_001), np.geomspace(3000.0, 1.0e9, 100_001)[1:]])
+
+
+def cumulative(f: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(x))])
+
+
+# (a) the published example
+
+
+def test_published_example_peak_distance_matches_reference() -> None:
+    assert peak_distance_m(README_EXAMPLE) == pytest.approx(REFERENCE_X_PEAK_M, rel=0.05)
+    assert peak_distance_m(README_EXAMPLE) == pytest.approx(REFERENCE_X_PEAK_M, abs=0.01)  # the same equation
+    fluxprint_case = FFPConditions(zm_m=20.0, h_m=1000.0, obukhov_length_m=-100.0, ustar_m_s=0.5, z0_m=0.1)
+    assert peak_distance_m(fluxprint_case) == pytest.approx(84.94, rel=0.05)
+
+
+def test_published_example_80_percent_distance_matches_reference() -> None:
+    assert source_distance_m(80.0, README_EXAMPLE) == pytest.approx(REFERENCE_X_80_M, rel=0.05)
+    f_y = crosswind_integrated_footprint(X_FINE, README_EXAMPLE)
+    cum = cumulative(f_y, X_FINE)
+    numeric_x80 = np.interp(0.8, cum / cum[-1], X_FINE)
+    assert numeric_x80 == pytest.approx(REFERENCE_X_80_M, rel=0.05)
+
+
+# (b) f_y integrates to 1, peaks at x_max and x_R matches its integral
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_crosswind_integrated_footprint_integrates_to_one(name: str) -> None:
+    f_y = crosswind_integrated_footprint(X_FINE, CASES[name])
+    # a Gamma(-b-1) c^(b+1) = 1.0016 for the fitted constants
+    assert np.trapezoid(f_y, X_FINE) == pytest.approx(1.0016, abs=2e-3)
+    assert np.all(f_y >= 0.0)
+    assert np.all(crosswind_integrated_footprint([-50.0, 0.0], CASES[name]) == 0.0)  # nothing downwind
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_peak_and_source_distances_agree_with_the_footprint_curve(name: str) -> None:
+    conditions = CASES[name]
+    f_y = crosswind_integrated_footprint(X_FINE, conditions)
+    assert X_FINE[np.argmax(f_y)] == pytest.approx(peak_distance_m(conditions), rel=1e-3)
+    cum = cumulative(f_y, X_FINE)
+    for r in range(10, 100, 10):
+        numeric = np.interp(r / 100.0, cum / cum[-1], X_FINE)
+        assert source_distance_m(float(r), conditions) == pytest.approx(numeric, rel=0.025), r
+    assert source_distance_m(10.0, conditions) < source_distance_m(50.0, conditions) < source_distance_m(90.0, conditions)
+
+
+def test_source_distance_rejects_percent_outside_fitted_range() -> None:
+    with pytest.raises(ValueError, match=r"\[10, 90\]"):
+        source_distance_m(95.0, README_EXAMPLE)
+    with pytest.raises(ValueError, match=r"\[10, 90\]"):
+        source_distance_m(0.8, README_EXAMPLE)  # a fraction, not a percent
+
+
+def test_mean_wind_variant_equals_roughness_variant_on_the_log_profile() -> None:
+    psi = 0.5150363483984346  # psi_M(zm/L = -0.2), see the module docstring
+    umean = README_EXAMPLE.ustar_m_s / 0.4 * (math.log(20.0 / 0.1) - psi)
+    by_wind = FFPConditions(zm_m=20.0, h_m=2000.0, obukhov_length_m=-100.0, ustar_m_s=0.4, umean_m_s=umean)
+    assert peak_distance_m(by_wind) == pytest.approx(peak_distance_m(README_EXAMPLE), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rule"),
+    [
+        ({"obukhov_length_m": -1.0}, "zm/L < -15.5"),
+        ({"ustar_m_s": 0.05}, "u* < 0.1 m s-1"),
+        ({"h_m": 24.0}, "zm >= 0.8 h"),
+        ({"h_m": 8.0}, "h <= 10 m"),
+        ({"zm_m": -1.0}, "zm <= 0"),
+        ({"obukhov_length_m": 0.0}, "L == 0"),
+        ({"obukhov_length_m": math.nan}, "L missing"),
+        ({"ustar_m_s": math.nan}, "u* missing"),
+        ({"sigma_v_m_s": 0.0}, "sigma_v <= 0"),
+        ({"z0_m": 2.0}, "zm <= 12.5 z0"),
+        ({"z0_m": -0.1}, "z0 <= 0"),
+        ({"z0_m": None, "umean_m_s": 0.0}, "umean <= 0"),
+    ],
+)
+def test_validity_rules_raise_a_named_value_error(kwargs: dict[str, float | None], rule: str) -> None:
+    base: dict[str, float | None] = {
+        "zm_m": 20.0, "h_m": 2000.0, "obukhov_length_m": -100.0, "ustar_m_s": 0.4, "sigma_v_m_s": 0.6, "z0_m": 0.1,
+    }
+    with pytest.raises(ValueError, match=rule.replace("*", r"\*")) as info:
+        FFPConditions(**{**base, **kwargs})  # type: ignore[arg-type]
+    assert isinstance(info.value, FootprintValidityError)
+    assert info.value.rule.startswith(rule)
+
+
+def test_exactly_one_of_z0_and_umean() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        FFPConditions(zm_m=20.0, h_m=2000.0, obukhov_length_m=-100.0, ustar_m_s=0.4)
+    with pytest.raises(ValueError, match="exactly one"):
+        FFPConditions(zm_m=20.0, h_m=2000.0, obukhov_length_m=-100.0, ustar_m_s=0.4, z0_m=0.1, umean_m_s=3.0)
+
+
+# (c) the 2-D footprint's crosswind integral is f_y
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_2d_footprint_integrates_crosswind_to_f_y(name: str) -> None:
+    conditions = CASES[name]
+    x = np.array([20.0, 60.0, 100.0, 300.0, 1000.0])
+    sigma = crosswind_dispersion_m(x, conditions)
+    y = np.linspace(-8.0, 8.0, 4001)[:, None] * sigma[None, :]
+    f = footprint_2d(x[None, :], y, conditions)
+    integral = np.trapezoid(f, y, axis=0)
+    np.testing.assert_allclose(integral, crosswind_integrated_footprint(x, conditions), rtol=1e-6)
+    assert np.all(np.diff(sigma) > 0)  # the plume widens downwind of each source
+
+
+def test_stable_footprint_spreads_more_crosswind_per_unit_sigma_v() -> None:
+    # ps1 = 0.55 (stable) vs 0.80 (unstable) in Eq. 13, at the same scaled distance
+    stable = FFPConditions(zm_m=20.0, h_m=2000.0, obukhov_length_m=100.0, ustar_m_s=0.4, sigma_v_m_s=0.6, z0_m=0.1)
+    ratio = crosswind_dispersion_m(stable.x_scale_m, stable) / crosswind_dispersion_m(README_EXAMPLE.x_scale_m, README_EXAMPLE)
+    assert ratio == pytest.approx(0.80 / 0.55, rel=1e-3)
+
+
+# (d) rotation: the source area lies upwind
+
+
+@pytest.mark.parametrize(
+    ("wind_from_deg", "unit_east", "unit_north"),
+    [(270.0, -1.0, 0.0), (90.0, 1.0, 0.0), (0.0, 0.0, 1.0), (360.0, 0.0, 1.0), (180.0, 0.0, -1.0), (45.0, 0.5**0.5, 0.5**0.5)],
+)
+def test_footprint_lies_towards_where_the_wind_comes_from(wind_from_deg: float, unit_east: float, unit_north: float) -> None:
+    x_peak = peak_distance_m(README_EXAMPLE)
+    upwind = footprint_on_map(x_peak * unit_east, x_peak * unit_north, wind_from_deg, README_EXAMPLE)
+    downwind = footprint_on_map(-x_peak * unit_east, -x_peak * unit_north, wind_from_deg, README_EXAMPLE)
+    on_axis = footprint_2d(x_peak, 0.0, README_EXAMPLE)
+    assert float(upwind) == pytest.approx(float(on_axis), rel=1e-9)
+    assert float(downwind) == 0.0
+
+
+def test_footprint_rejects_invalid_wind_direction() -> None:
+    with pytest.raises(FootprintValidityError, match=r"outside \[0, 360\]"):
+        footprint_on_map(0.0, 0.0, 400.0, README_EXAMPLE)
+

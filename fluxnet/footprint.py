@@ -1,4 +1,4 @@
-"""Flux footprints after Kljun et al. (2015).
+"""Flux footprints after Kljun et al. (2015) and footprint climatologies on a grid.
 
 Implements the flux footprint prediction (FFP) of Kljun, N., Calanca, P.,
 Rotach, M. W. and Schmid, H. P. (2015): A simple two-dimensional
@@ -24,12 +24,14 @@ Conventions (units in brackets):
 
 The model is valid only within the limits checked by :class:`FFPConditions`
 (Kljun et al. 2015, Eq. 27, and the authors' reference code v1.42): outside
-them the constructor raises :class:`FootprintValidityError`.
+them the constructor raises :class:`FootprintValidityError`, and a
+climatology skips and counts the half-hour instead.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +70,9 @@ ENTRAINMENT_FRACTION = 0.8
 shallow stable boundary layers this is the limit that usually bites."""
 ROUGHNESS_SUBLAYER_FACTOR = 12.5
 """The receptor must lie above the roughness sublayer, zm > 12.5 z0 (reference code)."""
+
+SOURCE_AREA_FRACTION = 0.8
+"""Fraction of the climatology whose source area :class:`FootprintResult` reports."""
 
 
 class FootprintValidityError(ValueError):
@@ -328,4 +333,217 @@ def footprint_on_map(east_m: ArrayLike, north_m: ArrayLike, wind_from_deg: float
     upwind = east * math.sin(theta) + north * math.cos(theta)
     crosswind = east * math.cos(theta) - north * math.sin(theta)
     return footprint_2d(upwind, crosswind, conditions)
+
+
+@dataclass(frozen=True)
+class DistanceSummary:
+    """Distribution of a distance over the half-hours of a climatology [m].
+
+    Attributes:
+        median_m: Median [m].
+        p10_m: 10th percentile [m].
+        p90_m: 90th percentile [m].
+    """
+
+    median_m: float
+    p10_m: float
+    p90_m: float
+
+
+@dataclass(frozen=True)
+class FootprintResult:
+    """A footprint climatology on a grid, or the reason there is none.
+
+    Attributes:
+        weights: Fraction of the flux from each pixel, shape ``(len(grid_y),
+            len(grid_x))`` (row i is ``grid_y[i]``, column j ``grid_x[j]``),
+            summing to 1; None when ``fallback_reason`` is set.
+        n_used: Half-hours in the climatology.
+        n_skipped: Half-hours skipped as outside FFP's validity or incomplete.
+        skipped_by_rule: Skipped half-hours counted by violated rule
+            (:attr:`FootprintValidityError.rule`).
+        grid_coverage: Mean fraction of each half-hour's footprint that falls
+            on the grid before normalisation (close to 1 when the grid is large
+            enough; much less means the weights miss the far field); NaN without weights.
+        extent_80_m: Largest distance from the tower [m] of a pixel centre in the
+            smallest pixel set holding 80 % of the weights; NaN without weights.
+        area_80_m2: Area of that pixel set [m2]; NaN without weights.
+        peak_distance: Distribution of the crosswind-integrated peak distance
+            x_max (Eqs. 20-22) over the used half-hours; None without any.
+        fallback_reason: Why no footprint weights could be computed (the caller
+            should use its fallback window), or None.
+    """
+
+    weights: FloatArray | None
+    n_used: int
+    n_skipped: int
+    skipped_by_rule: dict[str, int]
+    grid_coverage: float
+    extent_80_m: float
+    area_80_m2: float
+    peak_distance: DistanceSummary | None
+    fallback_reason: str | None = None
+
+
+def _regular_axis(values: ArrayLike, name: str) -> tuple[FloatArray, float]:
+    axis = np.asarray(values, dtype=np.float64)
+    if axis.ndim != 1 or axis.size < 2 or not np.all(np.isfinite(axis)):
+        raise ValueError(f"{name} must be a 1-D array of at least 2 finite pixel-centre coordinates [m]")
+    steps = np.diff(axis)
+    if not np.allclose(steps, steps[0], rtol=1e-6, atol=0.0) or steps[0] == 0.0:
+        raise ValueError(f"{name} must be regularly spaced (a constant, non-zero pixel size)")
+    return axis, abs(float(steps[0]))
+
+
+def _subpixel_offsets(pixel_m: float, oversample: int) -> FloatArray:
+    return ((np.arange(oversample) + 0.5) / oversample - 0.5) * pixel_m
+
+
+def _source_area(weights: FloatArray, distance_m: FloatArray, pixel_area_m2: float) -> tuple[float, float]:
+    flat = weights.ravel()
+    order = np.argsort(flat)[::-1]
+    cumulative = np.cumsum(flat[order])
+    n_pixels = int(np.searchsorted(cumulative, SOURCE_AREA_FRACTION * cumulative[-1])) + 1
+    inside = order[:n_pixels]
+    return float(distance_m.ravel()[inside].max()), n_pixels * pixel_area_m2
+
+
+def _no_weights(n_used: int, skipped: Counter[str], reason: str) -> FootprintResult:
+    return FootprintResult(
+        weights=None,
+        n_used=n_used,
+        n_skipped=sum(skipped.values()),
+        skipped_by_rule=dict(skipped),
+        grid_coverage=math.nan,
+        extent_80_m=math.nan,
+        area_80_m2=math.nan,
+        peak_distance=None,
+        fallback_reason=reason,
+    )
+
+
+def _per_halfhour(value: ArrayLike, n: int, name: str) -> FloatArray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        return np.full(n, float(array))
+    if array.shape != (n,):
+        raise ValueError(f"{name} must be a scalar or have one value per half-hour ({n}), got shape {array.shape}")
+    return array
+
+
+def footprint_climatology(
+    grid_x_m: ArrayLike,
+    grid_y_m: ArrayLike,
+    *,
+    zm_m: float,
+    ustar_m_s: ArrayLike,
+    wind_from_deg: ArrayLike,
+    obukhov_length_m: ArrayLike,
+    sigma_v_m_s: ArrayLike,
+    h_m: ArrayLike,
+    umean_m_s: ArrayLike | None = None,
+    z0_m: float | None = None,
+    tower_x_m: float = 0.0,
+    tower_y_m: float = 0.0,
+    oversample: int = 3,
+) -> FootprintResult:
+    """Footprint climatology: the mean FFP footprint of many half-hours as pixel weights.
+
+    Each valid half-hour's 2-D footprint (:func:`footprint_on_map`) is averaged
+    over ``oversample`` x ``oversample`` points per pixel and multiplied by the
+    pixel area; the half-hours are averaged with equal weight and the result is
+    normalised to sum to 1 over the grid. Half-hours outside FFP's validity
+    (:class:`FFPConditions`) or with a missing or invalid wind direction are
+    skipped and counted by rule. A half-hour uses the mean-wind variant where
+    ``umean_m_s`` is finite and the roughness-length variant (``z0_m``)
+    otherwise. When ``z0_m`` is given the roughness-sublayer rule (zm > 12.5 z0)
+    applies to the site whichever variant the half-hours use.
+
+    Args:
+        grid_x_m: Pixel-centre x (east) coordinates [m], 1-D, regularly spaced.
+        grid_y_m: Pixel-centre y (north) coordinates [m], 1-D, regularly spaced
+            (either order).
+        zm_m: Measurement height above displacement [m].
+        ustar_m_s: Friction velocity per half-hour [m s-1].
+        wind_from_deg: Direction the wind comes from per half-hour [degrees from north].
+        obukhov_length_m: Obukhov length per half-hour [m].
+        sigma_v_m_s: Crosswind velocity standard deviation per half-hour [m s-1].
+        h_m: Boundary-layer height per half-hour [m].
+        umean_m_s: Mean wind speed at ``zm`` per half-hour [m s-1], NaN where unknown.
+        z0_m: Roughness length [m], or None.
+        tower_x_m: Tower x in the grid's coordinates [m] (0 for a tower-relative grid).
+        tower_y_m: Tower y in the grid's coordinates [m].
+        oversample: Sub-points per pixel side for the pixel average, >= 1.
+
+    Returns:
+        The climatology; ``fallback_reason`` is set when the receptor is in the
+        roughness sublayer, no half-hour is valid or the footprints miss the grid.
+
+    Raises:
+        ValueError: Malformed grid, per-half-hour arrays of different lengths,
+            ``oversample < 1``, or neither ``umean_m_s`` nor ``z0_m`` given.
+    """
+    x_axis, dx = _regular_axis(grid_x_m, "grid_x_m")
+    y_axis, dy = _regular_axis(grid_y_m, "grid_y_m")
+    if oversample < 1:
+        raise ValueError(f"oversample must be >= 1, got {oversample}")
+    if umean_m_s is None and z0_m is None:
+        raise ValueError("give umean_m_s, z0_m or both")
+    ustar = np.atleast_1d(np.asarray(ustar_m_s, dtype=np.float64))
+    n = ustar.size
+    wind = _per_halfhour(wind_from_deg, n, "wind_from_deg")
+    ell = _per_halfhour(obukhov_length_m, n, "obukhov_length_m")
+    sigma_v = _per_halfhour(sigma_v_m_s, n, "sigma_v_m_s")
+    h = _per_halfhour(h_m, n, "h_m")
+    umean = _per_halfhour(math.nan if umean_m_s is None else umean_m_s, n, "umean_m_s")
+    if z0_m is not None:
+        try:
+            _check_roughness_sublayer(zm_m, z0_m)
+        except FootprintValidityError as err:
+            return _no_weights(0, Counter({err.rule: n}), f"site outside FFP validity: {err}")
+
+    east = (x_axis[:, None] + _subpixel_offsets(dx, oversample)[None, :]).ravel() - tower_x_m
+    north = (y_axis[:, None] + _subpixel_offsets(dy, oversample)[None, :]).ravel() - tower_y_m
+    pixel_area = dx * dy
+    total = np.zeros((y_axis.size, x_axis.size))
+    coverages: list[float] = []
+    peaks: list[float] = []
+    skipped: Counter[str] = Counter()
+    for i in range(n):
+        try:
+            _check_wind_direction(float(wind[i]))
+            if math.isfinite(umean[i]):
+                conditions = FFPConditions(zm_m, float(h[i]), float(ell[i]), float(ustar[i]), float(sigma_v[i]), umean_m_s=float(umean[i]))
+            elif z0_m is not None:
+                conditions = FFPConditions(zm_m, float(h[i]), float(ell[i]), float(ustar[i]), float(sigma_v[i]), z0_m=z0_m)
+            else:
+                raise FootprintValidityError("umean missing", "no mean wind speed and no roughness length")
+        except FootprintValidityError as err:
+            skipped[err.rule] += 1
+            continue
+        density = footprint_on_map(east[None, :], north[:, None], float(wind[i]), conditions)
+        weights = density.reshape(y_axis.size, oversample, x_axis.size, oversample).mean(axis=(1, 3)) * pixel_area
+        total += weights
+        coverages.append(float(weights.sum()))
+        peaks.append(peak_distance_m(conditions))
+
+    if not peaks:
+        causes = ", ".join(f"{rule}: {count}" for rule, count in skipped.most_common())
+        return _no_weights(0, skipped, f"no half-hour within FFP validity ({causes or 'no records'})")
+    if total.sum() <= 0.0:
+        return _no_weights(len(peaks), skipped, "the footprints fall entirely outside the grid")
+    weights = total / total.sum()
+    distance = np.hypot(x_axis[None, :] - tower_x_m, y_axis[:, None] - tower_y_m)
+    extent, area = _source_area(weights, distance, pixel_area)
+    p10, median, p90 = np.percentile(peaks, [10.0, 50.0, 90.0])
+    return FootprintResult(
+        weights=weights,
+        n_used=len(peaks),
+        n_skipped=sum(skipped.values()),
+        skipped_by_rule=dict(skipped),
+        grid_coverage=float(np.mean(coverages)),
+        extent_80_m=extent,
+        area_80_m2=area,
+        peak_distance=DistanceSummary(median_m=float(median), p10_m=float(p10), p90_m=float(p90)),
+    )
 

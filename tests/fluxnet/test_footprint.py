@@ -34,10 +34,12 @@ import pytest
 
 from fluxnet.footprint import (
     FFPConditions,
+    FootprintResult,
     FootprintValidityError,
     crosswind_dispersion_m,
     crosswind_integrated_footprint,
     footprint_2d,
+    footprint_climatology,
     footprint_on_map,
     peak_distance_m,
     source_distance_m,
@@ -192,4 +194,104 @@ def test_footprint_lies_towards_where_the_wind_comes_from(wind_from_deg: float, 
 def test_footprint_rejects_invalid_wind_direction() -> None:
     with pytest.raises(FootprintValidityError, match=r"outside \[0, 360\]"):
         footprint_on_map(0.0, 0.0, 400.0, README_EXAMPLE)
+
+
+# (e) climatology
+
+ZM_GRASS = 10.0
+Z0_GRASS = 0.1
+GRID_X = np.arange(-2995.0, 300.0, 10.0)  # pixel centres, 10 m pixels, tower at the origin
+GRID_Y = np.arange(495.0, -500.0, -10.0)  # north-up raster order
+
+
+def climatology(
+    wind: list[float], ell: list[float], ustar: list[float] | None = None, grid_x: np.ndarray = GRID_X, grid_y: np.ndarray = GRID_Y,
+    **kwargs: float,
+) -> FootprintResult:
+    n = len(wind)
+    ustar_values = np.full(n, 0.4) if ustar is None else np.asarray(ustar)
+    return footprint_climatology(
+        grid_x, grid_y, zm_m=ZM_GRASS, ustar_m_s=ustar_values, wind_from_deg=wind, obukhov_length_m=ell,
+        sigma_v_m_s=1.9 * ustar_values, h_m=np.full(n, 1000.0), z0_m=Z0_GRASS, **kwargs,
+    )
+
+
+def test_climatology_weights_sum_to_one_and_cover_the_footprint_on_a_large_grid() -> None:
+    result = climatology([270.0], [-50.0])
+    assert result.weights is not None and result.weights.shape == (GRID_Y.size, GRID_X.size)
+    assert result.weights.sum() == pytest.approx(1.0, abs=1e-12)
+    # before normalisation the grid holds what f_y puts within its upwind edge (crosswind tails are inside)
+    conditions = FFPConditions(ZM_GRASS, 1000.0, -50.0, 0.4, 0.76, z0_m=Z0_GRASS)
+    x = np.linspace(0.0, -GRID_X[0] + 5.0, 300_001)
+    expected = np.trapezoid(crosswind_integrated_footprint(x, conditions), x)
+    assert result.grid_coverage == pytest.approx(expected, abs=2e-3)
+    assert result.grid_coverage > 0.97
+    # wind from the west: the weight lies west of the tower, mostly along the row through it
+    assert result.weights[:, GRID_X < 0].sum() == pytest.approx(1.0, abs=1e-9)
+    assert result.peak_distance is not None
+    assert result.peak_distance.median_m == pytest.approx(peak_distance_m(conditions))
+    # the 80 % source area holds 0.8 * coverage of the flux, so it must reach at least as far upwind as f_y needs
+    # for that much; being compact crosswind rather than a strip, it reaches further, but not to x_90
+    cum = cumulative(crosswind_integrated_footprint(x, conditions), x)
+    x_needed = np.interp(0.8 * result.grid_coverage, cum, x)
+    assert x_needed - 10.0 < result.extent_80_m < source_distance_m(90.0, conditions)
+    assert result.area_80_m2 > 0.0
+
+
+def test_climatology_on_a_small_grid_still_sums_to_one_but_reports_low_coverage() -> None:
+    result = climatology([270.0], [-50.0], grid_x=np.arange(-195.0, 200.0, 10.0), grid_y=np.arange(-195.0, 200.0, 10.0))
+    assert result.weights is not None
+    assert result.weights.sum() == pytest.approx(1.0)
+    assert result.grid_coverage < 0.8
+
+
+def test_climatology_skips_and_counts_invalid_halfhours() -> None:
+    result = climatology(
+        wind=[270.0, 270.0, 270.0, 270.0, math.nan, 500.0],
+        ell=[-50.0, -80.0, -50.0, -0.5, -50.0, -50.0],
+        ustar=[0.4, 0.3, 0.05, 0.4, 0.4, 0.4],
+    )
+    assert result.n_used == 2
+    assert result.n_skipped == 4
+    assert result.skipped_by_rule == {
+        "u* < 0.1 m s-1": 1,
+        "zm/L < -15.5": 1,
+        "wind direction missing": 1,
+        "wind direction outside [0, 360] degrees": 1,
+    }
+    assert result.fallback_reason is None
+
+
+def test_climatology_with_no_valid_halfhour_gives_a_fallback_reason() -> None:
+    result = climatology([270.0, 270.0], [-50.0, -50.0], ustar=[0.05, 0.02])
+    assert result.weights is None
+    assert result.n_used == 0 and result.n_skipped == 2
+    assert result.fallback_reason is not None and "u* < 0.1 m s-1: 2" in result.fallback_reason
+
+
+def test_stable_footprint_is_longer_than_unstable() -> None:
+    unstable = climatology([270.0], [-20.0])
+    stable = climatology([270.0], [40.0])
+    assert stable.peak_distance is not None and unstable.peak_distance is not None
+    assert stable.peak_distance.median_m > 1.3 * unstable.peak_distance.median_m
+    assert stable.extent_80_m > 1.3 * unstable.extent_80_m
+
+
+def test_climatology_averages_halfhours_and_accepts_absolute_coordinates() -> None:
+    grid_x = np.arange(-995.0, 1000.0, 10.0)
+    grid_y = np.arange(995.0, -1000.0, -10.0)
+    north_south = climatology([0.0, 180.0], [-50.0, -50.0], grid_x=grid_x, grid_y=grid_y)
+    assert north_south.weights is not None
+    assert north_south.weights[grid_y > 0, :].sum() == pytest.approx(0.5, abs=1e-6)
+    np.testing.assert_allclose(north_south.weights, north_south.weights[::-1, :], atol=1e-12)  # mirror images
+    east, north = 500_000.0, 5_300_000.0  # a UTM position
+    shifted = climatology([0.0, 180.0], [-50.0, -50.0], grid_x=grid_x + east, grid_y=grid_y + north, tower_x_m=east, tower_y_m=north)
+    assert shifted.weights is not None
+    np.testing.assert_allclose(shifted.weights, north_south.weights, rtol=1e-6, atol=1e-12)
+    assert shifted.extent_80_m == pytest.approx(north_south.extent_80_m)
+
+
+def test_climatology_rejects_irregular_grids() -> None:
+    with pytest.raises(ValueError, match="regularly spaced"):
+        climatology([270.0], [-50.0], grid_x=np.array([0.0, 10.0, 25.0]))
 

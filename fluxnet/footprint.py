@@ -30,11 +30,13 @@ climatology skips and counts the half-hour instead.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
@@ -70,6 +72,33 @@ ENTRAINMENT_FRACTION = 0.8
 shallow stable boundary layers this is the limit that usually bites."""
 ROUGHNESS_SUBLAYER_FACTOR = 12.5
 """The receptor must lie above the roughness sublayer, zm > 12.5 z0 (reference code)."""
+
+SIGMA_V_OVER_USTAR = 1.9
+"""sigma_v / u* used when sigma_v is not measured: the neutral surface-layer value
+sigma_v ~= 1.9 u* over flat terrain (Panofsky and Dutton 1984, Atmospheric
+Turbulence, Wiley: sigma_u : sigma_v : sigma_w ~= 2.4 : 1.9 : 1.25 u*). It ignores
+the growth of sigma_v with convective mixing, so unstable footprints come out too
+narrow crosswind."""
+
+DISPLACEMENT_FRACTION = 2.0 / 3.0
+"""Zero-plane displacement as a fraction of canopy height, d = 2/3 h_c (rule of
+thumb; 0.6-0.8 h_c for forests, Arya 1998, Stull 1988)."""
+ROUGHNESS_FRACTION = 0.1
+"""Roughness length as a fraction of canopy height, z0 = 0.1 h_c (rule of thumb
+for vegetation, Stull 1988)."""
+
+DEFAULT_CONVECTIVE_PBLH_M = 1000.0
+"""Boundary-layer height [m] assumed for unstable half-hours without a measured or
+modelled PBLH: a typical mid-latitude daytime mixed layer (1-2 km, Stull 1988),
+taken at the shallow end. FFP distances scale with 1 / (1 - zm/h), so for
+zm <= 50 m the choice between 1 and 2 km changes them by less than 3 %."""
+
+EARTH_ANGULAR_VELOCITY_RAD_S = 7.2921e-5
+GRAVITY_M_S2 = 9.81
+CP_AIR_J_KG_K = 1005.0
+R_DRY_AIR_J_KG_K = 287.05
+STANDARD_PRESSURE_KPA = 101.325
+FLUXNET_MISSING = -9999.0
 
 SOURCE_AREA_FRACTION = 0.8
 """Fraction of the climatology whose source area :class:`FootprintResult` reports."""
@@ -370,6 +399,7 @@ class FootprintResult:
         area_80_m2: Area of that pixel set [m2]; NaN without weights.
         peak_distance: Distribution of the crosswind-integrated peak distance
             x_max (Eqs. 20-22) over the used half-hours; None without any.
+        notes: Assumptions made for missing inputs, with counts.
         fallback_reason: Why no footprint weights could be computed (the caller
             should use its fallback window), or None.
     """
@@ -382,6 +412,7 @@ class FootprintResult:
     extent_80_m: float
     area_80_m2: float
     peak_distance: DistanceSummary | None
+    notes: tuple[str, ...] = ()
     fallback_reason: str | None = None
 
 
@@ -408,7 +439,7 @@ def _source_area(weights: FloatArray, distance_m: FloatArray, pixel_area_m2: flo
     return float(distance_m.ravel()[inside].max()), n_pixels * pixel_area_m2
 
 
-def _no_weights(n_used: int, skipped: Counter[str], reason: str) -> FootprintResult:
+def _no_weights(n_used: int, skipped: Counter[str], reason: str, notes: tuple[str, ...] = ()) -> FootprintResult:
     return FootprintResult(
         weights=None,
         n_used=n_used,
@@ -418,6 +449,7 @@ def _no_weights(n_used: int, skipped: Counter[str], reason: str) -> FootprintRes
         extent_80_m=math.nan,
         area_80_m2=math.nan,
         peak_distance=None,
+        notes=notes,
         fallback_reason=reason,
     )
 
@@ -547,3 +579,232 @@ def footprint_climatology(
         peak_distance=DistanceSummary(median_m=float(median), p10_m=float(p10), p90_m=float(p90)),
     )
 
+
+def measurement_height_above_displacement_m(measurement_height_m: float, canopy_height_m: float) -> float:
+    """Measurement height above displacement, zm = z - d with d = 2/3 canopy height [m].
+
+    See :data:`DISPLACEMENT_FRACTION`.
+
+    Args:
+        measurement_height_m: Sensor height above ground [m].
+        canopy_height_m: Canopy height [m], >= 0.
+
+    Returns:
+        zm [m] (may be <= 0 for a sensor inside the canopy; FFP then rejects it).
+    """
+    return measurement_height_m - DISPLACEMENT_FRACTION * canopy_height_m
+
+
+def roughness_length_m(canopy_height_m: float) -> float:
+    """z0 = 0.1 canopy height (:data:`ROUGHNESS_FRACTION`) [m]."""
+    return ROUGHNESS_FRACTION * canopy_height_m
+
+
+def air_density_kg_m3(air_temperature_k: ArrayLike, pressure_kpa: ArrayLike = STANDARD_PRESSURE_KPA) -> FloatArray:
+    """Density of dry air from the ideal-gas law, rho = p / (R_d T) [kg m-3].
+
+    Args:
+        air_temperature_k: Air temperature [K].
+        pressure_kpa: Air pressure [kPa] (FLUXNET ``PA``); default standard sea-level pressure.
+
+    Returns:
+        rho [kg m-3], broadcast shape.
+    """
+    return np.asarray(pressure_kpa, dtype=np.float64) * 1.0e3 / (R_DRY_AIR_J_KG_K * np.asarray(air_temperature_k, dtype=np.float64))
+
+
+def obukhov_length_from_heat_flux_m(
+    sensible_heat_w_m2: ArrayLike, ustar_m_s: ArrayLike, air_temperature_k: ArrayLike, air_density: ArrayLike
+) -> FloatArray:
+    """Obukhov length from the sensible heat flux, L = -rho c_p T u*^3 / (k g H) [m].
+
+    Uses H in place of the buoyancy flux, i.e. ignores the moisture term (which
+    makes |L| too large by roughly 0.07/Bowen-ratio as a fraction, small except
+    over wet surfaces). H = 0 gives L = -inf (neutral).
+
+    Args:
+        sensible_heat_w_m2: Sensible heat flux H [W m-2], positive upward.
+        ustar_m_s: Friction velocity [m s-1].
+        air_temperature_k: Air temperature [K].
+        air_density: Air density [kg m-3] (:func:`air_density_kg_m3`).
+
+    Returns:
+        L [m]: negative for upward H (unstable), positive for downward H (stable).
+    """
+    heat = np.asarray(sensible_heat_w_m2, dtype=np.float64)
+    numerator = np.asarray(air_density, dtype=np.float64) * CP_AIR_J_KG_K * np.asarray(air_temperature_k, dtype=np.float64)
+    numerator = numerator * np.asarray(ustar_m_s, dtype=np.float64) ** 3
+    with np.errstate(divide="ignore"):
+        return -numerator / (VON_KARMAN * GRAVITY_M_S2 * heat)
+
+
+def sigma_v_from_ustar(ustar_m_s: ArrayLike) -> FloatArray:
+    """sigma_v = 1.9 u* (:data:`SIGMA_V_OVER_USTAR`, neutral surface layer) [m s-1]."""
+    return SIGMA_V_OVER_USTAR * np.asarray(ustar_m_s, dtype=np.float64)
+
+
+def boundary_layer_height_m(
+    obukhov_length_m: ArrayLike,
+    ustar_m_s: ArrayLike,
+    latitude_deg: float,
+    convective_default_m: float = DEFAULT_CONVECTIVE_PBLH_M,
+) -> FloatArray:
+    """Boundary-layer height estimate for half-hours without a measured PBLH [m].
+
+    Stable and neutral (L > 0, including +inf): the equilibrium height of
+    Nieuwstadt (1981) used by Kljun et al. (2015, Eq. B1),
+    ``h = L/3.8 (-1 + (1 + 2.28 u*/(f L))^(1/2))``, evaluated in the equivalent
+    form ``0.6 u*/f / (1 + (1 + 2.28 u*/(f L))^(1/2))`` that is finite at
+    neutral (-> 0.3 u*/f) and tends to Zilitinkevich's ``0.4 (u* L/f)^(1/2)``
+    when very stable. f = 2 Omega sin(latitude) is the Coriolis parameter.
+    Unstable (L < 0): ``convective_default_m``; the paper's slab model of the
+    growing mixed layer (Eq. B5) needs the morning history and is not used.
+
+    Args:
+        obukhov_length_m: Obukhov length [m].
+        ustar_m_s: Friction velocity [m s-1].
+        latitude_deg: Tower latitude [degrees], [-90, 90].
+        convective_default_m: Height assumed for unstable half-hours [m].
+
+    Returns:
+        h [m], broadcast shape; NaN where an input is NaN (inf at the equator for L > 0).
+
+    Raises:
+        ValueError: Latitude outside [-90, 90].
+    """
+    if not -90.0 <= latitude_deg <= 90.0:
+        raise ValueError(f"latitude_deg must be within [-90, 90], got {latitude_deg}")
+    ell = np.asarray(obukhov_length_m, dtype=np.float64)
+    ustar = np.asarray(ustar_m_s, dtype=np.float64)
+    coriolis = abs(2.0 * EARTH_ANGULAR_VELOCITY_RAD_S * math.sin(math.radians(latitude_deg)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stable = 0.6 * ustar / coriolis / (1.0 + np.sqrt(1.0 + 2.28 * ustar / (coriolis * ell)))
+    return np.where(ell > 0.0, stable, np.where(ell < 0.0, convective_default_m, np.nan))
+
+
+def _column(halfhourly: pd.DataFrame, name: str) -> FloatArray | None:
+    """A column as floats with FLUXNET's -9999 as NaN, or None when absent or all missing."""
+    if name not in halfhourly.columns:
+        return None
+    values = halfhourly[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    values = np.where(values == FLUXNET_MISSING, np.nan, values)
+    return None if np.all(np.isnan(values)) else values
+
+
+def _fill(measured: FloatArray | None, estimate: FloatArray, what: str, notes: list[str]) -> FloatArray:
+    """``measured`` with its gaps filled from ``estimate``; appends a note saying how many values were estimated."""
+    gaps = np.ones(estimate.shape, dtype=bool) if measured is None else np.isnan(measured)
+    n_estimated = int(np.sum(gaps & np.isfinite(estimate)))
+    if n_estimated:
+        notes.append(f"{what} for {n_estimated} of {estimate.size} half-hours")
+    return np.where(gaps, estimate, measured if measured is not None else estimate)
+
+
+def footprint_weights(
+    grid_x_m: ArrayLike,
+    grid_y_m: ArrayLike,
+    tower_x_m: float,
+    tower_y_m: float,
+    halfhourly: pd.DataFrame,
+    measurement_height_m: float,
+    canopy_height_m: float,
+    *,
+    latitude_deg: float,
+    convective_pblh_m: float = DEFAULT_CONVECTIVE_PBLH_M,
+    oversample: int = 3,
+) -> FootprintResult:
+    """FFP footprint-climatology weights on a grid from FLUXNET half-hourly records.
+
+    Columns (FLUXNET/AmeriFlux names; NaN or -9999 missing): ``USTAR``
+    [m s-1] and ``WD`` [degrees, wind from] are required; ``WS`` [m s-1]
+    selects the mean-wind variant (else z0 is used); ``MO_LENGTH`` [m], or
+    ``H`` [W m-2] with ``TA`` [degC] (and optionally ``PA`` [kPa], default
+    101.325) to compute it; ``V_SIGMA`` [m s-1] and ``PBLH`` [m] are optional.
+    Gaps are filled per half-hour with the stated assumptions, each reported
+    in :attr:`FootprintResult.notes`:
+
+    * zm = z - 2/3 h_c and z0 = 0.1 h_c (:data:`DISPLACEMENT_FRACTION`,
+      :data:`ROUGHNESS_FRACTION`; no z0 for h_c = 0);
+    * L from H, u*, T and dry-air density (:func:`obukhov_length_from_heat_flux_m`);
+    * sigma_v = 1.9 u* (:data:`SIGMA_V_OVER_USTAR`);
+    * h from :func:`boundary_layer_height_m` (stable: Eq. B1; unstable:
+      ``convective_pblh_m``).
+
+    Half-hours failing FFP's validity are skipped and counted. When the
+    inputs cannot give a footprint at all (no records, no wind direction, no
+    u*, no stability, the sensor in the roughness sublayer or no valid
+    half-hour) ``weights`` is None and ``fallback_reason`` says why, so the
+    caller can fall back to, e.g., a Gaussian window.
+
+    Args:
+        grid_x_m: Pixel-centre x (east) coordinates [m], 1-D, regular.
+        grid_y_m: Pixel-centre y (north) coordinates [m], 1-D, regular.
+        tower_x_m: Tower x in the grid's coordinates [m].
+        tower_y_m: Tower y in the grid's coordinates [m].
+        halfhourly: Half-hourly records, one row per half-hour.
+        measurement_height_m: Eddy-covariance sensor height above ground [m].
+        canopy_height_m: Canopy height [m].
+        latitude_deg: Tower latitude [degrees] (Coriolis parameter for h).
+        convective_pblh_m: h assumed for unstable half-hours without PBLH [m].
+        oversample: Sub-points per pixel side (see :func:`footprint_climatology`).
+
+    Returns:
+        The climatology result (weights of shape ``(len(grid_y_m), len(grid_x_m))``).
+
+    Raises:
+        ValueError: Malformed grid (see :func:`footprint_climatology`) or latitude.
+    """
+    zm = measurement_height_above_displacement_m(measurement_height_m, canopy_height_m)
+    z0 = roughness_length_m(canopy_height_m) if canopy_height_m > 0.0 else None
+    notes = [f"zm = z - 2/3 canopy height = {zm:.2f} m" + ("" if z0 is None else f"; z0 = 0.1 canopy height = {z0:.3f} m")]
+
+    def fallback(reason: str) -> FootprintResult:
+        return _no_weights(0, Counter(), reason, tuple(notes))
+
+    if halfhourly.empty:
+        return fallback("no half-hourly records")
+    ustar = _column(halfhourly, "USTAR")
+    wind_dir = _column(halfhourly, "WD")
+    if wind_dir is None:
+        return fallback("no wind direction (WD column absent or all missing): the footprint cannot be oriented")
+    if ustar is None:
+        return fallback("no friction velocity (USTAR column absent or all missing)")
+
+    heat, temperature_c = _column(halfhourly, "H"), _column(halfhourly, "TA")
+    ell_measured = _column(halfhourly, "MO_LENGTH")
+    if heat is not None and temperature_c is not None:
+        temperature_k = temperature_c + 273.15
+        pressure = _column(halfhourly, "PA")
+        pressure = np.full(ustar.size, STANDARD_PRESSURE_KPA) if pressure is None else np.nan_to_num(pressure, nan=STANDARD_PRESSURE_KPA)
+        ell_estimate = obukhov_length_from_heat_flux_m(heat, ustar, temperature_k, air_density_kg_m3(temperature_k, pressure))
+        ell = _fill(ell_measured, ell_estimate, "L computed from H, u*, TA and PA (101.325 kPa where missing)", notes)
+    elif ell_measured is not None:
+        ell = ell_measured
+    else:
+        return fallback("no stability: MO_LENGTH absent and H or TA absent (or all missing)")
+    sigma_v = _fill(_column(halfhourly, "V_SIGMA"), sigma_v_from_ustar(ustar), f"sigma_v = {SIGMA_V_OVER_USTAR} u*", notes)
+    h_estimate = boundary_layer_height_m(ell, ustar, latitude_deg, convective_pblh_m)
+    h = _fill(_column(halfhourly, "PBLH"), h_estimate, f"h estimated (stable: Eq. B1; unstable: {convective_pblh_m:.0f} m)", notes)
+    umean = _column(halfhourly, "WS")
+    if z0 is None and umean is None:
+        return fallback("no mean wind speed (WS) and no roughness length (canopy height 0)")
+    if umean is not None and z0 is not None and np.any(np.isnan(umean)):
+        notes.append(f"z0 = {ROUGHNESS_FRACTION} canopy height for {int(np.sum(np.isnan(umean)))} half-hours without WS")
+    elif umean is None:
+        notes.append(f"z0 = {ROUGHNESS_FRACTION} canopy height (no WS column)")
+    result = footprint_climatology(
+        grid_x_m,
+        grid_y_m,
+        zm_m=zm,
+        ustar_m_s=ustar,
+        wind_from_deg=wind_dir,
+        obukhov_length_m=ell,
+        sigma_v_m_s=sigma_v,
+        h_m=h,
+        umean_m_s=umean,
+        z0_m=z0,
+        tower_x_m=tower_x_m,
+        tower_y_m=tower_y_m,
+        oversample=oversample,
+    )
+    return dataclasses.replace(result, notes=tuple(notes))

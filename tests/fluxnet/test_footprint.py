@@ -30,18 +30,28 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fluxnet.footprint import (
+    DEFAULT_CONVECTIVE_PBLH_M,
+    EARTH_ANGULAR_VELOCITY_RAD_S,
     FFPConditions,
     FootprintResult,
     FootprintValidityError,
+    air_density_kg_m3,
+    boundary_layer_height_m,
     crosswind_dispersion_m,
     crosswind_integrated_footprint,
     footprint_2d,
     footprint_climatology,
     footprint_on_map,
+    footprint_weights,
+    measurement_height_above_displacement_m,
+    obukhov_length_from_heat_flux_m,
     peak_distance_m,
+    roughness_length_m,
+    sigma_v_from_ustar,
     source_distance_m,
 )
 
@@ -144,6 +154,14 @@ def test_validity_rules_raise_a_named_value_error(kwargs: dict[str, float | None
         FFPConditions(**{**base, **kwargs})  # type: ignore[arg-type]
     assert isinstance(info.value, FootprintValidityError)
     assert info.value.rule.startswith(rule)
+
+
+def test_stable_shallow_boundary_layer_is_rejected_by_the_entrainment_limit() -> None:
+    h = float(boundary_layer_height_m(5.0, 0.15, 50.0))  # a very stable night: h = 31.3 m
+    assert h < 28.0 / 0.8
+    with pytest.raises(FootprintValidityError, match="entrainment"):
+        FFPConditions(zm_m=28.0, h_m=h, obukhov_length_m=5.0, ustar_m_s=0.15, z0_m=0.1)
+    FFPConditions(zm_m=20.0, h_m=h, obukhov_length_m=5.0, ustar_m_s=0.15, z0_m=0.1)  # a lower receptor is fine
 
 
 def test_exactly_one_of_z0_and_umean() -> None:
@@ -295,3 +313,119 @@ def test_climatology_rejects_irregular_grids() -> None:
     with pytest.raises(ValueError, match="regularly spaced"):
         climatology([270.0], [-50.0], grid_x=np.array([0.0, 10.0, 25.0]))
 
+
+# helpers for missing inputs
+
+
+def test_site_geometry_rules_of_thumb() -> None:
+    assert measurement_height_above_displacement_m(30.0, 15.0) == pytest.approx(20.0)
+    assert roughness_length_m(15.0) == pytest.approx(1.5)
+    assert float(sigma_v_from_ustar(0.4)) == pytest.approx(0.76)
+
+
+def test_obukhov_length_from_sensible_heat() -> None:
+    # L = -rho cp T u*^3 / (k g H) = -1.2 * 1005 * 293.15 * 0.3**3 / (0.4 * 9.81 * 100) = -24.33 m
+    assert float(obukhov_length_from_heat_flux_m(100.0, 0.3, 293.15, 1.2)) == pytest.approx(-24.33, abs=0.01)
+    assert float(obukhov_length_from_heat_flux_m(-20.0, 0.3, 293.15, 1.2)) == pytest.approx(121.6, abs=0.1)
+    assert float(obukhov_length_from_heat_flux_m(0.0, 0.3, 293.15, 1.2)) == -math.inf
+    assert float(air_density_kg_m3(288.15)) == pytest.approx(1.225, abs=1e-3)  # standard atmosphere
+
+
+def test_boundary_layer_height_estimates() -> None:
+    f = 2.0 * EARTH_ANGULAR_VELOCITY_RAD_S * math.sin(math.radians(45.0))
+    # Eq. B1 by hand: 10/3.8 * (-1 + sqrt(1 + 2.28 * 0.2 / (f * 10))) = 52.8 m
+    assert float(boundary_layer_height_m(10.0, 0.2, 45.0)) == pytest.approx(52.8, abs=0.1)
+    assert float(boundary_layer_height_m(math.inf, 0.4, 45.0)) == pytest.approx(0.3 * 0.4 / f)  # neutral limit
+    very_stable = float(boundary_layer_height_m(1.0, 0.2, -45.0))  # southern hemisphere: |f|
+    assert very_stable == pytest.approx(0.4 * math.sqrt(0.2 * 1.0 / f), rel=0.03)  # Zilitinkevich's limit
+    assert float(boundary_layer_height_m(-30.0, 0.4, 45.0)) == DEFAULT_CONVECTIVE_PBLH_M
+    with pytest.raises(ValueError, match="latitude"):
+        boundary_layer_height_m(10.0, 0.2, 95.0)
+
+
+# footprint_weights: the entry point for the GPP join
+
+
+def halfhours(n: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "USTAR": rng.uniform(0.25, 0.5, n),
+            "WS": rng.uniform(2.0, 5.0, n),
+            "WD": rng.uniform(240.0, 300.0, n),
+            "H": rng.uniform(50.0, 250.0, n),
+            "TA": rng.uniform(15.0, 25.0, n),
+        }
+    )
+
+
+def weights_for(frame: pd.DataFrame, measurement_height_m: float = 10.6, canopy_height_m: float = 0.9) -> FootprintResult:
+    return footprint_weights(GRID_X, GRID_Y, 0.0, 0.0, frame, measurement_height_m, canopy_height_m, latitude_deg=47.0)
+
+
+def test_footprint_weights_from_fluxnet_columns_states_its_assumptions() -> None:
+    result = weights_for(halfhours())
+    assert result.fallback_reason is None
+    assert result.weights is not None and result.weights.sum() == pytest.approx(1.0)
+    assert result.n_used == 6 and result.n_skipped == 0
+    notes = " | ".join(result.notes)
+    assert "L computed from H" in notes and "sigma_v = 1.9 u*" in notes and "h estimated" in notes
+
+
+def test_footprint_weights_uses_measured_columns_when_present() -> None:
+    frame = halfhours()
+    temperature_k = frame["TA"] + 273.15
+    ell = obukhov_length_from_heat_flux_m(frame["H"], frame["USTAR"], temperature_k, air_density_kg_m3(temperature_k))
+    measured = frame.drop(columns=["H", "TA"]).assign(MO_LENGTH=ell, V_SIGMA=1.9 * frame["USTAR"], PBLH=DEFAULT_CONVECTIVE_PBLH_M)
+    computed, given = weights_for(frame), weights_for(measured)
+    assert computed.weights is not None and given.weights is not None
+    np.testing.assert_allclose(given.weights, computed.weights, rtol=1e-9, atol=1e-15)
+    assert given.notes == ("zm = z - 2/3 canopy height = 10.00 m; z0 = 0.1 canopy height = 0.090 m",)  # nothing estimated
+    wider = weights_for(measured.assign(V_SIGMA=3.0 * frame["USTAR"]))
+    assert wider.weights is not None and wider.area_80_m2 > given.area_80_m2
+
+
+def test_footprint_weights_prefers_the_measured_wind_speed_over_z0() -> None:
+    slow, fast = weights_for(halfhours().assign(WS=3.0)), weights_for(halfhours().assign(WS=6.0))
+    assert slow.peak_distance is not None and fast.peak_distance is not None
+    assert fast.peak_distance.median_m == pytest.approx(2.0 * slow.peak_distance.median_m)  # x_scale is proportional to umean
+    assert not any("without WS" in note for note in slow.notes)
+    without_ws = weights_for(halfhours().drop(columns=["WS"]))
+    assert without_ws.weights is not None and "z0 = 0.1 canopy height (no WS column)" in without_ws.notes
+    # with z0 the stability enters x_max through psi_M, so the air pressure behind L from H matters
+    high_site = weights_for(halfhours().drop(columns=["WS"]).assign(PA=70.0))
+    assert high_site.peak_distance is not None and without_ws.peak_distance is not None
+    assert high_site.peak_distance.median_m < without_ws.peak_distance.median_m  # thinner air: smaller |L|, more convective
+
+
+def test_footprint_weights_treats_fluxnet_missing_values_as_missing() -> None:
+    frame = halfhours().assign(MO_LENGTH=-9999.0)
+    frame.loc[0, "WD"] = -9999.0
+    frame.loc[1, "WS"] = np.nan  # this one uses z0 = 0.1 canopy height instead
+    result = weights_for(frame)
+    assert result.n_used == 5 and result.skipped_by_rule == {"wind direction missing": 1}
+    assert any("z0 = 0.1 canopy height for 1 half-hours" in note for note in result.notes)
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (halfhours().drop(columns=["WD"]), "no wind direction"),
+        (halfhours().assign(WD=np.nan), "no wind direction"),
+        (halfhours().drop(columns=["USTAR"]), "no friction velocity"),
+        (halfhours().drop(columns=["H"]), "no stability"),
+        (halfhours().iloc[:0], "no half-hourly records"),
+        (halfhours().assign(USTAR=0.05), "no half-hour within FFP validity"),
+    ],
+)
+def test_footprint_weights_gives_a_fallback_reason_when_inputs_are_insufficient(frame: pd.DataFrame, reason: str) -> None:
+    result = weights_for(frame)
+    assert result.weights is None
+    assert result.fallback_reason is not None and reason in result.fallback_reason
+    assert math.isnan(result.extent_80_m)
+
+
+def test_footprint_weights_refuses_a_sensor_in_the_roughness_sublayer() -> None:
+    result = weights_for(halfhours(), measurement_height_m=1.5, canopy_height_m=1.0)  # zm = 0.83 m <= 12.5 z0 = 1.25 m
+    assert result.weights is None
+    assert result.fallback_reason is not None and "roughness sublayer" in result.fallback_reason

@@ -26,7 +26,7 @@ from fluxnet import DEFAULT_QC_MIN, FluxDataError
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ecoembed")
 def cli() -> None:
-    """ecoembed: GPP modelling from Sentinel-1/Sentinel-2 embeddings.
+    r"""ecoembed: GPP modelling from Sentinel-1/Sentinel-2 embeddings.
 
     \b
     Typical use:
@@ -45,7 +45,8 @@ def cli() -> None:
 @click.option("--sensor", type=click.Choice(["s2", "s1"]), help="Sensor of the stage-1 encoder (required with --stage encoder).")
 @click.option("--data", "data", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Sensor cube(s) (.nc/.zarr) to sample pixel series from; repeat the option for several cubes.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint file (.safetensors); a <out>.log.csv per-epoch log is written beside it.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Checkpoint file (.safetensors); a <out>.log.csv per-epoch log is written beside it.")
 @click.option("--epochs", default=10, show_default=True, help="Passes over all sampled pixels.")
 @click.option("--batch-size", default=256, show_default=True, help="Pixel series per optimisation step.")
 @click.option("--lr", default=2e-3, show_default=True, help="AdamW learning rate.")
@@ -87,7 +88,8 @@ def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out
         res2 = pretrain_fusion_from_files(list(data), out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim,
                                           d_model=d_model, n_heads=heads, checkpoint_every=checkpoint_every,
                                           contrastive_weight=weight, resume=resume, progress=not quiet)
-        click.echo(f"wrote {res2.checkpoint} (weights sha256 {res2.weights_sha256[:16]}); losses {res2.history[-1] if res2.history else {}}")
+        last_losses = res2.history[-1] if res2.history else {}
+        click.echo(f"wrote {res2.checkpoint} (weights sha256 {res2.weights_sha256[:16]}); losses {last_losses}")
         return
     if sensor is None:
         raise InputError("--sensor s2|s1 is required with --stage encoder")
@@ -104,9 +106,11 @@ def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out
 
 
 @cli.command("embed")
-@click.option("--s2", "s2", required=True, type=click.Path(exists=True, path_type=Path), help="Sentinel-2 cube (.nc/.zarr); defines the 10 m grid.")
+@click.option("--s2", "s2", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Sentinel-2 cube (.nc/.zarr); defines the 10 m grid.")
 @click.option("--s1", "s1", type=click.Path(exists=True, path_type=Path), help="Sentinel-1 cube on the same grid (optional).")
-@click.option("--model", type=click.Path(exists=True, path_type=Path), help="Fusion checkpoint [default: shipped synthetic-trained default].")
+@click.option("--model", type=click.Path(exists=True, path_type=Path),
+              help="Fusion checkpoint [default: shipped synthetic-trained default].")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output embedding cube, .zarr or .nc.")
 @click.option("--start", help="First day, YYYY-MM-DD [default: first S2 date].")
 @click.option("--end", help="Last day, YYYY-MM-DD, inclusive [default: last S2 date].")

@@ -21,8 +21,9 @@ def to_days(times: object) -> np.ndarray:
 
     Sub-day parts are floored (an acquisition at 10:30 UTC belongs to its UTC day).
     """
-    t = pd.to_datetime(np.asarray(times).ravel()).values.astype("datetime64[D]")
-    return (t - EPOCH).astype(np.int64).reshape(np.shape(times))
+    arr = np.asarray(times)
+    t = pd.to_datetime(arr.ravel()).values.astype("datetime64[D]")
+    return (t - EPOCH).astype(np.int64).reshape(arr.shape)
 
 
 def from_days(days: object) -> np.ndarray:
@@ -33,8 +34,9 @@ def from_days(days: object) -> np.ndarray:
 
 def day_of_year(days: object) -> np.ndarray:
     """Day of year (1..366) of int days since EPOCH."""
-    dt = pd.DatetimeIndex(from_days(np.asarray(days).ravel()))
-    return np.asarray(dt.dayofyear, dtype=np.int64).reshape(np.shape(days))
+    arr = np.asarray(days)
+    dt = pd.DatetimeIndex(from_days(arr.ravel()))
+    return np.asarray(dt.dayofyear, dtype=np.int64).reshape(arr.shape)
 
 
 def parse_day(value: object, option: str) -> int:

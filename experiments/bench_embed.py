@@ -24,25 +24,16 @@ import sys
 import time
 from pathlib import Path
 
+from ecoembed.sources.local import save_cube
+from ecoembed.sources.synthetic import make_scene
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import importlib.util  # noqa: E402
-
-USE_SOURCES = all(importlib.util.find_spec(m) is not None for m in ("ecoembed.sources.local", "ecoembed.sources.synthetic"))
-"""False until the sources room ships open_cube/make_scene: then the test stand-ins are used (and the output says so)."""
-CHILD = (
-    "import sys; sys.path.insert(0, 'tests'); "
-    "from fusion_fakes import install_fake_sources; install_fake_sources(); "
-    "from ecoembed.cli import main; sys.exit(main(sys.argv[1:]))"
-)
 
 
 def run_embed(s2: Path, s1: Path, out: Path, chunk_px: int, extra: list[str]) -> dict[str, float]:
     """Run the CLI in a child process; its wall time (s), peak RSS (MB) and pixel-days/s (from the output's size)."""
     shutil.rmtree(out, ignore_errors=True)
-    runner = ["-m", "ecoembed.cli"] if USE_SOURCES else ["-c", CHILD]
-    cmd = [sys.executable, *runner, "embed", "--s2", str(s2), "--s1", str(s1), "--out", str(out), "--chunk-px", str(chunk_px), *extra]
+    cmd = [sys.executable, "-m", "ecoembed.cli", "embed", "--s2", str(s2), "--s1", str(s1), "--out", str(out), "--chunk-px", str(chunk_px), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "2", "TQDM_DISABLE": "1"}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
@@ -61,20 +52,9 @@ def make_inputs(size: int, work: Path, seed: int) -> tuple[Path, Path]:
     s2, s1 = work / f"s2_synthetic_{size}px.nc", work / f"s1_synthetic_{size}px.nc"
     if not (s2.exists() and s1.exists()):
         t0 = time.perf_counter()
-        if USE_SOURCES:
-            from ecoembed.sources.local import save_cube
-            from ecoembed.sources.synthetic import make_scene
-
-            scene = make_scene(size_px=size, start="2019-01-01", end="2019-12-31", seed=seed)
-            save_cube(scene.s2, s2)
-            save_cube(scene.s1, s1)
-        else:
-            sys.path.insert(0, str(ROOT / "tests"))
-            from fusion_fakes import tiny_cubes, write_cube
-
-            cube2, cube1 = tiny_cubes(size, size, 365, seed=seed, empty_pixels=0)
-            write_cube(cube2, s2)
-            write_cube(cube1, s1)
+        scene = make_scene(size_px=size, start="2019-01-01", end="2019-12-31", seed=seed)
+        save_cube(scene.s2, s2)
+        save_cube(scene.s1, s1)
         print(f"synthetic {size}x{size} px scene built and saved in {time.perf_counter() - t0:.1f} s")
     return s2, s1
 
@@ -106,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         results[f"{args.size}x{args.size} px --int8"] = {**r, "store_gb": size8}
         shutil.rmtree(args.work / "full8.zarr", ignore_errors=True)
 
-    inputs = "make_scene + sources.open_cube" if USE_SOURCES else "test stand-in cubes + stand-in open_cube/cube_to_series (sources room missing)"
+    inputs = "make_scene + sources.open_cube"
     print(f"ecoembed embed, S2+S1, one year of daily outputs, chunk {args.chunk_px} px, cpus {os.cpu_count()}, inputs: {inputs}")
     print(f"{'scene':28s} {'days':>5s} {'wall s':>8s} {'peak RSS MB':>12s} {'pixel-days/s':>13s} {'store GB':>9s}")
     for name, r in results.items():

@@ -2,7 +2,7 @@
 
 Writes 50 synthetic towers (one year of daily FLUXNET-DD GPP each, a 9x9 px
 daily embedding cube of 64 features whose first feature is fAPAR-like; the
-fixture of ``tests/gpp_synthetic.py``), then for each head runs the real
+fixture ``ecoembed.sources.synthetic.write_embedding_sites``), then for each head runs the real
 ``run_fit_gpp`` (join + LOSO CV + metrics + report, interpretation off) and
 prints the wall time split into join, cross-validation and total, with the
 pooled out-of-fold r2 so a fast-but-broken head shows.
@@ -15,12 +15,9 @@ Target of issue 7: LOSO with xgboost < 60 s on 2 cores.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,15 +33,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from gpp_synthetic import make_sites
-
     from ecoembed.pipelines.fit_gpp import run_fit_gpp
+    from ecoembed.sources.synthetic import write_embedding_sites
 
     torch.set_num_threads(args.n_jobs)
     work = args.work or Path(tempfile.mkdtemp(prefix="ecoembed_bench_fit_gpp_"))
     t0 = time.perf_counter()
-    csv = make_sites(work / "data", n_sites=args.sites, n_feat=args.features, days=365)
+    csv = write_embedding_sites(work / "data", n_sites=args.sites, n_feat=args.features, days=365)
     print(f"SYNTHETIC inputs: {args.sites} sites x 365 days, embedding cube 9x9 px x {args.features} features "
           f"(written in {time.perf_counter() - t0:.1f} s) under {work}")
     print(f"threads per fit: {args.n_jobs}; torch {torch.__version__}")

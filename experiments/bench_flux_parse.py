@@ -76,7 +76,7 @@ def synthetic_site_year(columns: list[str], seed: int = 0) -> pd.DataFrame:
     for name in columns:
         if name in known:
             data[name] = known[name]
-        elif name.endswith("_QC") or name.endswith("_N") or name.endswith("_METHOD"):
+        elif name.endswith(("_QC", "_N", "_METHOD")):
             data[name] = rng.integers(0, 4, len(start))
         else:
             data[name] = np.round(rng.normal(0, 10, len(start)), 4)

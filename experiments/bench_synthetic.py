@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         times.append(time.perf_counter() - t0)
     r0, c0 = scene.tower_yx
     half = max(1, args.size // 8)
-    window = dict(y=slice(max(0, r0 - half), r0 + half + 1), x=slice(max(0, c0 - half), c0 + half + 1))
+    window = {"y": slice(max(0, r0 - half), r0 + half + 1), "x": slice(max(0, c0 - half), c0 + half + 1)}
     v = nirv(scene.s2).isel(**window)
     clear = scene.s2["valid"].isel(**window).mean(("y", "x")).values >= 0.9
     fp = v.mean(("y", "x"), skipna=True).values

@@ -23,19 +23,18 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ecoembed.embed.probe import synthetic_series_scene
+from ecoembed.io_utils import atomic_write_text
+from ecoembed.sensors import normalisation_metadata
+from ecoembed.training.fusion_data import FusionScene
+from ecoembed.training.stage2 import LR_SCHEDULES, FusionTrainConfig, pretrain_fusion
+from ecoembed.weights.builders import encoder_spec
+from ecoembed.weights.encoder_checkpoint import load_encoder_checkpoint
+from ecoembed.weights.fusion_checkpoint import save_fusion_checkpoint
+from ecoembed.weights.shipped import SHIPPED, load_pretrained
 
-from ecoembed.embed import DEFAULT_MODEL_PATH  # noqa: E402
-from ecoembed.io_utils import atomic_write_text  # noqa: E402
-from ecoembed.training.stage2 import (  # noqa: E402
-    LR_SCHEDULES,
-    FusionScene,
-    FusionTrainConfig,
-    pretrain_fusion,
-    save_fusion_checkpoint,
-)
+DEFAULT_MODEL_PATH = SHIPPED["fusion"].path
+SOURCE_NAME = "ecoembed.sources.synthetic.make_scene"
 
 TRAIN_SEEDS = tuple(range(101, 165))
 """make_scene seeds of the training scenes (held-out probes use other seeds).
@@ -74,30 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-px", type=int, default=SIZE_PX, help="edge of each training scene (10 m pixels)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    from fusion_scenes import SOURCE_NAME, make_series_scene, normalisation
-
-    from ecoembed.weights.shipped import load_pretrained
-
     t0 = time.perf_counter()
     scenes = []
     for seed in args.seeds:
-        sc = make_series_scene(args.size_px, seed, START, END)
+        sc = synthetic_series_scene(args.size_px, seed, START, END)
         scenes.append(FusionScene(series=sc.series, yx=sc.yx, name=sc.name))
     print(f"{len(scenes)} synthetic scenes of {args.size_px}x{args.size_px} px ({SOURCE_NAME}) built in {time.perf_counter() - t0:.1f} s")
     if args.encoders:
-        from ecoembed.weights.encoder_checkpoint import load_encoder_checkpoint
-
         encoders = {k: load_encoder_checkpoint(p, sensor=k).encoder for k, p in zip(("s2", "s1"), args.encoders, strict=True)}
     else:
         encoders = {"s2": load_pretrained("s2"), "s1": load_pretrained("s1")}
-    specs = {k: {"class": type(e).__name__, "config": e.config()} for k, e in encoders.items()}
+    specs = {k: encoder_spec(e) for k, e in encoders.items()}
     cfg = FusionTrainConfig(**{**CONFIG.__dict__, "epochs": args.epochs, "recon_weights": {"s1": args.s1_recon_weight},
                                "lr_schedule": args.lr_schedule, "contrastive_weight": args.contrastive_weight})
     meta = {
         "synthetic": True,
         "trained_on": f"synthetic scenes from {SOURCE_NAME} (size_px={args.size_px}, {START}..{END}, seeds={list(args.seeds)})",
         "command": "python experiments/pretrain_fusion_default.py",
-        "normalisation": normalisation(),
+        "normalisation": normalisation_metadata(),
     }
     args.work.parent.mkdir(parents=True, exist_ok=True)
     t1 = time.perf_counter()

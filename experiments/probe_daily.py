@@ -44,94 +44,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-PROBE_TRAIN_SEEDS = (301, 302, 303)
-PROBE_TEST_SEEDS = (304, 305, 306, 307, 308)
-"""Held-out test scenes (304 alone until 2026-11-27; 305-308 added then, scored once, all reported)."""
-PROBE_TEST_SEED = PROBE_TEST_SEEDS[0]
-VALIDATION_SEED = 311
-"""Scene for choosing between training recipes (never the reported test scene)."""
-GAP_DAYS = 20
-CHANGE_LAI = 0.3
-"""m2 m-2: a gap day "with change" departs this much from the straight line between valid S2 dates."""
-WINDOW_DAYS = 30
-
-
-def gap_days_mask(valid: np.ndarray, s2_days: np.ndarray, days: np.ndarray, min_gap: int = GAP_DAYS) -> np.ndarray:
-    """bool ``[N, D]``: day d of pixel n lies strictly inside a >= ``min_gap``-day gap between valid S2 dates."""
-    out = np.zeros((valid.shape[0], len(days)), dtype=bool)
-    for n in range(valid.shape[0]):
-        v = s2_days[valid[n]]
-        if len(v) == 0:
-            out[n] = True
-            continue
-        i = np.searchsorted(v, days, side="right")
-        prev = np.where(i > 0, v[np.maximum(i - 1, 0)], days[0] - 10**6)
-        nxt = np.where(i < len(v), v[np.minimum(i, len(v) - 1)], days[-1] + 10**6)
-        out[n] = (nxt - prev >= min_gap) & (prev != days) & (nxt != days)
-    return out
-
-
-@torch.no_grad()
-def stage1_interpolated(encoder: torch.nn.Module, series, days: np.ndarray, window: int = WINDOW_DAYS) -> np.ndarray:
-    """Daily features ``[N, D, E]``: per-valid-date windowed S2 encoder embeddings, linearly interpolated."""
-    values = torch.from_numpy(np.asarray(series.values, dtype=np.float32))
-    valid = np.asarray(series.valid)
-    s2_days = np.asarray(series.days, dtype=np.int64)
-    n, t = valid.shape
-    day_t = torch.from_numpy(s2_days).unsqueeze(0).expand(n, t)
-    per_date = np.full((n, t, 0), np.nan, dtype=np.float32)
-    embs = []
-    for k in range(t):
-        in_window = np.abs(s2_days - s2_days[k]) <= window
-        mask = torch.from_numpy(valid & in_window[None, :])
-        embs.append(encoder(values, day_t, mask).embedding.numpy())
-    per_date = np.stack(embs, axis=1)  # [N, T, E]
-    out = np.empty((n, len(days), per_date.shape[-1]), dtype=np.float32)
-    for p in range(n):
-        vk = np.flatnonzero(valid[p])
-        if len(vk) == 0:
-            out[p] = np.nan
-            continue
-        for e in range(per_date.shape[-1]):
-            out[p, :, e] = np.interp(days, s2_days[vk], per_date[p, vk, e])
-    return out
-
-
-def scene_features(model, scene, recon: bool = False) -> dict[str, np.ndarray]:
-    """Daily features of every pixel-day of a :class:`fusion_scenes.SeriesScene`, its LAI and the gap mask."""
-    from ecoembed.embed import embed_series
-
-    s2, s1, days = scene.series["s2"], scene.series["s1"], scene.days
-    fused, _ = embed_series(model, {"s2": s2, "s1": s1}, days, days_per_slab=92)
-    fused_s2, _ = embed_series(model, {"s2": s2}, days, days_per_slab=92)
-    interp = stage1_interpolated(model.encoders["s2"], s2, days)
-    gaps = gap_days_mask(np.asarray(s2.valid), np.asarray(s2.days), days)
-    out = {"fused S1+S2": fused, "fused S2-only": fused_s2, "stage-1 S2 interpolated": interp, "lai": scene.lai, "gaps": gaps}
-    if recon:  # diagnostic: does S1 improve the S2 the fusion reconstructs (the same probe on the 10 decoded bands)?
-        from ecoembed.embed.reconstruct import decode_s2
-
-        out["recon S2 from S1+S2"] = decode_s2(model.fusion, fused)
-        out["recon S2 from S2-only"] = decode_s2(model.fusion, fused_s2)
-    return out
-
-
-def change_days_mask(lai: np.ndarray, valid: np.ndarray, s2_days: np.ndarray, days: np.ndarray,
-                     min_change: float = CHANGE_LAI) -> np.ndarray:
-    """bool ``[N, D]``: the true LAI departs by more than ``min_change`` from a straight line through its
-    values at the pixel's valid S2 dates (a cut, a fast green-up, ... that S2 did not see)."""
-    out = np.zeros(lai.shape, dtype=bool)
-    at = np.searchsorted(days, s2_days)
-    for n in range(lai.shape[0]):
-        k = np.flatnonzero(valid[n] & (at < len(days)))
-        if len(k) == 0:
-            continue
-        line = np.interp(days, s2_days[k], lai[n, at[k]])
-        out[n] = np.abs(lai[n] - line) > min_change
-    return out
+from ecoembed.embed.probe import (
+    CHANGE_LAI,
+    GAP_DAYS,
+    PROBE_TEST_SEEDS,
+    PROBE_TRAIN_SEEDS,
+    VALIDATION_SEED,
+    change_days_mask,
+    scene_features,
+    synthetic_series_scene,
+)
 
 
 def _scores(y: np.ndarray, pred: np.ndarray, gaps: np.ndarray, change: np.ndarray) -> dict[str, float]:
@@ -147,7 +69,7 @@ def _scores(y: np.ndarray, pred: np.ndarray, gaps: np.ndarray, change: np.ndarra
         "rmse_all": rmse(np.ones_like(gaps)),
         "rmse_gaps": rmse(gaps),
         "rmse_gap_changes": rmse(changed),
-        "n_test": int(len(y)),
+        "n_test": len(y),
         "n_gap_days": int(gaps.sum()),
         "n_gap_change_days": int(changed.sum()),
     }
@@ -158,15 +80,13 @@ def run(size_px: int, train_seeds: tuple[int, ...], test_seeds: tuple[int, ...],
     """Fit one ridge probe per feature set on ``train_seeds``; score it on each test scene and on all of them pooled."""
     from sklearn.linear_model import RidgeCV
 
-    from fusion_scenes import SOURCE_NAME, make_series_scene
-
     from ecoembed.weights import load_fusion_model
 
     torch.set_num_threads(2)
     loaded = load_fusion_model(model_path)
     model = loaded.model
     rng = np.random.default_rng(0)
-    parts = [scene_features(model, make_series_scene(size_px, s, "2019-01-01", "2019-12-31"), recon) for s in train_seeds]
+    parts = [scene_features(model, synthetic_series_scene(size_px, s, "2019-01-01", "2019-12-31"), recon) for s in train_seeds]
     names = [k for k in parts[0] if k not in ("lai", "gaps")]
     y_train = np.concatenate([p["lai"] for p in parts]).ravel()
     probes = {}
@@ -179,7 +99,7 @@ def run(size_px: int, train_seeds: tuple[int, ...], test_seeds: tuple[int, ...],
     pooled: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "gaps", "change", *names)}
     per_scene: dict[str, dict[str, dict[str, float]]] = {}
     for seed in test_seeds:  # one scene at a time: only predictions are kept
-        scene = make_series_scene(size_px, seed, "2019-01-01", "2019-12-31")
+        scene = synthetic_series_scene(size_px, seed, "2019-01-01", "2019-12-31")
         feats = scene_features(model, scene, recon)
         s2 = scene.series["s2"]
         y = feats["lai"].ravel()
@@ -200,7 +120,7 @@ def run(size_px: int, train_seeds: tuple[int, ...], test_seeds: tuple[int, ...],
     changed = cat["gaps"] & cat["change"]
     exact = np.where(changed, cat["y"], cat["fused S2-only"])
     results["fused S2-only"]["r2_gaps_changes_exact"] = _scores(cat["y"], exact, cat["gaps"], cat["change"])["r2_gaps"]
-    return {"model_sha256": loaded.sha256, "scenes": SOURCE_NAME, "size_px": size_px, "train_seeds": list(train_seeds),
+    return {"model_sha256": loaded.sha256, "scenes": "ecoembed.sources.synthetic.make_scene (SYNTHETIC)", "size_px": size_px, "train_seeds": list(train_seeds),
             "test_seeds": list(test_seeds), "gap_days_min": GAP_DAYS, "change_lai_min": CHANGE_LAI,
             "results": results, "per_scene": per_scene}
 

@@ -14,24 +14,18 @@ fields are mown on their own dates, events S1 sees through clouds)?
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 
 def main(argv: list[str] | None = None) -> int:
     import torch
-    from fusion_scenes import make_series_scene
-    from probe_daily import PROBE_TEST_SEED, scene_features
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
 
-    from ecoembed.weights import load_fusion_model
+    from ecoembed.embed.probe import PROBE_TEST_SEED, scene_features, synthetic_series_scene
     from ecoembed.sources.synthetic import make_scene
+    from ecoembed.weights import load_fusion_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="fusion checkpoint (default: shipped)")
@@ -39,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     model = load_fusion_model(args.model).model
-    scene = make_series_scene(args.size, PROBE_TEST_SEED, "2019-01-01", "2019-12-31")
+    scene = synthetic_series_scene(args.size, PROBE_TEST_SEED, "2019-01-01", "2019-12-31")
     landcover = make_scene(size_px=args.size, start="2019-01-01", end="2019-12-31", seed=PROBE_TEST_SEED).truth["landcover"].values
     feats = scene_features(model, scene)
     yx = np.asarray(scene.yx)

@@ -24,12 +24,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def scene_stats(seed: int, size_px: int) -> dict[str, list[float]]:
@@ -53,7 +49,7 @@ def scene_stats(seed: int, size_px: int) -> dict[str, list[float]]:
     cut[1:] = ratio < 0.5  # a cut leaves 20 % of the LAI overnight; nothing else drops that fast
     # fields = grassland pixels cut on the same days (make_scene mows each field on its own dates)
     signature: dict[tuple[int, ...], list[tuple[int, int]]] = {}
-    for y, x in zip(*np.nonzero(grass)):
+    for y, x in zip(*np.nonzero(grass), strict=False):
         signature.setdefault(tuple(np.flatnonzero(cut[:, y, x])), []).append((y, x))
     fields = [np.array(px).T for cuts, px in signature.items() if cuts and len(px) >= 2]  # (ys, xs) of mown fields
     cut_after = np.cumsum(cut, axis=0)[i1]  # [s1 date, y, x] number of cuts so far

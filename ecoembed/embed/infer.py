@@ -34,7 +34,7 @@ def series_batch(series: Mapping[str, Any], index: np.ndarray) -> dict[str, Sens
 
 
 def empty_pixels(series: Mapping[str, Any]) -> np.ndarray:
-    """bool ``[N]``: pixels without a usable observation in any modality."""
+    """Bool ``[N]``: pixels without a usable observation in any modality."""
     first = next(iter(series.values()))
     empty = np.ones(first.values.shape[0], dtype=bool)
     for s in series.values():

@@ -55,16 +55,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 import torch
 import xarray as xr
 import zarr
+from dask.delayed import delayed
 from tqdm.auto import tqdm
 
 from ecoembed.dates import daily_range, from_days
 from ecoembed.embed.infer import contextualize_pixels, empty_pixels, query_contexts
-from ecoembed.errors import CubeError, InputError, OutputExistsError
+from ecoembed.errors import InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_location
 from ecoembed.sensors.cube import require_same_grid
 from ecoembed.sources.chips import PixelSeries, cube_to_series
@@ -157,6 +157,7 @@ def _run_block(job: _BlockJob) -> BlockResult:
         group = zarr.open_group(job.store, mode="r+")
         emb_arr = group["embedding"]
         scale_arr = group["embedding_scale"] if job.int8 else None
+        assert isinstance(emb_arr, zarr.Array) and (scale_arr is None or isinstance(scale_arr, zarr.Array))
         for d0 in range(0, job.n_days, job.days_per_chunk):
             d1 = min(job.n_days, d0 + job.days_per_chunk)
             vals = query_contexts(model, contexts, len(yx), torch.arange(job.first_day + d0, job.first_day + d1, dtype=torch.int64))
@@ -194,7 +195,7 @@ def _store_state(store: Path, attrs: Mapping[str, Any]) -> str:
     """``"complete"``, ``"resumable"`` (unfinished, same settings) or ``"foreign"`` (other settings / unreadable)."""
     try:
         existing = xr.open_zarr(store, consolidated=False).attrs
-    except Exception:  # noqa: BLE001 - an unreadable or foreign store is not ours to resume
+    except Exception:
         return "foreign"
     keys = ("checkpoint_sha256", "s2_source", "s1_source", "start", "end", "chunk_px", "days_per_chunk", "embedding_encoding")
     if not all(existing.get(k) == attrs.get(k) for k in keys):
@@ -358,16 +359,16 @@ def _execute(jobs: list[_BlockJob]) -> Iterator[BlockResult]:
     try:  # distributed is an optional extra (ecoembed[distributed]): imported only when embed runs
         from distributed import as_completed, default_client
 
-        client = default_client()
+        client = default_client()  # type: ignore[no-untyped-call]
     except (ImportError, ValueError):
         client = None
-    tasks = [dask.delayed(_run_block, pure=False)(job) for job in jobs]
+    tasks = [delayed(_run_block, pure=False)(job) for job in jobs]
     if client is None:
         for task in tasks:
             yield task.compute(scheduler="synchronous")
         return
     futures = client.compute(tasks)
-    for fut in as_completed(futures):
+    for fut in as_completed(futures):  # type: ignore[no-untyped-call]
         yield fut.result()
 
 

@@ -136,11 +136,13 @@ def reconstruct_s2(
             cube = np.full((len(days), by, bx, len(bands)), np.nan, np.float32)
             cube[:, yx[:, 0], yx[:, 1], :] = refl.transpose(1, 0, 2)
             region = (slice(None), slice(y0, y0 + by), slice(x0, x0 + bx))
-            for i, b in enumerate(bands):
-                group[b][region] = cube[..., i]
             usable = np.zeros((by, bx), dtype=bool)
             usable[yx[:, 0], yx[:, 1]] = ~empty
-            group["valid"][region] = np.broadcast_to(usable, (len(days), by, bx))
+            layers = [*((b, cube[..., i]) for i, b in enumerate(bands)), ("valid", np.broadcast_to(usable, (len(days), by, bx)))]
+            for name, values in layers:
+                array = group[name]
+                assert isinstance(array, zarr.Array)
+                array[region] = values
         with atomic_path(out) as tmp:
             if out.suffix == ".zarr":
                 shutil.move(str(store), str(tmp))

@@ -12,7 +12,7 @@ fold, head, features`` (GPP in gC m-2 d-1).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd

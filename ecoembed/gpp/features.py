@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,7 +105,7 @@ def s2_variables(cube: xr.Dataset) -> xr.Dataset:
 
 
 def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[str], *,
-                  window_px: int = DEFAULT_WINDOW_PX, max_gap_days: int = DEFAULT_MAX_GAP_DAYS) -> tuple[pd.DataFrame, dict]:
+                  window_px: int = DEFAULT_WINDOW_PX, max_gap_days: int = DEFAULT_MAX_GAP_DAYS) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Daily feature table of one site (index = date) for the union of ``feature_sets``.
 
     Cube features are aggregated over the tower window and interpolated to days
@@ -120,7 +121,7 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
     need = needs(feature_sets)
     sid = str(site["site_id"])
     parts: list[pd.DataFrame] = []
-    info: dict = {"synthetic": False, "inputs": []}
+    info: dict[str, Any] = {"synthetic": False, "inputs": []}
     for key, column in (("embeddings", "features_path"), ("s2", "s2_path")):
         if key not in need:
             continue

@@ -14,11 +14,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
+import torch
+import xgboost as xgb
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ecoembed.errors import InputError
 from ecoembed.gpp.options import HEADS
-
 
 
 def _as_array(X: object) -> tuple[np.ndarray, list[str]]:
@@ -30,7 +32,7 @@ def _as_array(X: object) -> tuple[np.ndarray, list[str]]:
     return a, [f"x{i}" for i in range(a.shape[1])]
 
 
-class _Scaled(BaseEstimator, RegressorMixin):
+class _Scaled(BaseEstimator, RegressorMixin):  # type: ignore[misc]  # scikit-learn ships no type information
     """Shared standardisation (fitted in ``fit``) and finite-row handling."""
 
     def _fit_scaler(self, X: np.ndarray) -> np.ndarray:
@@ -64,8 +66,7 @@ class LinearHead(_Scaled):
         self.alpha = alpha
 
     def fit(self, X: object, y: object) -> LinearHead:
-        import statsmodels.api as sm
-
+        """Fit OLS (or ridge) on the finite rows of ``X`` (features) and ``y`` (GPP, gC m-2 d-1)."""
         A, self.feature_names_in_ = _as_array(X)
         t = np.asarray(y, dtype=float).ravel()
         ok = self._finite_rows(A, t)
@@ -91,6 +92,7 @@ class LinearHead(_Scaled):
         return self
 
     def predict(self, X: object) -> np.ndarray:
+        """GPP (gC m-2 d-1) of the rows of ``X``; NaN where a feature is not finite."""
         A, _ = _as_array(X)
         return self.params_[0] + self._scale(A) @ self.params_[1:]
 
@@ -122,8 +124,7 @@ class XGBHead(_Scaled):
         self.seed = seed
 
     def fit(self, X: object, y: object) -> XGBHead:
-        import xgboost as xgb
-
+        """Fit the trees on the rows with a finite target (xgboost handles missing features)."""
         A, self.feature_names_in_ = _as_array(X)
         t = np.asarray(y, dtype=float).ravel()
         ok = np.isfinite(t)
@@ -134,6 +135,7 @@ class XGBHead(_Scaled):
         return self
 
     def predict(self, X: object) -> np.ndarray:
+        """GPP (gC m-2 d-1) of the rows of ``X`` (missing features handled by the trees)."""
         A, _ = _as_array(X)
         return np.asarray(self.model_.predict(self._scale(A)), dtype=float)
 
@@ -167,8 +169,7 @@ class MLPHead(_Scaled):
         self.n_threads = n_threads
 
     def fit(self, X: object, y: object) -> MLPHead:
-        import torch
-
+        """Fit the MLP with early stopping on a seeded validation share of the finite rows."""
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, int(self.n_threads)))
         try:
@@ -177,8 +178,6 @@ class MLPHead(_Scaled):
             torch.set_num_threads(threads)
 
     def _fit(self, X: object, y: object) -> MLPHead:
-        import torch
-
         A, self.feature_names_in_ = _as_array(X)
         t = np.asarray(y, dtype=float).ravel()
         ok = self._finite_rows(A, t)
@@ -189,7 +188,7 @@ class MLPHead(_Scaled):
         ty = ((t[ok] - self.y_mean_) / self.y_scale_).astype(np.float32)
         rng = np.random.default_rng(self.seed)
         perm = rng.permutation(len(Z))
-        n_val = max(1, int(round(self.val_fraction * len(Z))))
+        n_val = max(1, round(self.val_fraction * len(Z)))
         va, tr = perm[:n_val], perm[n_val:]
         gen = torch.Generator().manual_seed(int(self.seed))
         torch.manual_seed(int(self.seed))
@@ -212,7 +211,7 @@ class MLPHead(_Scaled):
                 idx = order[i:i + self.batch_size]
                 opt.zero_grad()
                 loss = torch.mean((net(Xtr[idx]).squeeze(1) - ytr[idx]) ** 2)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
             net.eval()
             with torch.no_grad():
@@ -232,8 +231,7 @@ class MLPHead(_Scaled):
         return self
 
     def predict(self, X: object) -> np.ndarray:
-        import torch
-
+        """GPP (gC m-2 d-1) of the rows of ``X``; NaN where a feature is not finite."""
         A, _ = _as_array(X)
         out = np.full(len(A), np.nan)
         ok = self._finite_rows(A)

@@ -26,9 +26,7 @@ TA/SW_IN/VPD/PAR/... are meteo; S2 ``B..`` bands and S1 ``VV``/``VH`` are bands.
 from __future__ import annotations
 
 import logging
-import os
 import re
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -325,9 +323,9 @@ def embedding_correlations(
 def most_correlated(correlations: pd.DataFrame) -> pd.DataFrame:
     """For each reference column of :func:`embedding_correlations`: the embedding dimension with the largest |r|, and r."""
     mat = correlations.dropna(axis=1, how="all")  # a reference without variance (e.g. no rain) has no correlation
-    best = [mat[c].abs().idxmax() for c in mat.columns]
+    best = [str(mat[c].abs().idxmax()) for c in mat.columns]
     return pd.DataFrame({"reference": mat.columns, "most correlated dim": best,
-                         "r": [mat[c][b] for c, b in zip(mat.columns, best, strict=True)]})
+                         "r": [float(mat.at[b, c]) for c, b in zip(mat.columns, best, strict=True)]})  # type: ignore[arg-type]
 
 
 @dataclass

@@ -75,7 +75,7 @@ def weighted_window_mean(values: np.ndarray, weights: np.ndarray, valid: np.ndar
 
 
 def to_daily(series: pd.DataFrame, *, max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
-             start: object = None, end: object = None) -> pd.DataFrame:
+             start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None) -> pd.DataFrame:
     """Linear interpolation of a dated table (index = dates) to every day, per column.
 
     A day is filled only when the observations before and after it (finite in
@@ -202,7 +202,7 @@ def join_site(flux: pd.DataFrame, features: pd.DataFrame, *, qc_min: float = DEF
             hit = left & fails
             counts[reason] = int(hit.sum())
             left &= ~hit
-        rows.append({"site_id": sid, "features": name, "n_flux_days": int(len(merged)), **counts, "n_used": int(left.sum())})
+        rows.append({"site_id": sid, "features": name, "n_flux_days": len(merged), **counts, "n_used": int(left.sum())})
     table = merged[gpp_ok & qc_ok & inside.to_numpy()].reset_index(drop=True)
     table["site_id"] = sid
     return table, pd.DataFrame(rows)

@@ -160,7 +160,7 @@ def _site_year_curves(df: pd.DataFrame, min_days: int) -> Iterable[tuple[tuple[o
     for key, g in df.groupby([*GROUP_COLUMNS, "site_id", "year"], sort=True):
         if len(g) < min_days:
             continue
-        year = int(key[-1])
+        year = int(str(key[-1]))
         cal = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
         full = g.set_index("date")[["observed", "predicted"]].groupby(level=0).mean().reindex(cal)
         full["doy"] = np.arange(1, len(cal) + 1)
@@ -201,7 +201,7 @@ def phenology_table(
                                         smooth_days=smooth_days, min_amplitude=min_amplitude)
             sp, ep = season_transitions(full["doy"], full["predicted"], method=m, fraction=fraction,
                                         smooth_days=smooth_days, min_amplitude=min_amplitude)
-            rows.append({"features": feat, "head": head, "site_id": site, "year": int(year), "method": m,
+            rows.append({"features": feat, "head": head, "site_id": site, "year": int(str(year)), "method": m,
                          "sos_obs": so, "sos_pred": sp, "eos_obs": eo, "eos_pred": ep,
                          "sos_error_days": sp - so, "eos_error_days": ep - eo})
     cols = ["features", "head", "site_id", "year", "method", "sos_obs", "sos_pred", "eos_obs", "eos_pred",
@@ -276,7 +276,7 @@ def lag_analysis(oof: pd.DataFrame, *, max_lag: int = 30) -> pd.DataFrame:
         s = s.reindex(pd.date_range(s.index.min(), s.index.max(), freq="D"))
         lags, r = cross_correlation(s["observed"], s["predicted"], max_lag=max_lag)
         best = int(lags[np.nanargmax(r)]) if np.any(np.isfinite(r)) else np.nan
-        rows.append({"features": feat, "head": head, "site_id": site, "n_days": int(len(g)),
+        rows.append({"features": feat, "head": head, "site_id": site, "n_days": len(g),
                      "lag_days": best, "r_at_lag": float(np.nanmax(r)) if np.any(np.isfinite(r)) else np.nan,
                      "r_at_zero": float(r[max_lag])})
     return pd.DataFrame(rows)

@@ -69,7 +69,7 @@ class S2Encoder(TemporalAttentionEncoder):
     ) -> None:
         super().__init__(len(self.BANDS), d_model, embed_dim, n_heads, n_context_layers, ff_mult, n_conditions=0)
 
-    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None) -> EncoderOutput:  # noqa: ARG002
+    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None) -> EncoderOutput:
         """Encode S2 series (``orbit`` is accepted for a uniform call signature and ignored)."""
         return super().forward(x, days, mask)
 

@@ -190,9 +190,10 @@ class FusionNetwork(nn.Module):
         self.cross = _CrossAttentionBlock(d_model, n_heads, ff_mult)
         # Relative-time bias: -softplus(slope_h) * log1p(|dt|) + small MLP correction; a learned bias for the global token.
         self.time_slope = nn.Parameter(torch.full((n_heads,), math.log(math.e - 1)))  # softplus -> 1.0
-        self.time_mlp = nn.Sequential(nn.Linear(2, 16), nn.GELU(), nn.Linear(16, n_heads))
-        nn.init.zeros_(self.time_mlp[2].weight)
-        nn.init.zeros_(self.time_mlp[2].bias)
+        time_hidden, time_out = nn.Linear(2, 16), nn.Linear(16, n_heads)  # created in this order: same init as before
+        nn.init.zeros_(time_out.weight)
+        nn.init.zeros_(time_out.bias)
+        self.time_mlp = nn.Sequential(time_hidden, nn.GELU(), time_out)
         self.global_bias = nn.Parameter(torch.zeros(n_heads))
         self.output = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, embed_dim))
         self.summary_head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, proj_dim))

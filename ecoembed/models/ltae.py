@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -166,6 +167,13 @@ class TemporalAttentionEncoder(nn.Module):
             additive embedding (S1: 2 orbit directions); 0 = none.
     """
 
+    SENSOR: ClassVar[str] = ""
+    """Sensor of a per-sensor subclass ("s2", "s1"); empty for the generic encoder."""
+    BANDS: ClassVar[tuple[str, ...]] = ()
+    """Channel order a per-sensor subclass expects."""
+    NORMALISATION: ClassVar[str] = ""
+    """What a per-sensor subclass expects its input to be."""
+
     def __init__(
         self,
         n_channels: int,
@@ -255,9 +263,9 @@ class TemporalAttentionEncoder(nn.Module):
 
 __all__ = [
     "DATE_PERIODS_DAYS",
+    "N_DATE_FEATURES",
     "EncoderOutput",
     "MaskedSelfAttentionBlock",
-    "N_DATE_FEATURES",
     "TemporalAttentionEncoder",
     "date_features",
     "masked_softmax",

@@ -173,10 +173,10 @@ def run_demo(
     s2o = _pooled(s2only_dir).set_index("head")
     comparison = pd.DataFrame({
         "head": list(heads),
-        "r2 fused S1+S2": [float(fused.loc[h, "r2"]) for h in heads],
-        "r2 S2-only": [float(s2o.loc[h, "r2"]) for h in heads],
-        "RMSE fused (gC m-2 d-1)": [float(fused.loc[h, "rmse"]) for h in heads],
-        "RMSE S2-only (gC m-2 d-1)": [float(s2o.loc[h, "rmse"]) for h in heads],
+        "r2 fused S1+S2": fused.loc[list(heads), "r2"].astype(float).to_numpy(),
+        "r2 S2-only": s2o.loc[list(heads), "r2"].astype(float).to_numpy(),
+        "RMSE fused (gC m-2 d-1)": fused.loc[list(heads), "rmse"].astype(float).to_numpy(),
+        "RMSE S2-only (gC m-2 d-1)": s2o.loc[list(heads), "rmse"].astype(float).to_numpy(),
     })
     res = DemoResult(out, fused_csv, run_dir, s2only_dir, out / "demo_summary.md", seconds, pooled, comparison)
     atomic_write_text(res.summary_md, _summary_markdown(res, n_sites, size_px, seed))

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from ecoembed.errors import CubeError, InputError, OutputExistsError
@@ -310,13 +311,15 @@ def run_fit_gpp(
             splits = cv_splits(sub, cv, k=folds, seed=seed)
             fold_coefs: list[pd.DataFrame] = []
 
-            def keep_coefs(fold: object, est: object, sink: list[pd.DataFrame] = fold_coefs) -> None:
+            def keep_coefs(fold: str, est: object, sink: list[pd.DataFrame] = fold_coefs) -> None:
                 if isinstance(est, LinearHead):
                     sink.append(est.coef_table().assign(fold=fold))
 
+            def new_head(name: str = h) -> BaseEstimator:
+                return make_head(name, seed=seed, n_jobs=n_jobs)
+
             t = time.perf_counter()
-            oof = out_of_fold(sub, cols, lambda h=h: make_head(h, seed=seed, n_jobs=n_jobs), splits, head=h, features=fs,
-                              on_fit=keep_coefs)
+            oof = out_of_fold(sub, cols, new_head, splits, head=h, features=fs, on_fit=keep_coefs)
             seconds[f"cv {fs} / {h}"] = time.perf_counter() - t
             oof["igbp"] = oof["site_id"].map(sub.drop_duplicates("site_id").set_index("site_id")["igbp"])
             preds.append(oof)

@@ -107,7 +107,8 @@ def plot_decomposition(decomp: pd.DataFrame, path: str | os.PathLike[str], *, gr
             ax.set_ylim(min(-0.2, np.nanmin(np.r_[d[metric].to_numpy(dtype=float), 0]) - 0.05) if metric == "nse" else 0, 1.0)
         ax.set_title(label)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 4), fontsize=8, bbox_to_anchor=(0.5, -0.02 - 0.05 * ((len(models) - 1) // 4)))
+    rows_below = (len(models) - 1) // 4
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 4), fontsize=8, bbox_to_anchor=(0.5, -0.02 - 0.05 * rows_below))
     fig.tight_layout(rect=(0, 0.08 + 0.05 * ((len(models) - 1) // 4), 1, 0.93))
     title = "Skill decomposition (out-of-fold)" + ("" if group == "all" else f", IGBP {group}")
     fig.suptitle(title)
@@ -235,7 +236,7 @@ def plot_seasonal(oof: pd.DataFrame, path: str | os.PathLike[str], *, features: 
         ax.set_ylabel(f"GPP ({GPP_UNIT})")
         key = (str(features), str(head), s)
         if scores is not None and key in scores.index:
-            sc = scores.loc[key]
+            sc = scores.loc[key]  # type: ignore[index]  # a MultiIndex row
             ax.set_title(f"{s}: r² {sc['r2']:.2f}, NSE {sc['nse']:.2f}, RMSE {sc['rmse']:.2f} ({int(sc['n'])} days)", fontsize=9)
         else:
             ax.set_title(f"{s} ({len(g)} days)", fontsize=9)

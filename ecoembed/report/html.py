@@ -51,7 +51,7 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     for fn in SECTIONS:
         try:
             t, h, m = fn(run)
-        except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others
+        except Exception as exc:
             t = getattr(fn, "__name__", "section")
             h, m = f"<p><em>section skipped: {html_lib.escape(str(exc))}</em></p>", f"*section skipped: {exc}*"
         body_h.append(f"<section><h2>{html_lib.escape(t)}</h2>{h}</section>")

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
 
 from ecoembed.report.common import GPP_UNIT, save_figure
 
@@ -50,7 +51,7 @@ def plot_importance(contrib_family: pd.DataFrame, perm_family: pd.DataFrame, con
           pft["importance_rmse_std"].to_numpy())
     axes[1, 1].set_xlabel(f"RMSE increase when permuted ({GPP_UNIT})")
     axes[1, 1].set_title(f"Per feature (top {len(pft)})")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in FAMILY_COLORS.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in FAMILY_COLORS.values()]
     fig.legend(handles, list(FAMILY_COLORS), loc="lower center", ncol=len(FAMILY_COLORS), fontsize=8)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return save_figure(fig, path, synthetic=synthetic)

@@ -133,10 +133,7 @@ def _has_data(band: xr.DataArray, slab_bytes: int = 4 * 2**20) -> bool:
         return bool(band.notnull().any())
     per_step = max(1, band.dtype.itemsize * int(np.prod([n for d, n in band.sizes.items() if d != "time"])))
     step = max(1, slab_bytes // per_step)
-    for i in range(0, band.sizes["time"], step):
-        if bool(band.isel(time=slice(i, i + step)).notnull().any()):
-            return True
-    return False
+    return any(bool(band.isel(time=slice(i, i + step)).notnull().any()) for i in range(0, band.sizes["time"], step))
 
 
 def same_grid(a: xr.Dataset, b: xr.Dataset) -> bool:

@@ -31,8 +31,8 @@ def nirv_of(red: A, nir: A) -> A:
 
 
 def kndvi_of(red: A, nir: A) -> A:
-    """kNDVI = tanh(NDVI^2) (Camps-Valls et al. 2021, with the kernel width sigma = (NIR + red) / 2)."""
-    return np.tanh(ndvi_of(red, nir) ** 2)
+    """Kernel NDVI, kNDVI = tanh(NDVI^2) (Camps-Valls et al. 2021, with the kernel width sigma = (NIR + red) / 2)."""
+    return np.tanh(ndvi_of(red, nir) ** 2)  # type: ignore[return-value]  # np.tanh keeps a DataArray a DataArray
 
 
 def evi2_of(red: A, nir: A) -> A:
@@ -77,7 +77,7 @@ def nirv(cube: xr.Dataset) -> xr.DataArray:
 
 
 def kndvi(cube: xr.Dataset) -> xr.DataArray:
-    """kNDVI of a cube (see :func:`kndvi_of`)."""
+    """Kernel NDVI of a cube (see :func:`kndvi_of`)."""
     return cube_index(cube, "kndvi")
 
 

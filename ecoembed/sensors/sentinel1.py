@@ -8,6 +8,8 @@ acquisition keeps its orbit direction in the ``orbit`` coordinate
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
 import xarray as xr
 
@@ -22,6 +24,10 @@ BORDER_NOISE_DB = -35.0
 """Backscatter below this (dB) is GRD border noise / no data, not a measurement."""
 
 
+@overload
+def linear_to_db(power: xr.DataArray) -> xr.DataArray: ...
+@overload
+def linear_to_db(power: np.ndarray) -> np.ndarray: ...
 def linear_to_db(power: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataArray:
     """Linear power -> dB (``10 log10``); values <= 0 or NaN become NaN."""
     if isinstance(power, xr.DataArray):
@@ -34,8 +40,12 @@ def linear_to_db(power: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataArray:
     return out.astype(np.float32)
 
 
+@overload
+def db_to_linear(db: xr.DataArray) -> xr.DataArray: ...
+@overload
+def db_to_linear(db: np.ndarray) -> np.ndarray: ...
 def db_to_linear(db: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataArray:
-    """dB -> linear power (``10 ** (dB / 10)``); NaN stays NaN."""
+    """DB -> linear power (``10 ** (dB / 10)``); NaN stays NaN."""
     if isinstance(db, xr.DataArray):
         out = xr.apply_ufunc(db_to_linear, db, dask="parallelized", output_dtypes=[np.float32])
         out.attrs = {**db.attrs, "units": "1 (linear power)"}

@@ -8,7 +8,7 @@ of L2A products are converted with :func:`dn_to_reflectance`: ``(DN + offset) *
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 import xarray as xr
@@ -40,6 +40,10 @@ BOA_QUANTIFICATION = 1.0e-4
 BOA_OFFSET_DN = -1000.0
 
 
+@overload
+def scl_valid(scl: xr.DataArray) -> xr.DataArray: ...
+@overload
+def scl_valid(scl: np.ndarray) -> np.ndarray: ...
 def scl_valid(scl: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataArray:
     """True where the Scene Classification class is usable (not in :data:`SCL_INVALID`).
 
@@ -62,6 +66,10 @@ def boa_offset_dn(time: np.ndarray | xr.DataArray) -> np.ndarray:
     return np.where(t >= BASELINE_0400_START, BOA_OFFSET_DN, 0.0)
 
 
+@overload
+def dn_to_reflectance(dn: xr.DataArray, time: xr.DataArray | np.ndarray | None = None) -> xr.DataArray: ...
+@overload
+def dn_to_reflectance(dn: np.ndarray, time: xr.DataArray | np.ndarray | None = None) -> np.ndarray: ...
 def dn_to_reflectance(dn: xr.DataArray | np.ndarray, time: xr.DataArray | np.ndarray | None = None) -> xr.DataArray | np.ndarray:
     """L2A digital numbers -> surface reflectance (dimensionless, float32; NaN where DN is 0 or NaN).
 
@@ -72,7 +80,8 @@ def dn_to_reflectance(dn: xr.DataArray | np.ndarray, time: xr.DataArray | np.nda
     """
     if isinstance(dn, xr.DataArray):
         t = dn["time"] if time is None else xr.DataArray(np.asarray(time), dims="time") if np.ndim(time) else time
-        offset = xr.DataArray(boa_offset_dn(np.atleast_1d(np.asarray(t))), dims="time") if np.ndim(t) else float(boa_offset_dn(np.asarray(t)))
+        offset: xr.DataArray | float = (xr.DataArray(boa_offset_dn(np.atleast_1d(np.asarray(t))), dims="time") if np.ndim(t)
+                                        else float(boa_offset_dn(np.asarray(t))))
         data = dn.astype(np.float32)
         out = ((data + offset) * BOA_QUANTIFICATION).where((data != 0) & data.notnull()).astype(np.float32)
         out.attrs = {**{k: v for k, v in dn.attrs.items() if k not in ("units", "scale_factor", "add_offset")},
@@ -80,12 +89,12 @@ def dn_to_reflectance(dn: xr.DataArray | np.ndarray, time: xr.DataArray | np.nda
         return out
     if time is None:
         raise ValueError("dn_to_reflectance: a numpy DN array needs the acquisition time(s)")
-    data = np.asarray(dn, dtype=np.float32)
-    offset = boa_offset_dn(np.asarray(time)).astype(np.float32)
-    if offset.ndim:
-        offset = offset.reshape((-1,) + (1,) * (data.ndim - 1))
-    out = (data + offset) * np.float32(BOA_QUANTIFICATION)
-    return np.where((data != 0) & np.isfinite(data), out, np.nan).astype(np.float32)
+    values = np.asarray(dn, dtype=np.float32)
+    offsets = boa_offset_dn(np.asarray(time)).astype(np.float32)
+    if offsets.ndim:
+        offsets = offsets.reshape((-1,) + (1,) * (values.ndim - 1))
+    refl = (values + offsets) * np.float32(BOA_QUANTIFICATION)
+    return np.where((values != 0) & np.isfinite(values), refl, np.nan).astype(np.float32)
 
 
 def resample_to_10m(band: xr.DataArray, like: xr.DataArray, method: Literal["nearest", "linear"] = "nearest") -> xr.DataArray:

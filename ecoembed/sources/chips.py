@@ -17,6 +17,7 @@ from ecoembed.sensors.cube import infer_sensor
 from ecoembed.sensors.sentinel1 import S1_POLARISATIONS
 from ecoembed.sensors.sentinel2 import S2_BANDS
 
+
 @dataclass
 class PixelSeries:
     """Per-pixel time series of one cube.
@@ -56,7 +57,8 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
     if bands is None:
         bands = [b for b in (*S2_BANDS, *S1_POLARISATIONS) if b in cube.data_vars]
         if not bands:
-            raise CubeError(f"cube {cube.encoding.get('source', '')} has no S2 band or S1 polarisation ({sorted(map(str, cube.data_vars))})")
+            raise CubeError(f"cube {cube.encoding.get('source', '')} has no S2 band or S1 polarisation "
+                            f"({sorted(map(str, cube.data_vars))})")
     bands = tuple(bands)
     missing = [b for b in bands if b not in cube.data_vars]
     if missing:
@@ -65,7 +67,7 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
     arr = np.empty((ny * nx, nt, len(bands)), np.float32)
     for i, b in enumerate(bands):
         arr[:, :, i] = np.asarray(cube[b].transpose("y", "x", "time").values, np.float32).reshape(ny * nx, nt)
-    finite = np.isfinite(arr).all(-1)
+    finite = np.asarray(np.isfinite(arr).all(-1))
     if "valid" in cube:
         valid = np.asarray(cube["valid"].transpose("y", "x", "time").values).astype(bool).reshape(ny * nx, nt) & finite
     else:
@@ -94,7 +96,7 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
         orbit=orbit,
         yx=np.stack([yy, xx], axis=1).astype(np.int64),
         bands=bands,
-        empty_pixels=~valid.any(1),
+        empty_pixels=np.asarray(~valid.any(1)),
         normalisation={"bands": list(bands), "mean": mean.tolist() if normalize else None,
                        "std": std.tolist() if normalize else None, "applied": bool(normalize),
                        "source": ",".join(sources)},

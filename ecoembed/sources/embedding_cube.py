@@ -85,7 +85,7 @@ def open_embeddings(path: str | os.PathLike[str]) -> xr.Dataset:
         raise CubeError(f"embedding cube {p} does not exist")
     try:
         ds = xr.open_zarr(p, consolidated=False) if p.suffix == ".zarr" else xr.open_dataset(p, engine="netcdf4", chunks={})
-    except Exception as exc:  # noqa: BLE001 - backend-specific errors for unreadable files
+    except Exception as exc:
         raise CubeError(f"cannot open embedding cube {p}: {exc}") from exc
     if "embedding" not in ds or ds["embedding"].dims != ("time", "y", "x", "feature"):
         raise CubeError(f"{p} has no variable 'embedding' with dims (time, y, x, feature)")

@@ -45,7 +45,7 @@ def _crs_from(ds: xr.Dataset) -> str | None:
                 crs = CRS.from_user_input(wkt)
                 epsg = crs.to_epsg()
                 return f"EPSG:{epsg}" if epsg else crs.to_wkt()
-            except Exception:  # noqa: BLE001 - an unreadable WKT is reported as "no CRS" below
+            except Exception:
                 return None
         if "epsg_code" in attrs:
             return str(attrs["epsg_code"])
@@ -164,7 +164,7 @@ def open_cube(path: str | os.PathLike[str], sensor: str | None = None, *, bands:
             ds = xr.open_dataset(p, chunks={})
     except CubeError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure means "not a cube"
+    except Exception as exc:
         raise CubeError(f"cannot read cube {p} as NetCDF/Zarr ({type(exc).__name__}: {str(exc)[:200]}); "
                         f"give a .nc or .zarr sensor cube") from None
     ds = adapt_cube(ds, sensor, source=str(p))

@@ -135,7 +135,7 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
             if b in S2_BANDS:
                 da = raw[b].where(raw[b] != raw[b].attrs.get("nodata", 0)) if raw[b].dtype.kind in "iu" else raw[b]
                 ds[b] = dn_to_reflectance(da.astype(np.float32).fillna(0).rename(b)).drop_vars("spatial_ref", errors="ignore")
-        valid = xr.ones_like(ds[[b for b in bands if b in S2_BANDS][0]], dtype=bool)
+        valid = xr.ones_like(ds[next(b for b in bands if b in S2_BANDS)], dtype=bool)
         for b in bands:
             if b in S2_BANDS:
                 valid = valid & ds[b].notnull()

@@ -31,8 +31,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from pyproj import Transformer
+from tqdm.auto import tqdm
 
-from ecoembed.sensors.sentinel2 import S2_BANDS
+from ecoembed.io_utils import atomic_write_text
+from ecoembed.sensors.sentinel2 import S2_BANDS, scl_valid
+from ecoembed.sources.local import save_cube
+from fluxnet.write import write_fluxnet_dd
 
 LANDCOVER = ("forest", "grassland", "crop")
 IGBP = {"forest": "DBF", "grassland": "GRA", "crop": "CRO"}
@@ -84,7 +89,7 @@ def _double_logistic(doy: np.ndarray, sos: np.ndarray, eos: np.ndarray, w_up: fl
 
 def _landcover(rng: np.random.Generator, n: int, mix: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Voronoi patches: class map forest (0), grassland (1), crop (2) drawn with probabilities ``mix``, and patch ids."""
-    k = max(3, int(round(n * n / 150)))
+    k = max(3, round(n * n / 150))
     k = min(k, 40)
     centres = rng.uniform(0, n, (k, 2))
     classes = rng.choice(3, size=k, p=np.asarray(mix) / np.sum(mix))
@@ -133,7 +138,8 @@ def _meteo(rng: np.random.Generator, dates: pd.DatetimeIndex, lat: float) -> pd.
     decl = np.deg2rad(23.44) * np.sin(2 * np.pi * (doy - 81) / 365.25)
     phi = np.deg2rad(lat)
     ws = np.arccos(np.clip(-np.tan(phi) * np.tan(decl), -1, 1))
-    toa = 1367 / np.pi * (1 + 0.033 * np.cos(2 * np.pi * doy / 365)) * (ws * np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.sin(ws))
+    toa = 1367 / np.pi * (1 + 0.033 * np.cos(2 * np.pi * doy / 365)) * (
+        ws * np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.sin(ws))
     cloudiness = np.clip(0.35 + 0.25 * rng.beta(2, 2, n) + 0.08 * weather * -1, 0.05, 0.95)
     sw = toa * 0.75 * (1 - 0.75 * cloudiness)
     rain = (rng.random(n) < 0.15 + 0.4 * cloudiness ** 2) * rng.gamma(0.8, 6.0, n)
@@ -179,8 +185,6 @@ def water_cloud_sigma0(pol: str, lai: np.ndarray, sm: np.ndarray, theta: np.ndar
 
 
 def _utm(lat: float, lon: float) -> tuple[str, float, float]:
-    from pyproj import Transformer
-
     zone = int((lon + 180) // 6) + 1
     epsg = (32600 if lat >= 0 else 32700) + zone
     x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(lon, lat)
@@ -219,7 +223,7 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
     n = int(size_px)
     if n < 1:
         raise ValueError(f"size_px must be >= 1, got {size_px}")
-    mix = tuple(mix) if mix is not None else tuple(rng.dirichlet([1.5, 1.5, 1.5]))
+    mixture = tuple(float(v) for v in (mix if mix is not None else rng.dirichlet([1.5, 1.5, 1.5])))
     lat = float(lat if lat is not None else rng.uniform(40.0, 52.0))
     lon = float(lon if lon is not None else rng.uniform(-4.0, 16.0))
     eps_factor = float(eps_factor if eps_factor is not None else rng.uniform(0.8, 1.2))
@@ -237,7 +241,7 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
     meteo = _meteo(rng, dates, lat)
     sm_t = _soil_moisture(meteo)
 
-    lc, patch = _landcover(rng, n, mix)
+    lc, patch = _landcover(rng, n, (mixture[0], mixture[1], mixture[2]))
     doy = np.asarray(dates.day_of_year, float)
     years = np.asarray(dates.year)
     lai = np.empty((nd, n, n), np.float32)
@@ -265,8 +269,8 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
     f_t = np.clip((ta + 2.0) / 17.0, 0, 1) * np.clip((38.0 - ta) / 8.0, 0, 1)
     f_vpd = np.clip(1 - (vpd - 6.0) / 30.0, 0.3, 1)
     yy, xx = np.mgrid[0:n, 0:n]
-    sigma = max(1.0, 0.15 * n)
-    w = np.exp(-((yy - row0) ** 2 + (xx - col0) ** 2) / (2 * sigma ** 2))
+    sigma_px = max(1.0, 0.15 * n)
+    w = np.exp(-((yy - row0) ** 2 + (xx - col0) ** 2) / (2 * sigma_px ** 2))
     w = (w / w.sum()).astype(np.float32)
     eff_fapar = np.tensordot(fapar, w * eps_map, axes=([1, 2], [0, 1]))
     gpp = eff_fapar * meteo["PAR"].to_numpy() * f_t * f_vpd
@@ -292,7 +296,8 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
     soil_b = rng.uniform(0.85, 1.15, (n, n)).astype(np.float32)[None] * (1.0 - 0.8 * (sm2 - 0.05))
     refl = _SOIL[:, None, None, None] * soil_b[None] * gap + _CANOPY[:, None, None, None] * (1 - gap)
     refl = refl * (1 + 0.02 * rng.standard_normal(refl.shape, dtype=np.float32)) + 0.003 * rng.standard_normal(refl.shape, dtype=np.float32)
-    cover = np.clip(0.45 - 0.3 * np.sin(2 * np.pi * (np.asarray(t2.day_of_year) - 105) / 365.25) + 0.2 * rng.normal(size=len(i2)), 0.02, 1.0)
+    season = np.sin(2 * np.pi * (np.asarray(t2.day_of_year) - 105) / 365.25)
+    cover = np.clip(0.45 - 0.3 * season + 0.2 * rng.normal(size=len(i2)), 0.02, 1.0)
     op = _blobs(rng, len(i2), n, cover)
     dy, dx = max(1, round(0.06 * n)), max(1, round(0.04 * n))
     shadow_op = np.zeros_like(op)
@@ -317,8 +322,6 @@ def make_scene(size_px: int = 64, start: str = "2019-01-01", end: str = "2020-12
     refl = refl * (1 - a) + bright * a
     refl = np.where(shadow[None], refl * 0.35, refl)
     refl = np.clip(refl, 0.0, 1.0).astype(np.float32)
-    from ecoembed.sensors.sentinel2 import scl_valid
-
     valid2 = scl_valid(scl)
     s2 = xr.Dataset(coords={"time": t2.values, "y": y, "x": x})
     for b, band in enumerate(S2_BANDS):
@@ -371,11 +374,6 @@ def write_demo_sites(out_dir: str | os.PathLike[str], n_sites: int = 6, size_px:
     Returns:
         Path of ``sites.csv`` (paths in it are relative to it; column ``synthetic`` True).
     """
-    from fluxnet.write import write_fluxnet_dd
-    from tqdm.auto import tqdm
-
-    from ecoembed.sources.local import save_cube
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -388,9 +386,10 @@ def write_demo_sites(out_dir: str | os.PathLike[str], n_sites: int = 6, size_px:
         folder = out / sid
         folder.mkdir(exist_ok=True)
         gpp = scene.tower["GPP"].to_numpy()
-        noise = lambda: rng.normal(0, 0.3 + 0.08 * gpp)  # noqa: E731 - heteroscedastic flux noise (gC m-2 d-1)
+        noise_sd = 0.3 + 0.08 * gpp  # heteroscedastic flux noise (gC m-2 d-1)
         table = pd.DataFrame({
-            "date": scene.tower["date"], "GPP_NT": np.maximum(gpp + noise(), 0), "GPP_DT": np.maximum(gpp + noise(), 0),
+            "date": scene.tower["date"], "GPP_NT": np.maximum(gpp + rng.normal(0, noise_sd), 0),
+            "GPP_DT": np.maximum(gpp + rng.normal(0, noise_sd), 0),
             "GPP_qc": rng.uniform(0.6, 1.0, len(gpp)), "TA": scene.meteo["TA"], "SW_IN": scene.meteo["SW_IN"],
             "VPD": scene.meteo["VPD"], "P": scene.meteo["P"], "PPFD_IN": scene.meteo["PPFD_IN"]})
         flux = folder / f"FLX_{sid}_FLUXNET2015_SUBSET_DD_{y1}-{y2}_synthetic.csv"
@@ -400,7 +399,75 @@ def write_demo_sites(out_dir: str | os.PathLike[str], n_sites: int = 6, size_px:
         rows.append({"site_id": sid, "lat": round(scene.lat, 7), "lon": round(scene.lon, 7), "igbp": scene.igbp,
                      "flux_path": f"{sid}/{flux.name}", "s2_path": f"{sid}/s2.nc", "s1_path": f"{sid}/s1.nc", "synthetic": True})
     csv = out / "sites.csv"
-    from ecoembed.io_utils import atomic_write_text
-
     atomic_write_text(csv, pd.DataFrame(rows).to_csv(index=False))
+    return csv
+
+
+EMBEDDING_SITES_LUE = 0.6
+"""Light-use efficiency (gC mol-1 photons) of :func:`write_embedding_sites` (synthetic)."""
+
+
+def write_embedding_sites(root: Path, n_sites: int = 5, n_feat: int = 6, start: str = "2019-01-01", days: int = 365,
+               size_px: int = 9, seed: int = 0, s2: bool = False) -> Path:
+    """Write SYNTHETIC sites with ready-made embedding cubes, for fit-gpp tests and benchmarks (no model run).
+
+    Embedding feature 0 is fAPAR-like (site-specific phase/amplitude), the others noise;
+    GPP (gC m-2 d-1) = :data:`EMBEDDING_SITES_LUE` x fAPAR x PAR (mol m-2 d-1) + noise;
+    meteorology shares one seasonal phase across sites, so meteo alone cannot know each
+    site's fAPAR. With ``s2`` also a B04/B08 cube per site. Returns the sites.csv path.
+    """
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    dates = pd.date_range(start, periods=days, freq="D")
+    doy = dates.day_of_year.to_numpy()
+    rows = []
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32632", always_xy=True)
+    for i in range(n_sites):
+        sid = f"ZZ-T{i}"
+        lat, lon = 45.0 + 0.1 * i, 9.0 + 0.1 * i
+        tx, ty = to_utm.transform(lon, lat)
+        peak = 120 + (35 * i) % 180  # day of peak fAPAR: spread over the season, also with many sites
+        fapar = 0.15 + (0.3 + 0.1 * (i % 3)) * np.exp(-((doy - peak) / 40.0) ** 2)
+        sw = 180 + 110 * np.sin(2 * np.pi * (doy - 80) / 365) + rng.normal(0, 30, days)
+        sw = np.clip(sw, 20, None)
+        ppfd = sw * 2.04
+        par = ppfd * 0.0864
+        ta = 12 + 10 * np.sin(2 * np.pi * (doy - 110) / 365) + rng.normal(0, 2, days)
+        vpd = np.clip(5 + 0.6 * ta + rng.normal(0, 1, days), 0, None)
+        gpp = EMBEDDING_SITES_LUE * fapar * par + rng.normal(0, 0.3, days)
+        qc = np.where(rng.random(days) < 0.1, 0.5, 0.95)
+        gpp[rng.random(days) < 0.03] = np.nan
+        flux = pd.DataFrame({"date": dates, "GPP": gpp, "GPP_qc": qc, "TA": ta, "SW_IN": sw, "VPD": vpd,
+                             "P": np.zeros(days), "PPFD_IN": ppfd})
+        fp = root / f"FLX_{sid}_FLUXNET2015_SUBSET_DD_2019-2019_synthetic.csv"
+        write_fluxnet_dd(flux, fp)
+        xs = tx + 10.0 * (np.arange(size_px) - size_px // 2)
+        ys = ty - 10.0 * (np.arange(size_px) - size_px // 2)
+        emb = rng.normal(0, 1, (days, size_px, size_px, n_feat)).astype(np.float32)
+        emb[..., 0] = fapar[:, None, None] * 4 + rng.normal(0, 0.05, (days, size_px, size_px))
+        emb[-20:] = np.nan  # cube ends with missing days (features_missing)
+        ds = xr.Dataset({"embedding": (("time", "y", "x", "feature"), emb)},
+                        coords={"time": dates, "y": ys, "x": xs, "feature": np.arange(n_feat)},
+                        attrs={"crs": "EPSG:32632", "synthetic": 1, "title": "SYNTHETIC test embedding cube"})
+        ep = root / f"{sid}_emb.nc"
+        ds.to_netcdf(ep)
+        row = {"site_id": sid, "lat": lat, "lon": lon, "igbp": ["ENF", "DBF"][i % 2], "flux_path": fp.name,
+               "features_path": ep.name, "synthetic": "true"}
+        if s2:
+            s2_dates = dates[::5]
+            idx = np.arange(0, days, 5)
+            red = np.clip(0.12 - 0.15 * (fapar[idx] - 0.15), 0.01, None)
+            nir = 0.2 + 0.6 * fapar[idx]
+            shape = (len(idx), size_px, size_px)
+            cube = xr.Dataset({"B04": (("time", "y", "x"), (red[:, None, None] * np.ones(shape)).astype(np.float32)),
+                               "B08": (("time", "y", "x"), (nir[:, None, None] * np.ones(shape)).astype(np.float32)),
+                               "valid": (("time", "y", "x"), rng.random(shape) > 0.2)},
+                              coords={"time": s2_dates, "y": ys, "x": xs},
+                              attrs={"crs": "EPSG:32632", "synthetic": 1, "sensor": "sentinel-2-l2a"})
+            sp = root / f"{sid}_s2.nc"
+            cube.to_netcdf(sp)
+            row["s2_path"] = sp.name
+        rows.append(row)
+    csv = root / "sites.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
     return csv

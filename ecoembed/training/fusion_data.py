@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 import torch
-import xarray as xr
 from torch import Tensor
 
 from ecoembed.dates import to_days
 from ecoembed.errors import InputError
 from ecoembed.sensors.cube import require_same_grid
 from ecoembed.sources.chips import cube_to_series
+
 
 class SeriesLike(Protocol):
     """The ``PixelSeries`` contract of ``ecoembed.sources.chips.cube_to_series``."""
@@ -104,8 +103,9 @@ def scene_from_cubes(s2: Any, s1: Any | None = None, *, meteo: Any | None = None
     Raises:
         InputError: the S1 cube is not on the S2 grid.
     """
-    series: dict[str, SeriesLike] = {"s2": cube_to_series(s2)}
-    yx = np.asarray(series["s2"].yx)
+    s2_series = cube_to_series(s2)
+    series: dict[str, SeriesLike] = {"s2": s2_series}
+    yx = np.asarray(s2_series.yx)
     if s1 is not None:
         require_same_grid(s1, s2, what=f"scene {name!r}: the S1 cube")
         s1_series = cube_to_series(s1)
@@ -143,7 +143,7 @@ class PixelSampler:
             padded = {}
             for m in self.modalities:
                 s = sc.series[m]
-                n, t, c = s.values.shape
+                t = s.values.shape[1]
                 pad = self.tmax[m] - t
                 padded[m] = _PaddedModality(
                     values=np.pad(np.asarray(s.values, dtype=np.float32), ((0, 0), (0, pad), (0, 0))),

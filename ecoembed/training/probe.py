@@ -55,7 +55,8 @@ def mean_of_valid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
         return (total / w.sum(1)).astype(np.float32)
 
 
-def ridge_probe_r2(features: np.ndarray, target: np.ndarray, folds: int = 5, seed: int = 0, alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)) -> float:
+def ridge_probe_r2(features: np.ndarray, target: np.ndarray, folds: int = 5, seed: int = 0,
+                   alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)) -> float:
     """Cross-validated R² (pooled out-of-fold predictions) of a standardised ridge probe.
 
     The regularisation strength is chosen by inner generalised CV

@@ -141,7 +141,8 @@ def _check_bands(ds: Any, name: str, sensor: str, bands: Sequence[str]) -> None:
         present |= {str(b) for b in np.asarray(ds["band"].values)}
     missing = [b for b in bands if b not in present]
     if missing:
-        raise InputError(f"cube {name} lacks bands {missing} needed by the {sensor} encoder (bands {list(bands)}); is it a {sensor.upper()} cube?")
+        raise InputError(f"cube {name} lacks bands {missing} needed by the {sensor} encoder (bands {list(bands)}); "
+                         f"is it a {sensor.upper()} cube?")
 
 
 def pixel_arrays(sensor: str, cubes: Sequence[Any], max_pixels_per_cube: int | None = None, seed: int = 0) -> PixelArrays:
@@ -376,6 +377,8 @@ def _check_compatible(path: Path, meta: dict[str, Any], sensor: str, cfg: Stage1
     old_cfg = meta.get("train_config") or {}
     for key in ("seed", "batch_size"):
         if old_cfg.get(key) != getattr(cfg, key):
-            raise CheckpointError(f"{path} was trained with {key}={old_cfg.get(key)}, not {getattr(cfg, key)}; resume with the same value or use --no-resume")
+            raise CheckpointError(f"{path} was trained with {key}={old_cfg.get(key)}, not {getattr(cfg, key)}; "
+                                  "resume with the same value or use --no-resume")
     if meta.get("n_pixels") != n_pixels:
-        raise CheckpointError(f"{path} was trained on {meta.get('n_pixels')} pixels, these cubes give {n_pixels}; same --data to resume, or --no-resume")
+        raise CheckpointError(f"{path} was trained on {meta.get('n_pixels')} pixels, these cubes give {n_pixels}; "
+                              "same --data to resume, or --no-resume")

@@ -234,7 +234,7 @@ def pretrain_fusion(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(sampler.total / cfg.batch_size))
     total_steps = cfg.epochs * steps_per_epoch
-    step, history = 0, []
+    step, history = 0, list[dict[str, float]]()
     encoder_hashes = {m: weights_sha256(e.state_dict()) for m, e in encoders.items()}
     if resume and out.exists():
         step, history = _resume(out, model, optimizer, cfg, encoder_hashes)
@@ -259,7 +259,7 @@ def pretrain_fusion(
             group["lr"] = learning_rate(cfg, step, total_steps)
         losses = training_step(model, arrays, tiles, cfg, gen)
         optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        losses["total"].backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         step += 1

@@ -62,5 +62,12 @@ def encoder_spec(encoder: nn.Module) -> dict[str, Any]:
     return {"class": type(encoder).__name__, "config": config() if callable(config) else {}}
 
 
+def _class_builder(cls: type[nn.Module]) -> EncoderBuilder:
+    def build(config: Mapping[str, Any]) -> nn.Module:
+        return cls(**config)
+
+    return build
+
+
 for _cls in ENCODER_CLASSES.values():
-    register_encoder_builder(_cls.__name__, lambda cfg, _c=_cls: _c(**cfg))
+    register_encoder_builder(_cls.__name__, _class_builder(_cls))

@@ -107,7 +107,7 @@ def read_checkpoint(path: str | os.PathLike[str], expected_format: str, *, missi
         with safe_open(str(p), framework="pt") as f:
             raw = (f.metadata() or {}).get(METADATA_KEY)
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has keys(), not iteration
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for corrupt headers and data
+    except Exception as exc:
         hint = not_safetensors_hint(p) or "; delete it and retrain, or restore a copy"
         raise CheckpointError(f"{what} {p} is corrupt or truncated ({exc}){hint}") from exc
     if raw is None:

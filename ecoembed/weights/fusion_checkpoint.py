@@ -142,7 +142,8 @@ def load_fusion_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
             encoders[name] = build_encoder(spec, source=str(p))
         model = FusedEmbeddingModel(encoders, fusion)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise CheckpointError(f"{p}: the architecture recorded in it cannot be rebuilt ({type(exc).__name__}: {exc}); re-create it") from exc
+        raise CheckpointError(f"{p}: the architecture recorded in it cannot be rebuilt ({type(exc).__name__}: {exc}); "
+                              "re-create it") from exc
     try:
         model.load_state_dict(prefixed(tensors, "model."))
     except RuntimeError as exc:

@@ -389,7 +389,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     with safe_open(str(scene["stage1"]), framework="pt") as f:
         meta = json.loads(f.metadata()["ecoembed"])
     meta["bands"] = list(reversed(meta["bands"]))
-    meta["train_config"] = {**{k: v for k, v in vars(Stage1Config()).items()}, "d_model": 16, "embed_dim": 8, "n_heads": 2}
+    meta["train_config"] = {**dict(vars(Stage1Config()).items()), "d_model": 16, "embed_dim": 8, "n_heads": 2}
     save_file(load_file(str(scene["stage1"])), str(tmp / "resume.safetensors"), metadata={"ecoembed": json.dumps(meta)})
     return ["pretrain", "--sensor", "s2", "--data", str(scene["s2"]), "--out", str(tmp / "resume.safetensors"),
             "--epochs", "1", "--d-model", "16", "--embed-dim", "8", "--heads", "2", "--quiet"]
@@ -453,7 +453,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
 
 
 def _fit_gpp_sites(tmp: Path) -> Path:
-    from support.gpp_synthetic import make_sites
+    from ecoembed.sources.synthetic import write_embedding_sites as make_sites
 
     return make_sites(tmp / "sites", n_sites=3, days=60)
 

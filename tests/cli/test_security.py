@@ -161,9 +161,9 @@ def test_stage1_metadata_cannot_name_arbitrary_code(tmp_path: Path, meta: dict[s
 @pytest.fixture(scope="module")
 def fusion_parts(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata of a valid (fake-encoder) fusion checkpoint, to be altered."""
-    from support.fusion_fakes import fake_fusion_checkpoint
     from safetensors import safe_open
     from safetensors.torch import load_file
+    from support.fusion_fakes import fake_fusion_checkpoint
 
     path = tmp_path_factory.mktemp("fusion") / "fusion.safetensors"
     fake_fusion_checkpoint(path)

@@ -11,9 +11,9 @@ from support.fusion_fakes import fake_fusion_checkpoint, tiny_cubes, write_cube
 
 from ecoembed.dates import to_days
 from ecoembed.embed import embed, embed_series
+from ecoembed.errors import CubeError, OutputExistsError
 from ecoembed.sources.embedding_cube import open_embeddings
 from ecoembed.weights import load_fusion_model
-from ecoembed.errors import CubeError, OutputExistsError
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_existing_output_and_bad_grid(scene: dict[str, Path], tmp_path: Path) ->
     with pytest.raises(OutputExistsError, match="--overwrite"):
         _run(scene, out)
     assert _run(scene, out, overwrite=True).blocks_computed == 9
-    s2, s1 = tiny_cubes()
+    _s2, s1 = tiny_cubes()
     write_cube(s1.assign_coords(x=s1["x"] + 10.0), tmp_path / "s1_shifted.nc")
     with pytest.raises(CubeError, match="grid"):
         _run({**scene, "s1": tmp_path / "s1_shifted.nc"}, tmp_path / "bad.zarr")

@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ecoembed.embed.probe import change_days_mask, gap_days_mask
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "experiments"))
 
 
 def test_change_days_are_departures_from_the_line_between_valid_s2_dates() -> None:
-    from probe_daily import change_days_mask, gap_days_mask
-
     days = np.arange(100, 141)
     lai = np.tile(np.linspace(1.0, 3.0, len(days)), (2, 1)).astype(np.float32)
     lai[1, 15:20] -= 1.0  # pixel 1 is cut inside the gap and regrows before the next clear date

@@ -56,7 +56,7 @@ def test_feature_families_from_names() -> None:
     assert feature_family("TA_F") == "meteo" and feature_family("SW_IN") == "meteo" and feature_family("VPD") == "meteo"
     assert feature_family("B04") == "bands" and feature_family("VV_db") == "bands" and feature_family("VH") == "bands"
     assert feature_family("noise") == "other"
-    table = synthetic_lue_table(n_sites=1, n_days=10)
+    synthetic_lue_table(n_sites=1, n_days=10)
     assert family_groups(["emb_0", "TA", "emb_1"]) == {"embedding": ["emb_0", "emb_1"], "meteo": ["TA"]}
 
 
@@ -113,7 +113,7 @@ def test_more_coefficients_than_sites_warns_that_cluster_errors_are_not_identifi
 
 def test_out_of_fold_interpretation_recovers_truth() -> None:
     df = synthetic_lue_table()
-    res = interpret_out_of_fold(df, FEATURES + ["emb_2"], n_folds=3, n_repeats=3, seed=0)
+    res = interpret_out_of_fold(df, [*FEATURES, "emb_2"], n_folds=3, n_repeats=3, seed=0)
     assert res.contributions_feature["feature"].iloc[0] == "fapar"
     assert res.permutation_feature["group"].iloc[0] == "fapar"
     assert set(res.permutation_feature["group"].iloc[-2:]) == {"noise", "emb_2"}  # the two pure-noise inputs

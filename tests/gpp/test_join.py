@@ -75,7 +75,7 @@ def test_join_site_days_lost_and_no_overlap() -> None:
 
 
 def test_feature_sets_parse_and_site_features(tmp_path: Path) -> None:
-    from support.gpp_synthetic import make_sites
+    from ecoembed.sources.synthetic import write_embedding_sites as make_sites
     from fluxnet import read_flux, read_sites_csv
 
     assert parse_feature_set("embeddings+meteo") == ["embeddings", "meteo"]

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support.gpp_synthetic import make_sites
 
 from ecoembed.cli import main
+from ecoembed.sources.synthetic import write_embedding_sites as make_sites
 
 
 @pytest.fixture(scope="module")

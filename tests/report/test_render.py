@@ -94,7 +94,7 @@ def test_decomposition_section(run_dir: Path) -> None:
 
 
 def test_temporal_fidelity_section(run_dir: Path) -> None:
-    title, html, md = temporal_fidelity_section(run_dir)
+    title, html, _md = temporal_fidelity_section(run_dir)
     assert title == "Temporal fidelity"
     _figure_ok(run_dir / "figures" / "phenology.png")
     pheno = pd.read_csv(run_dir / "phenology.csv")
@@ -107,7 +107,7 @@ def test_temporal_fidelity_section(run_dir: Path) -> None:
 
 
 def test_interpretability_section(run_dir: Path) -> None:
-    title, html, md = interpretability_section(run_dir)
+    title, html, _md = interpretability_section(run_dir)
     assert title == "Interpretability"
     for name in ("importance", "linear_coefficients", "embedding_correlations", "pca_rgb"):
         _figure_ok(run_dir / "figures" / f"{name}.png")

@@ -13,10 +13,16 @@ import xarray as xr
 from ecoembed.errors import CubeError
 from ecoembed.sensors import indices
 from ecoembed.sensors.cube import validate_cube
-from ecoembed.sensors.sentinel1 import (S1_NORM_MEAN, S1_NORM_STD, S1_POLARISATIONS, db_to_linear, linear_to_db,
-                                        mask_nodata, temporal_speckle_filter)
-from ecoembed.sensors.sentinel2 import (S2_BANDS, S2_NORM_MEAN, S2_NORM_STD, SCL_INVALID, dn_to_reflectance,
-                                        resample_to_10m, scl_valid)
+from ecoembed.sensors.sentinel1 import (
+    S1_NORM_MEAN,
+    S1_NORM_STD,
+    S1_POLARISATIONS,
+    db_to_linear,
+    linear_to_db,
+    mask_nodata,
+    temporal_speckle_filter,
+)
+from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD, SCL_INVALID, dn_to_reflectance, resample_to_10m, scl_valid
 
 
 def _encoder_norm(name: str) -> dict:

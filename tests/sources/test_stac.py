@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),  
 EPSG = 32632
 X0, Y1 = 500_000.0, 5_000_000.0  # upper-left corner of the test rasters (UTM 32N, metres)
 N = 12
-DATES = [datetime(2021, 6, 1, 10, 30, tzinfo=timezone.utc), datetime(2022, 6, 6, 10, 30, tzinfo=timezone.utc)]
+DATES = [datetime(2021, 6, 1, 10, 30, tzinfo=UTC), datetime(2022, 6, 6, 10, 30, tzinfo=UTC)]
 
 
 def _tower() -> tuple[float, float]:

@@ -129,8 +129,8 @@ def write_cube(ds, path) -> None:
 
 def fake_fusion_checkpoint(path, embed_dim: int = 8, seed: int = 0):
     """A random-init encoders+fusion checkpoint whose encoders are :class:`FakeEncoder` (registered)."""
-    from ecoembed.weights.builders import register_encoder_builder
     from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig
+    from ecoembed.weights.builders import register_encoder_builder
     from ecoembed.weights.fusion_checkpoint import save_fusion_checkpoint
 
     register_encoder_builder("FakeEncoder", lambda cfg: FakeEncoder(**cfg))

@@ -7,14 +7,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from support.fusion_fakes import tiny_cubes
 
 from ecoembed.errors import CheckpointError, InputError
 from ecoembed.models.encoders import S1Encoder, S2Encoder
+from ecoembed.training.stage1 import Stage1Config, log_path_for, pretrain_stage1
 from ecoembed.weights.encoder_checkpoint import load_encoder_checkpoint, read_encoder_checkpoint, save_encoder_checkpoint
 from ecoembed.weights.format import weights_sha256
-from ecoembed.training.stage1 import Stage1Config, log_path_for, pretrain_stage1
-from support.fusion_fakes import tiny_cubes
-
 
 TINY = Stage1Config(epochs=2, batch_size=32, d_model=16, embed_dim=8, n_heads=2, decoder_hidden=16, lr=5e-3, checkpoint_every=2)
 
@@ -119,8 +118,8 @@ def test_missing_truncated_and_mismatched_checkpoints_raise_checkpoint_error(tmp
     with pytest.raises(CheckpointError, match="band order"):
         load_encoder_checkpoint(path, bands=["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"])
     # weights of another shape under the same metadata
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()

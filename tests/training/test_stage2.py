@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +11,14 @@ import torch
 from support.fusion_fakes import FakeEncoder, toy_scene, without
 
 from ecoembed.errors import CheckpointError
-from ecoembed.models.fusion import ModalityConfig
-from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork
+from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig
 from ecoembed.models.losses import cross_modal_infonce, same_tile_exclusion_mask
 from ecoembed.training.fusion_data import PixelSampler
 from ecoembed.training.stage2 import FusionTrainConfig, learning_rate, pretrain_fusion, training_step
 from ecoembed.weights.format import weights_sha256
 from ecoembed.weights.fusion_checkpoint import read_fusion_checkpoint
 
-TINY = dict(d_model=16, embed_dim=16, n_heads=2, n_layers=1, batch_size=32)
+TINY = {"d_model": 16, "embed_dim": 16, "n_heads": 2, "n_layers": 1, "batch_size": 32}
 
 
 def _encoders() -> dict[str, FakeEncoder]:
@@ -97,7 +97,7 @@ def test_cosine_learning_rate_decays_to_five_percent() -> None:
     rates = [learning_rate(cfg, s, 101) for s in range(101)]
     assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(5e-5)
     assert rates[50] == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))
-    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(rates))
     assert learning_rate(FusionTrainConfig(lr=1e-3), 100, 101) == pytest.approx(1e-3)
 
 
@@ -169,8 +169,8 @@ def test_new_modality_retrains_only_fusion(tmp_path: Path) -> None:
 def test_real_stage1_encoders_train_save_and_reload(tmp_path: Path) -> None:
     """With the real (tiny) S2Encoder/S1Encoder: train, save, rebuild from the checkpoint, same output."""
     from ecoembed.embed import embed_series
-    from ecoembed.weights import load_fusion_model
     from ecoembed.models.encoders import S1Encoder, S2Encoder
+    from ecoembed.weights import load_fusion_model
 
     torch.manual_seed(0)
     encoders = {"s2": S2Encoder(d_model=16, embed_dim=16, n_heads=2), "s1": S1Encoder(d_model=16, embed_dim=16, n_heads=2)}

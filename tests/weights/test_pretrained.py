@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from ecoembed.errors import CheckpointError
-from ecoembed.weights import shipped as pretrained
 from ecoembed.models.encoders import S1Encoder, S2Encoder
+from ecoembed.training.probe import encode_series, mean_of_valid, ridge_probe_r2
+from ecoembed.weights import shipped as pretrained
+from ecoembed.weights.format import file_sha256
 from ecoembed.weights.shipped import SHIPPED as PRETRAINED
 from ecoembed.weights.shipped import load_pretrained, pretrained_metadata
-from ecoembed.weights.format import file_sha256
-from ecoembed.training.probe import encode_series, mean_of_valid, ridge_probe_r2
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -33,6 +33,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
+import xgboost as xgb
+from sklearn.model_selection import GroupKFold
 from tqdm.auto import tqdm
 
 from ecoembed.errors import InputError
@@ -82,8 +85,6 @@ def _as_frame(X: pd.DataFrame | np.ndarray, feature_names: Sequence[str] | None)
 
 def _unwrap_xgboost(model: Any, X: pd.DataFrame) -> tuple[Any, np.ndarray]:
     """Find the xgboost Booster inside ``model`` (sklearn wrapper, Pipeline, or an ecoembed head) and the matrix it sees."""
-    import xgboost as xgb
-
     arr = X.to_numpy(dtype=float)
     seen = 0
     obj = model
@@ -133,8 +134,6 @@ def xgb_contributions(
         (mean over rows of |sum of the family's contributions|) and ``share``
         of the total, sorted. The bias term is left out.
     """
-    import xgboost as xgb
-
     frame = _as_frame(X, feature_names)
     booster, arr = _unwrap_xgboost(model, frame)
     dmat = xgb.DMatrix(arr, feature_names=booster.feature_names) if booster.feature_names else xgb.DMatrix(arr)
@@ -244,8 +243,6 @@ def linear_coefficients(
         ``feature, family, coef, std_err, ci_low, ci_high, t, p_value`` sorted by
         ``|coef|`` (effect per SD with ``standardize``; largest first); the intercept is left out.
     """
-    import statsmodels.api as sm
-
     frame = _as_frame(X, feature_names).astype(float)
     yy = np.asarray(y, dtype=float).ravel()
     ok = np.isfinite(yy) & np.all(np.isfinite(frame.to_numpy()), axis=1)
@@ -448,9 +445,6 @@ def interpret_out_of_fold(
         :class:`Interpretation` whose importances are averaged over folds,
         weighted by held-out rows.
     """
-    import xgboost as xgb
-    from sklearn.model_selection import GroupKFold
-
     cols = list(feature_columns)
     missing = [c for c in [site_column, target, *cols] if c not in table.columns]
     if missing:

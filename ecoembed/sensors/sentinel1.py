@@ -12,6 +12,7 @@ from typing import overload
 
 import numpy as np
 import xarray as xr
+from scipy.ndimage import uniform_filter
 
 SENSOR = "sentinel-1-grd"
 S1_POLARISATIONS: tuple[str, ...] = ("VV", "VH")
@@ -90,8 +91,6 @@ def temporal_speckle_filter(cube: xr.Dataset, window: int = 5, per_orbit: bool =
     speckle by up to the number of dates combined. Invalid observations are
     not used and stay NaN. Returns a new cube in dB with ``attrs['speckle_filter']``.
     """
-    from scipy.ndimage import uniform_filter
-
     out = cube.copy()
     times = np.arange(cube.sizes["time"])
     groups = [times]

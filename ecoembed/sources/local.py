@@ -13,10 +13,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import xarray as xr
+from pyproj import CRS
 
-from ecoembed.errors import CubeError, InputError
+from ecoembed.errors import CubeError, InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path
 from ecoembed.sensors.cube import RESOLUTION_M, canonical_sensor, infer_sensor, validate_cube
 from ecoembed.sensors.sentinel1 import S1_POLARISATIONS, linear_to_db
@@ -40,8 +42,6 @@ def _crs_from(ds: xr.Dataset) -> str | None:
         wkt = attrs.get("crs_wkt") or attrs.get("spatial_ref")
         if wkt:
             try:
-                from pyproj import CRS
-
                 crs = CRS.from_user_input(wkt)
                 epsg = crs.to_epsg()
                 return f"EPSG:{epsg}" if epsg else crs.to_wkt()
@@ -127,10 +127,6 @@ NETCDF_CHUNK_CACHE_BYTES = 8 * 2**20
 
 def _limit_netcdf_chunk_cache() -> None:
     """Lower netCDF-C's per-variable chunk cache to :data:`NETCDF_CHUNK_CACHE_BYTES` (process-wide, never raises it)."""
-    try:
-        import netCDF4
-    except ImportError:  # pragma: no cover - another engine reads the file
-        return
     size, nelems, preemption = netCDF4.get_chunk_cache()
     if size > NETCDF_CHUNK_CACHE_BYTES:
         netCDF4.set_chunk_cache(NETCDF_CHUNK_CACHE_BYTES, nelems, preemption)
@@ -180,8 +176,6 @@ def save_cube(ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool =
     Boolean attributes are stored as 0/1 (NetCDF has no bool attributes) and
     converted back by :func:`open_cube`.
     """
-    from ecoembed.errors import OutputExistsError
-
     target = Path(path)
     if target.suffix not in (".nc", ".zarr"):
         raise InputError(f"cube output {target} must end in .nc or .zarr")

@@ -20,11 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from pyproj import Transformer
 
 from ecoembed.errors import InputError
 from ecoembed.sensors.cube import validate_cube
 from ecoembed.sensors.sentinel1 import S1_POLARISATIONS, linear_to_db
 from ecoembed.sensors.sentinel2 import S2_BANDS, dn_to_reflectance, scl_valid
+from ecoembed.sources.local import open_cube, save_cube
+
+# pystac, pystac-client and odc-stac are the optional extra ecoembed[stac] (for users with internet): they are
+# imported inside the functions that need them, so the rest of the package works without them.
 
 
 def stac_available() -> bool:
@@ -101,14 +106,11 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
     Raises:
         InputError: the extra is missing, the catalog/collection does not exist, or no item matches.
     """
-    from ecoembed.sources.local import open_cube, save_cube
-
     if cache is not None and Path(cache).exists():
         return open_cube(cache)
     _require()
     import odc.stac
     from odc.geo.geobox import GeoBox
-    from pyproj import Transformer
 
     sensor = _sensor_of(collection, bands or ())
     if bands is None:

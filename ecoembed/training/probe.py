@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from ecoembed.models.ltae import TemporalAttentionEncoder
 
@@ -63,12 +68,6 @@ def ridge_probe_r2(features: np.ndarray, target: np.ndarray, folds: int = 5, see
     (``RidgeCV``) within each training fold. Rows with a non-finite feature or
     target are dropped.
     """
-    from sklearn.linear_model import RidgeCV
-    from sklearn.metrics import r2_score
-    from sklearn.model_selection import KFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     ok = np.isfinite(features).all(1) & np.isfinite(target)
     x, y = features[ok], target[ok]
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas))

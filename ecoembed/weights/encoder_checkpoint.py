@@ -29,7 +29,6 @@ from ecoembed.weights.format import (
     Metadata,
     Tensors,
     file_sha256,
-    optimizer_tensors,
     prefixed,
     read_checkpoint,
     restore_optimizer,
@@ -75,11 +74,7 @@ def save_encoder_checkpoint(
         "weights_sha256": sha,
         "torch_version": torch.__version__,
     }
-    if optimizer is not None:
-        optim, groups = optimizer_tensors(optimizer)
-        tensors.update(optim)
-        meta["optimizer"] = {"class": type(optimizer).__name__, "param_groups": groups}
-    write_checkpoint(path, tensors, meta)
+    write_checkpoint(path, tensors, meta, optimizer=optimizer)
     return sha
 
 

@@ -81,11 +81,21 @@ def not_safetensors_hint(path: str | os.PathLike[str]) -> str:
     return ""
 
 
-def write_checkpoint(path: str | os.PathLike[str], tensors: Mapping[str, Tensor], metadata: Mapping[str, Any]) -> None:
-    """Write ``tensors`` and the JSON ``metadata`` as one safetensors file, atomically."""
+def write_checkpoint(path: str | os.PathLike[str], tensors: Mapping[str, Tensor], metadata: Mapping[str, Any], *,
+                     optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Write ``tensors`` and the JSON ``metadata`` as one safetensors file, atomically.
+
+    With ``optimizer``, its state is stored too (:func:`optimizer_tensors`, metadata key ``optimizer``)
+    so that training can resume.
+    """
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = dict(metadata)
+    if optimizer is not None:
+        optim, groups = optimizer_tensors(optimizer)
+        flat.update(optim)
+        meta["optimizer"] = {"class": type(optimizer).__name__, "param_groups": groups}
     with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata={METADATA_KEY: json.dumps(dict(metadata))})
+        save_file(flat, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
 
 
 def read_checkpoint(path: str | os.PathLike[str], expected_format: str, *, missing_hint: str) -> tuple[Tensors, Metadata]:

@@ -26,7 +26,6 @@ from ecoembed.weights.format import (
     FUSION_FORMAT,
     Metadata,
     Tensors,
-    optimizer_tensors,
     prefixed,
     read_checkpoint,
     weights_sha256,
@@ -65,11 +64,7 @@ def save_fusion_checkpoint(
         "weights_sha256": sha,
         **(dict(extra) if extra else {}),
     }
-    if optimizer is not None:
-        optim, groups = optimizer_tensors(optimizer)
-        state.update(optim)
-        meta["optimizer"] = {"class": type(optimizer).__name__, "param_groups": groups}
-    write_checkpoint(path, state, meta)
+    write_checkpoint(path, state, meta, optimizer=optimizer)
     return sha
 
 

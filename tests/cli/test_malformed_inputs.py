@@ -28,7 +28,6 @@ checks; cube cases skip until ``ecoembed.sources`` ships ``open_cube``.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import pickle
 import subprocess
@@ -44,6 +43,7 @@ import pytest
 from click.testing import CliRunner
 
 from ecoembed.errors import CheckpointError, CubeError, EcoembedError, InputError, OutputExistsError
+from ecoembed.sources.local import open_cube
 from fluxnet import FluxDataError, read_flux, read_sites_csv, write_fluxnet_dd
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +131,6 @@ class Case:
         error: expected exception class.
         fragments: substrings the message must contain (``{tmp}`` = the case folder).
         cli: run through ``main()`` and ``CliRunner`` instead of calling.
-        requires: a module that must import (else the case skips).
     """
 
     id: str
@@ -139,15 +138,14 @@ class Case:
     error: type[BaseException]
     fragments: tuple[str, ...]
     cli: bool = False
-    requires: str | None = None
 
 
 CASES: list[Case] = []
 
 
-def case(id: str, error: type[BaseException], *fragments: str, cli: bool = False, requires: str | None = None) -> Callable[[Builder], Builder]:
+def case(id: str, error: type[BaseException], *fragments: str, cli: bool = False) -> Callable[[Builder], Builder]:
     def register(build: Builder) -> Builder:
-        CASES.append(Case(id, build, error, fragments, cli, requires))
+        CASES.append(Case(id, build, error, fragments, cli))
         return build
     return register
 
@@ -266,15 +264,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return lambda: read_sites_csv(path)
 
 
-# cubes (ecoembed.sources.open_cube; skipped until the sources room ships it) -------------------
-
-
-def _open_cube() -> Callable[..., Any]:
-    module = importlib.import_module("ecoembed.sources")
-    open_cube = getattr(module, "open_cube", None)
-    if open_cube is None:
-        open_cube = importlib.import_module("ecoembed.sources.local").open_cube
-    return open_cube
+# cubes ------------------------------------------------------------------------------------------
 
 
 def _cube(tmp: Path, name: str, edit: Callable[[Any], Any]) -> Path:
@@ -286,38 +276,35 @@ def _cube(tmp: Path, name: str, edit: Callable[[Any], Any]) -> Path:
     return path
 
 
-SOURCES = "ecoembed.sources.open_cube"
-
-
-@case("cube-empty-time", CubeError, "empty_s2.nc", requires=SOURCES)
+@case("cube-empty-time", CubeError, "empty_s2.nc")
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     path = _cube(tmp, "empty_s2.nc", lambda ds: ds.isel(time=slice(0, 0)))
-    return lambda: _open_cube()(path, sensor="sentinel-2-l2a")
+    return lambda: open_cube(path, sensor="sentinel-2-l2a")
 
 
-@case("cube-unknown-crs", CubeError, "nocrs_s2.nc", "crs", requires=SOURCES)
+@case("cube-unknown-crs", CubeError, "nocrs_s2.nc", "crs")
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     def drop_crs(ds: Any) -> Any:
         ds = ds.copy()
         ds.attrs = {k: v for k, v in ds.attrs.items() if k != "crs"}
         return ds
     path = _cube(tmp, "nocrs_s2.nc", drop_crs)
-    return lambda: _open_cube()(path, sensor="sentinel-2-l2a")
+    return lambda: open_cube(path, sensor="sentinel-2-l2a")
 
 
-@case("cube-missing-band", CubeError, "noB04_s2.nc", "B04", requires=SOURCES)
+@case("cube-missing-band", CubeError, "noB04_s2.nc", "B04")
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     path = _cube(tmp, "noB04_s2.nc", lambda ds: ds.drop_vars("B04"))
-    return lambda: _open_cube()(path, sensor="sentinel-2-l2a")
+    return lambda: open_cube(path, sensor="sentinel-2-l2a")
 
 
-@case("cube-not-netcdf", CubeError, "text_s2.nc", requires=SOURCES)
+@case("cube-not-netcdf", CubeError, "text_s2.nc")
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     path = write_text(tmp / "text_s2.nc", "this is not a cube\n")
-    return lambda: _open_cube()(path, sensor="sentinel-2-l2a")
+    return lambda: open_cube(path, sensor="sentinel-2-l2a")
 
 
-@case("cube-nan-only-embed", EcoembedError, "nan_s2.nc", cli=True, requires=SOURCES)
+@case("cube-nan-only-embed", EcoembedError, "nan_s2.nc", cli=True)
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     def all_nan(ds: Any) -> Any:
         ds = ds.copy()
@@ -329,7 +316,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return ["embed", "--s2", str(path), "--model", str(scene["model"]), "--out", str(tmp / "out.zarr")]
 
 
-@case("cube-s1-given-as-s2", CubeError, "s1_as_s2.nc", "sentinel-1-grd", "sentinel-2-l2a", cli=True, requires=SOURCES)
+@case("cube-s1-given-as-s2", CubeError, "s1_as_s2.nc", "sentinel-1-grd", "sentinel-2-l2a", cli=True)
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     from support.fusion_fakes import tiny_cubes, write_cube
 
@@ -338,7 +325,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return ["embed", "--s2", str(tmp / "s1_as_s2.nc"), "--model", str(scene["model"]), "--out", str(tmp / "e.zarr")]
 
 
-@case("cube-degree-grid", CubeError, "deg_s2.nc", "10 m", "resample", requires=SOURCES)
+@case("cube-degree-grid", CubeError, "deg_s2.nc", "10 m", "resample")
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     """A cube on a lat/lon grid (degrees) instead of the projected 10 m grid of the contract."""
     def to_degrees(ds: Any) -> Any:
@@ -346,7 +333,7 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
         ds.attrs = {**ds.attrs, "crs": "EPSG:4326"}
         return ds
     path = _cube(tmp, "deg_s2.nc", to_degrees)
-    return lambda: _open_cube()(path, sensor="sentinel-2-l2a")
+    return lambda: open_cube(path, sensor="sentinel-2-l2a")
 
 
 # checkpoints -----------------------------------------------------------------------------------
@@ -494,16 +481,6 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
 # --- the runner ---------------------------------------------------------------------------------
 
 
-def _skip_unless(requires: str | None) -> None:
-    if requires == SOURCES:
-        try:
-            open_cube = _open_cube()
-        except (ImportError, AttributeError) as exc:
-            pytest.skip(f"ecoembed.sources has no open_cube yet ({exc})")
-        if not open_cube.__module__.startswith("ecoembed."):
-            pytest.skip("only the test stand-in of open_cube is installed (the sources room has not shipped it)")
-
-
 def _check_message(message: str, fragments: tuple[str, ...], tmp: Path) -> None:
     for fragment in fragments:
         assert fragment.format(tmp=tmp) in message, f"{fragment!r} not in message {message!r}"
@@ -513,7 +490,6 @@ def _check_message(message: str, fragments: tuple[str, ...], tmp: Path) -> None:
 def test_bad_input_is_refused_clearly_and_loses_nothing(
     bad: Case, scene: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _skip_unless(bad.requires)
     monkeypatch.chdir(tmp_path)  # a payload that escaped would land here and show up as a new file
     work = tmp_path / "case"
     work.mkdir()

@@ -3,13 +3,14 @@
 Layers, lowest first; a module may import its own room and lower layers only:
 
 0. ``ecoembed`` top-level helpers (``errors``, ``dates``, ``io_utils``)
-1. ``fluxnet``, ``ecoembed.sensors``, ``ecoembed.models``
-2. ``ecoembed.sources``, ``ecoembed.weights``
-3. ``ecoembed.training``
-4. ``ecoembed.embed``, ``ecoembed.gpp`` (peers: neither imports the other)
-5. ``ecoembed.report``
-6. ``ecoembed.pipelines``
-7. ``ecoembed.cli``
+1. ``fluxnet``, ``ecoembed.sensors`` (the sensor registry)
+2. ``ecoembed.models`` (encoders take their band order and statistics from the registry)
+3. ``ecoembed.sources``, ``ecoembed.weights``
+4. ``ecoembed.training``
+5. ``ecoembed.embed``, ``ecoembed.gpp`` (peers: neither imports the other)
+6. ``ecoembed.report``
+7. ``ecoembed.pipelines``
+8. ``ecoembed.cli``
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS: dict[str, int] = {
     "ecoembed": 0,
-    "fluxnet": 1, "ecoembed.sensors": 1, "ecoembed.models": 1,
-    "ecoembed.sources": 2, "ecoembed.weights": 2,
-    "ecoembed.training": 3,
-    "ecoembed.embed": 4, "ecoembed.gpp": 4,
-    "ecoembed.report": 5,
-    "ecoembed.pipelines": 6,
-    "ecoembed.cli": 7,
+    "fluxnet": 1, "ecoembed.sensors": 1,
+    "ecoembed.models": 2,
+    "ecoembed.sources": 3, "ecoembed.weights": 3,
+    "ecoembed.training": 4,
+    "ecoembed.embed": 5, "ecoembed.gpp": 5,
+    "ecoembed.report": 6,
+    "ecoembed.pipelines": 7,
+    "ecoembed.cli": 8,
 }
 
 

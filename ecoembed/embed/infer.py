@@ -24,11 +24,13 @@ def series_batch(series: Mapping[str, Any], index: np.ndarray) -> dict[str, Sens
     out = {}
     for name, s in series.items():
         orbit = None if getattr(s, "orbit", None) is None else torch.as_tensor(np.asarray(s.orbit, dtype=np.int64))
+        bands = getattr(s, "band_mask", None)
         out[name] = SensorBatch(
             values=torch.as_tensor(np.ascontiguousarray(s.values[index], dtype=np.float32)),
             days=torch.as_tensor(np.asarray(s.days, dtype=np.int64)),
             mask=torch.as_tensor(np.asarray(s.valid[index], dtype=bool)),
             orbit=orbit,
+            band_mask=None if bands is None else torch.as_tensor(np.asarray(bands, dtype=bool)),
         )
     return out
 

@@ -50,7 +50,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,10 +66,9 @@ from ecoembed.dates import daily_range, from_days
 from ecoembed.embed.infer import contextualize_pixels, empty_pixels, query_contexts
 from ecoembed.errors import InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_location
-from ecoembed.sensors.cube import require_same_grid
-from ecoembed.sources.chips import PixelSeries, cube_to_series
+from ecoembed.sources.chips import PixelSeries, encoder_series
 from ecoembed.sources.embedding_cube import FLOAT_ENCODING, INT8_ENCODING, embedding_template, encode_int8
-from ecoembed.sources.local import open_cube
+from ecoembed.sources.local import CubeRequest, PathLike
 from ecoembed.weights.fusion_checkpoint import LoadedModel, load_fusion_checkpoint
 from ecoembed.weights.shipped import load_fusion_model
 
@@ -97,8 +96,8 @@ class _BlockJob:
     y1: int
     x0: int
     x1: int
-    s2_path: str
-    s1_path: str | None
+    s2: CubeRequest
+    s1: CubeRequest | None
     model_path: str
     store: str
     markers: str
@@ -119,24 +118,25 @@ class BlockResult:
     n_empty: int
 
 
-_CUBE_CACHE: dict[tuple[str, str, float], xr.Dataset] = {}
+_CUBE_CACHE: dict[tuple[CubeRequest, tuple[float, ...]], xr.Dataset] = {}
 
 
-def open_sensor_cube(path: str, sensor: str) -> xr.Dataset:
-    """``open_cube`` once per worker process and file version (a rewritten file is reopened)."""
-    key = (path, sensor, os.path.getmtime(path))
+def open_sensor_cube(request: CubeRequest) -> xr.Dataset:
+    """The cube of ``request``, opened once per worker process and file version (a rewritten file is reopened)."""
+    key = (request, tuple(os.path.getmtime(p) for p in request.paths))
     if key not in _CUBE_CACHE:
         if len(_CUBE_CACHE) > 8:
             _CUBE_CACHE.clear()
-        _CUBE_CACHE[key] = open_cube(path, sensor=sensor)
+        like = open_sensor_cube(request.like) if request.like is not None else None
+        _CUBE_CACHE[key] = request.open(like)
     return _CUBE_CACHE[key]
 
 
 def _block_series(job: _BlockJob) -> dict[str, PixelSeries]:
     window = {"y": slice(job.y0, job.y1), "x": slice(job.x0, job.x1)}
-    series = {"s2": cube_to_series(open_sensor_cube(job.s2_path, "sentinel-2-l2a").isel(window).load())}
-    if job.s1_path is not None:
-        series["s1"] = cube_to_series(open_sensor_cube(job.s1_path, "sentinel-1-grd").isel(window).load())
+    series = {"s2": encoder_series(open_sensor_cube(job.s2).isel(window).load(), "s2")}
+    if job.s1 is not None:
+        series["s1"] = encoder_series(open_sensor_cube(job.s1).isel(window).load(), "s1")
     return series
 
 
@@ -204,11 +204,14 @@ def _store_state(store: Path, attrs: Mapping[str, Any]) -> str:
 
 
 def embed(
-    s2: str | os.PathLike[str],
+    s2: PathLike | Sequence[PathLike],
     out: str | os.PathLike[str],
     *,
-    s1: str | os.PathLike[str] | None = None,
+    s1: PathLike | Sequence[PathLike] | None = None,
     model: str | os.PathLike[str] | None = None,
+    s2_values: str | None = None,
+    s1_values: str | None = None,
+    s1_orbit: str | None = None,
     start: str | None = None,
     end: str | None = None,
     chunk_px: int = 64,
@@ -222,10 +225,14 @@ def embed(
     """Write the daily embedding cube of an S2 (+ optional S1) scene to ``out`` (.zarr or .nc).
 
     Args:
-        s2: Sentinel-2 cube file (NetCDF/Zarr, sensor cube contract); defines the grid.
+        s2: Sentinel-2 file(s) (NetCDF/Zarr; e.g. a 10 m and a 20 m file, merged on the 10 m grid);
+            any band subset with a visible and a NIR band, missing bands are masked.
         out: output path ending in ``.zarr`` or ``.nc``.
-        s1: Sentinel-1 cube on the same grid (optional; S2-only fusion otherwise).
-        model: fusion checkpoint (default: the shipped synthetic-trained default).
+        s1: Sentinel-1 file(s), resampled onto the S2 grid when coarser (optional; S2-only fusion otherwise).
+        model: fusion checkpoint (default: the shipped one).
+        s2_values, s1_values: what the numbers are when the files' metadata cannot say
+            (``reflectance``/``dn``; ``db``/``linear``), see :mod:`ecoembed.sensors.values`.
+        s1_orbit: S1 orbit direction for files that do not record it.
         start, end: first/last day (YYYY-MM-DD, inclusive) of the daily output; default
             the S2 cube's first/last acquisition day.
         chunk_px: block edge (pixels): one dask task and one Zarr chunk in y/x.
@@ -250,17 +257,18 @@ def embed(
     check_output_location(out)
     if chunk_px < 1 or days_per_chunk < 1:
         raise InputError("--chunk-px and days per chunk must be positive")
-    s2_path = str(Path(s2).resolve())
-    s1_path = str(Path(s1).resolve()) if s1 is not None else None
+    s2_req = CubeRequest.of(s2, "s2", values=s2_values)
+    s1_req = CubeRequest.of(s1, "s1", values=s1_values, orbit=s1_orbit, like=s2_req) if s1 is not None else None
     loaded = load_fusion_model(model)
-    if s1_path is not None and "s1" not in loaded.model.fusion.modalities:
+    if s1_req is not None and "s1" not in loaded.model.fusion.modalities:
         raise InputError(f"model {loaded.path} was trained without Sentinel-1; drop --s1 or use a model with S1")
-    s2_cube = open_sensor_cube(s2_path, "sentinel-2-l2a")
+    s2_cube = open_sensor_cube(s2_req)
     synthetic = bool(s2_cube.attrs.get("synthetic", False))
-    if s1_path is not None:
-        s1_cube = open_sensor_cube(s1_path, "sentinel-1-grd")
-        require_same_grid(s1_cube, s2_cube, what=f"S1 cube {s1}")
+    s1_bands = ""
+    if s1_req is not None:
+        s1_cube = open_sensor_cube(s1_req)
         synthetic = synthetic or bool(s1_cube.attrs.get("synthetic", False))
+        s1_bands = str(s1_cube.attrs.get("bands", ""))
     days = daily_range(s2_cube["time"].values, start, end)
     first, last = int(days[0]), int(days[-1])
 
@@ -271,14 +279,18 @@ def embed(
         "synthetic": synthetic,
         "crs": s2_cube.attrs.get("crs", ""),
         "resolution_m": s2_cube.attrs.get("resolution_m", 10.0),
-        "s2_source": s2_path,
-        "s1_source": s1_path or "",
+        "s2_source": s2_req.describe(),
+        "s1_source": s1_req.describe() if s1_req is not None else "",
+        "bands_s2": str(s2_cube.attrs.get("bands", "")),
+        "bands_s1": s1_bands,
+        "values_s2": str(s2_cube.attrs.get("values", "")),
+        "validity_s2": str(s2_cube.attrs.get("validity", "")),
         "start": str(from_days(first).astype("datetime64[D]")),
         "end": str(from_days(last).astype("datetime64[D]")),
         "chunk_px": chunk_px,
         "days_per_chunk": days_per_chunk,
         "embedding_encoding": INT8_ENCODING if int8 else FLOAT_ENCODING,
-        "modalities": ",".join(["s2"] + (["s1"] if s1_path else [])),
+        "modalities": ",".join(["s2"] + (["s1"] if s1_req is not None else [])),
         "complete": False,
     }
     store = out if out.suffix == ".zarr" else out.with_name(f".{out.name}.partial.zarr")
@@ -309,7 +321,7 @@ def embed(
     jobs = [
         _BlockJob(
             iy=iy, ix=ix, y0=iy * chunk_px, y1=min(ny, (iy + 1) * chunk_px), x0=ix * chunk_px, x1=min(nx, (ix + 1) * chunk_px),
-            s2_path=s2_path, s1_path=s1_path, model_path=str(loaded.path), store=str(store), markers=str(markers),
+            s2=s2_req, s1=s1_req, model_path=str(loaded.path), store=str(store), markers=str(markers),
             first_day=first, n_days=len(days), days_per_chunk=days_per_chunk, pixel_batch=pixel_batch, int8=int8,
         )
         for iy in range((ny + chunk_px - 1) // chunk_px)

@@ -22,7 +22,7 @@ from ecoembed.dates import to_days
 from ecoembed.embed.infer import embed_series
 from ecoembed.embed.reconstruct import decode_s2
 from ecoembed.models.fusion import FusedEmbeddingModel
-from ecoembed.sources.chips import cube_to_series
+from ecoembed.sources.chips import encoder_series
 from ecoembed.sources.synthetic import make_scene
 
 PROBE_TRAIN_SEEDS = (301, 302, 303)
@@ -51,7 +51,7 @@ class SeriesScene:
 def synthetic_series_scene(size_px: int, seed: int, start: str = "2019-01-01", end: str = "2019-12-31") -> SeriesScene:
     """A synthetic scene (labelled synthetic in its name) as series + daily LAI truth."""
     sc = make_scene(size_px=size_px, start=start, end=end, seed=seed)
-    s2, s1 = cube_to_series(sc.s2), cube_to_series(sc.s1)
+    s2, s1 = encoder_series(sc.s2, "s2"), encoder_series(sc.s1, "s1")
     yx = np.asarray(s2.yx)
     lai_cube = sc.truth["lai"].transpose("y", "x", "time").values
     lai = lai_cube[yx[:, 0], yx[:, 1]]

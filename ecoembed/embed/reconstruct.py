@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,8 @@ from ecoembed.embed.infer import embed_series
 from ecoembed.embed.pipeline import open_sensor_cube
 from ecoembed.errors import CheckpointError, InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, check_output_location
-from ecoembed.sensors.cube import require_same_grid
-from ecoembed.sources.chips import cube_to_series
+from ecoembed.sources.chips import encoder_series
+from ecoembed.sources.local import CubeRequest, PathLike
 from ecoembed.weights.fusion_checkpoint import LoadedModel
 from ecoembed.weights.shipped import load_fusion_model
 
@@ -52,10 +53,10 @@ def decode_s2(fusion: Any, embeddings: np.ndarray) -> np.ndarray:
 
 
 def reconstruct_s2(
-    s2: str | os.PathLike[str],
+    s2: PathLike | Sequence[PathLike],
     out: str | os.PathLike[str],
     *,
-    s1: str | os.PathLike[str] | None = None,
+    s1: PathLike | Sequence[PathLike] | None = None,
     model: str | os.PathLike[str] | None = None,
     start: str | None = None,
     end: str | None = None,
@@ -89,10 +90,9 @@ def reconstruct_s2(
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
     loaded = load_fusion_model(model)
     bands, mean, std = _s2_normalisation(loaded)
-    s2_cube = open_sensor_cube(str(Path(s2).resolve()), "sentinel-2-l2a")
-    s1_cube = open_sensor_cube(str(Path(s1).resolve()), "sentinel-1-grd") if s1 is not None else None
-    if s1_cube is not None:
-        require_same_grid(s1_cube, s2_cube, what=f"S1 cube {s1}")
+    s2_req = CubeRequest.of(s2, "s2")
+    s2_cube = open_sensor_cube(s2_req)
+    s1_cube = open_sensor_cube(CubeRequest.of(s1, "s1", like=s2_req)) if s1 is not None else None
     days = daily_range(s2_cube["time"].values, start, end)
     ny, nx = s2_cube.sizes["y"], s2_cube.sizes["x"]
     synthetic = bool(s2_cube.attrs.get("synthetic", False)) or bool(s1_cube is not None and s1_cube.attrs.get("synthetic", False))
@@ -125,9 +125,9 @@ def reconstruct_s2(
         fusion = loaded.model.fusion
         for y0, x0 in tqdm(blocks, disable=not progress, desc="reconstruct", unit="block"):
             window = {"y": slice(y0, y0 + chunk_px), "x": slice(x0, x0 + chunk_px)}
-            series = {"s2": cube_to_series(s2_cube.isel(window).load())}
+            series = {"s2": encoder_series(s2_cube.isel(window).load(), "s2")}
             if s1_cube is not None:
-                series["s1"] = cube_to_series(s1_cube.isel(window).load())
+                series["s1"] = encoder_series(s1_cube.isel(window).load(), "s1")
             emb, empty = embed_series(loaded.model, series, days, pixel_batch=pixel_batch, days_per_slab=64)
             refl = np.clip(decode_s2(fusion, emb) * std + mean, 0.0, 1.0)
             refl[empty] = np.nan

@@ -129,7 +129,7 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
         if not isinstance(path, str) or not path:
             raise InputError(f"site {sid}: the feature sets need {column} in sites.csv, but it is empty")
         src = f"site {sid} {column} {Path(path).name}"
-        ds = open_embeddings(path) if key == "embeddings" else s2_variables(open_cube(path, "s2", allow_missing=True))
+        ds = open_embeddings(path) if key == "embeddings" else s2_variables(open_cube(path, "s2"))
         info["synthetic"] |= bool(ds.attrs.get("synthetic", False))
         info["inputs"].append(path)
         with ds:

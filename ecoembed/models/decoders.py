@@ -31,18 +31,19 @@ class TemporalDecoder(nn.Module):
         self.condition_embedding = nn.Embedding(n_conditions, hidden) if n_conditions else None
         self.mlp = nn.Sequential(nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, n_channels))
 
-    def forward(self, code: Tensor, query_days: Tensor, condition: Tensor | None = None) -> Tensor:
+    def forward(self, code: Tensor, query_days: Tensor, ref_days: Tensor, condition: Tensor | None = None) -> Tensor:
         """Reconstruct values.
 
         Args:
             code: float ``[B, E]``.
             query_days: int64 ``[B, Q]`` days since 1970-01-01.
+            ref_days: int64 ``[B]`` the encoder's reference days (:attr:`EncoderOutput.ref_days`).
             condition: int64 ``[B, Q]`` (S1 orbit direction) or None.
 
         Returns:
             float ``[B, Q, C]`` normalised channel values.
         """
-        h = self.code_proj(code).unsqueeze(1) + self.date_proj(date_features(query_days))
+        h = self.code_proj(code).unsqueeze(1) + self.date_proj(date_features(query_days, ref_days.unsqueeze(-1)))
         if self.condition_embedding is not None:
             if condition is None:
                 raise ValueError("this decoder needs a per-query condition (S1: orbit direction 0/1)")

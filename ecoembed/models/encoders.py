@@ -27,24 +27,27 @@ from __future__ import annotations
 from torch import Tensor
 
 from ecoembed.models.ltae import EncoderOutput, TemporalAttentionEncoder
+from ecoembed.sensors.registry import SENSORS
 
-S2_ENCODER_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
-"""Channel order of :class:`S2Encoder` (= ``ecoembed.sensors.sentinel2.S2_BANDS``): L2A surface reflectance."""
+S2_ENCODER_BANDS: tuple[str, ...] = SENSORS["s2"].band_names
+"""Channel order of :class:`S2Encoder`: the S2 bands of the sensor registry (L2A surface reflectance)."""
 
 S2_NORMALISATION = (
     "surface reflectance (0-1, L2A with the processing-baseline offset removed), then per band "
-    "(value - S2_NORM_MEAN) / S2_NORM_STD from ecoembed.sensors.sentinel2; invalid (cloud, shadow, "
-    "no-data) steps are masked out. The exact statistics used at training time are stored in the checkpoint."
+    "(value - mean) / std with the statistics of the sensor registry (ecoembed.sensors.sentinel2.SPEC); "
+    "missing bands are zero with band_mask False; invalid (cloud, shadow, no-data) steps are masked out. "
+    "The exact statistics used at training time are stored in the checkpoint."
 )
 """What :class:`S2Encoder` expects its input ``x`` to be."""
 
-S1_ENCODER_BANDS: tuple[str, ...] = ("VV", "VH")
-"""Channel order of :class:`S1Encoder` (= ``ecoembed.sensors.sentinel1.S1_POLARISATIONS``): backscatter in dB."""
+S1_ENCODER_BANDS: tuple[str, ...] = SENSORS["s1"].band_names
+"""Channel order of :class:`S1Encoder`: the S1 polarisations of the sensor registry (backscatter in dB)."""
 
 S1_NORMALISATION = (
-    "sigma0/gamma0 backscatter in dB, then per polarisation (value_dB - S1_NORM_MEAN) / S1_NORM_STD from "
-    "ecoembed.sensors.sentinel1; orbit direction per step 0 = ascending, 1 = descending. The exact statistics "
-    "used at training time are stored in the checkpoint."
+    "sigma0/gamma0 backscatter in dB, then per polarisation (value_dB - mean) / std with the statistics of the "
+    "sensor registry (ecoembed.sensors.sentinel1.SPEC); a missing polarisation is zero with band_mask False; "
+    "orbit direction per step 0 = ascending, 1 = descending. The exact statistics used at training time are "
+    "stored in the checkpoint."
 )
 """What :class:`S1Encoder` expects its input ``x`` (and ``orbit``) to be."""
 
@@ -60,7 +63,7 @@ class S2Encoder(TemporalAttentionEncoder):
         ff_mult: feed-forward width multiple (default 2).
     """
 
-    SENSOR = "s2"
+    SENSOR = SENSORS["s2"].key
     BANDS = S2_ENCODER_BANDS
     NORMALISATION = S2_NORMALISATION
 
@@ -69,9 +72,10 @@ class S2Encoder(TemporalAttentionEncoder):
     ) -> None:
         super().__init__(len(self.BANDS), d_model, embed_dim, n_heads, n_context_layers, ff_mult, n_conditions=0)
 
-    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None) -> EncoderOutput:
+    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None, *,
+                band_mask: Tensor | None = None, ref_days: Tensor | None = None) -> EncoderOutput:
         """Encode S2 series (``orbit`` is accepted for a uniform call signature and ignored)."""
-        return super().forward(x, days, mask)
+        return super().forward(x, days, mask, band_mask=band_mask, ref_days=ref_days)
 
 
 class S1Encoder(TemporalAttentionEncoder):
@@ -83,7 +87,7 @@ class S1Encoder(TemporalAttentionEncoder):
     Args: as :class:`S2Encoder`.
     """
 
-    SENSOR = "s1"
+    SENSOR = SENSORS["s1"].key
     BANDS = S1_ENCODER_BANDS
     NORMALISATION = S1_NORMALISATION
 
@@ -92,11 +96,12 @@ class S1Encoder(TemporalAttentionEncoder):
     ) -> None:
         super().__init__(len(self.BANDS), d_model, embed_dim, n_heads, n_context_layers, ff_mult, n_conditions=2)
 
-    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None) -> EncoderOutput:
+    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None, *,
+                band_mask: Tensor | None = None, ref_days: Tensor | None = None) -> EncoderOutput:
         """Encode S1 series; ``orbit`` int64 ``[B, T]`` or ``[T]`` (0 asc, 1 desc) is required."""
         if orbit is None:
             raise ValueError("S1Encoder needs the per-step orbit direction (0 ascending, 1 descending)")
-        return super().forward(x, days, mask, orbit)
+        return super().forward(x, days, mask, orbit, band_mask=band_mask, ref_days=ref_days)
 
 
 ENCODER_CLASSES: dict[str, type[TemporalAttentionEncoder]] = {"s2": S2Encoder, "s1": S1Encoder}

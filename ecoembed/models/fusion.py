@@ -8,8 +8,10 @@ registered modalities, and answers "what does this pixel look like on day
 
 1. **Tokenise.** Each modality has its own *adapter* (a linear map from its
    token width to ``d_model``) and a learned *modality embedding*; every token
-   also gets the absolute date encoding of its day (days since 1970-01-01, see
-   :mod:`ecoembed.dates`; sinusoids from days to decades plus day-of-year).
+   also gets the date encoding of its day (:func:`~ecoembed.models.ltae.date_features`:
+   day-of-year harmonics and the time relative to the pixel's reference day, the
+   mean of its usable days over all modalities; nothing faster than a third of a
+   year, and invariant to shifting the whole series by whole years).
 2. **Contextualise** once per pixel: residual self-attention blocks over all
    tokens of all modalities together. A learned *global token* (no date) is
    always present, so a pixel with no usable token at all still has one key
@@ -45,9 +47,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ecoembed.models.ltae import DAYS_PER_YEAR, N_DATE_FEATURES, date_features
+from ecoembed.models.ltae import DAYS_PER_YEAR, N_DATE_FEATURES, date_features, reference_day
 
-# One absolute date encoding for the whole project: the stage-1 one (days since 1970-01-01).
+# One date encoding for the whole project: the stage-1 one (seasonal harmonics + time relative to the pixel).
 
 
 @dataclass
@@ -59,11 +61,14 @@ class ModalityTokens:
             normalised values for a modality without an encoder).
         days: int64 ``[B, T]`` or ``[T]`` days since 1970-01-01.
         mask: bool ``[B, T]``; True = usable (observed, valid, not held out).
+        ref_days: int64 ``[B]`` reference day the tokens' relative dates were taken from (the
+            encoders' joint reference), or None to let the fusion network compute it.
     """
 
     tokens: Tensor
     days: Tensor
     mask: Tensor
+    ref_days: Tensor | None = None
 
 
 @dataclass
@@ -75,16 +80,32 @@ class FusionContext:
         days: int64 ``[B, L]`` token days (0 for the global token).
         mask: bool ``[B, L]`` True = usable key (the global token always is).
         dated: bool ``[B, L]`` True for tokens that carry a date (not the global token).
+        ref_days: int64 ``[B]`` the pixels' reference days (relative date features of queries).
     """
 
     tokens: Tensor
     days: Tensor
     mask: Tensor
     dated: Tensor
+    ref_days: Tensor
 
     def select(self, index: slice | Tensor) -> FusionContext:
         """Sub-batch of pixels (rows)."""
-        return FusionContext(self.tokens[index], self.days[index], self.mask[index], self.dated[index])
+        return FusionContext(self.tokens[index], self.days[index], self.mask[index], self.dated[index], self.ref_days[index])
+
+
+def joint_reference_day(inputs: Mapping[str, ModalityTokens]) -> Tensor:
+    """int64 ``[B]`` reference day of a pixel: the encoders' one if the tokens carry it, else the mean usable day."""
+    given = [item.ref_days for item in inputs.values() if item.ref_days is not None]
+    if given:
+        return given[0].to(torch.int64)
+    days, masks = [], []
+    for item in inputs.values():
+        mask = item.mask.to(torch.bool)
+        d = item.days.to(torch.int64)
+        days.append(d.unsqueeze(0).expand(*mask.shape) if d.dim() == 1 else d)
+        masks.append(mask)
+    return reference_day(torch.cat(days, 1), torch.cat(masks, 1))
 
 
 @dataclass(frozen=True)
@@ -243,7 +264,7 @@ class FusionNetwork(nn.Module):
 
     # -- stage A: contextualise once per pixel -----------------------------------------------
 
-    def _tokenise(self, name: str, item: ModalityTokens) -> tuple[Tensor, Tensor, Tensor]:
+    def _tokenise(self, name: str, item: ModalityTokens, ref_days: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         if name not in self.modality_configs:
             raise KeyError(f"modality {name!r} is not registered in this fusion network (have {self.modalities})")
         tokens, mask = item.tokens, item.mask.to(torch.bool)
@@ -254,7 +275,7 @@ class FusionNetwork(nn.Module):
         # Zero unusable steps before any arithmetic: their values (even NaN/inf) must not leak.
         tokens = torch.where(mask.unsqueeze(-1), tokens, torch.zeros((), dtype=tokens.dtype))
         days = torch.where(mask, days, torch.zeros((), dtype=days.dtype))
-        x = self.adapters[name](tokens) + self.modality_embeddings[name] + self.date_proj(date_features(days))
+        x = self.adapters[name](tokens) + self.modality_embeddings[name] + self.date_proj(date_features(days, ref_days.unsqueeze(-1)))
         return x, days, mask
 
     def contextualize(self, inputs: Mapping[str, ModalityTokens]) -> FusionContext:
@@ -269,7 +290,8 @@ class FusionNetwork(nn.Module):
         """
         if not inputs:
             raise ValueError("contextualize needs at least one modality")
-        parts = [self._tokenise(name, item) for name, item in inputs.items()]
+        ref = joint_reference_day(inputs)
+        parts = [self._tokenise(name, item, ref) for name, item in inputs.items()]
         b = parts[0][0].shape[0]
         glob = self.global_token.expand(b, 1, self.d_model)
         x = torch.cat([glob] + [p[0] for p in parts], dim=1)
@@ -282,7 +304,7 @@ class FusionNetwork(nn.Module):
             # Keep unusable positions at exactly zero so nothing downstream depends on them.
             x = torch.where(usable.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype))
         x = self.context_norm(x)
-        return FusionContext(tokens=x, days=days, mask=usable, dated=dated)
+        return FusionContext(tokens=x, days=days, mask=usable, dated=dated, ref_days=ref)
 
     # -- stage B: query many days -------------------------------------------------------------
 
@@ -326,7 +348,7 @@ class FusionNetwork(nn.Module):
         qd = query_days.to(torch.int64)
         if qd.dim() == 1:
             qd = qd.unsqueeze(0).expand(b, -1)
-        queries = self.combining_token + self.date_proj(date_features(qd))
+        queries = self.combining_token + self.date_proj(date_features(qd, context.ref_days.unsqueeze(-1)))
         bias = self._time_bias(context, qd)
         fused, attn = self.cross(queries, context.tokens, bias, need_weights=return_attention)
         out = self.output(fused)
@@ -353,7 +375,8 @@ class FusionNetwork(nn.Module):
         a single modality stand in for a missing one. Pixels without usable tokens
         get the pooled global token.
         """
-        parts = [self._tokenise(name, item) for name, item in inputs.items()]
+        ref = joint_reference_day(inputs)
+        parts = [self._tokenise(name, item, ref) for name, item in inputs.items()]
         x = torch.cat([p[0] for p in parts], dim=1)
         w = torch.cat([p[2] for p in parts], dim=1).to(x.dtype).unsqueeze(-1)
         pooled = (x * w).sum(1) + self.global_token
@@ -389,12 +412,14 @@ class SensorBatch:
         days: int64 ``[T]`` or ``[B, T]`` days since 1970-01-01.
         mask: bool ``[B, T]`` True = usable.
         orbit: int64 ``[T]`` or ``[B, T]`` (S1: 0 ascending, 1 descending) or None.
+        band_mask: bool ``[C]`` or ``[B, C]`` bands present (None = all).
     """
 
     values: Tensor
     days: Tensor
     mask: Tensor
     orbit: Tensor | None = None
+    band_mask: Tensor | None = None
 
 
 class FusedEmbeddingModel(nn.Module):
@@ -432,24 +457,33 @@ class FusedEmbeddingModel(nn.Module):
         return self
 
     def tokens(self, batch: Mapping[str, SensorBatch]) -> dict[str, ModalityTokens]:
-        """Per-modality tokens ``{name: ModalityTokens}`` (encoders run without gradients)."""
-        out: dict[str, ModalityTokens] = {}
+        """Per-modality tokens ``{name: ModalityTokens}`` (encoders run without gradients).
+
+        Every encoder takes its relative dates from the same reference day: the mean
+        of the pixel's usable days over all modalities of ``batch``.
+        """
+        shaped: dict[str, tuple[Tensor, Tensor]] = {}
         for name, item in batch.items():
             mask = item.mask.to(torch.bool)
             b, t = mask.shape
             days = item.days.to(torch.int64)
-            days = days.unsqueeze(0).expand(b, t) if days.dim() == 1 else days
+            shaped[name] = (days.unsqueeze(0).expand(b, t) if days.dim() == 1 else days, mask)
+        ref = reference_day(torch.cat([d for d, _ in shaped.values()], 1), torch.cat([m for _, m in shaped.values()], 1))
+        out: dict[str, ModalityTokens] = {}
+        for name, item in batch.items():
+            days, mask = shaped[name]
+            b, t = mask.shape
             if name in self.encoders:
                 values = torch.where(mask.unsqueeze(-1), item.values, torch.zeros((), dtype=item.values.dtype))
-                args: list[Tensor] = [values, days, mask]
+                orbit = None
                 if item.orbit is not None:
                     orbit = item.orbit.to(torch.int64)
-                    args.append(orbit.unsqueeze(0).expand(b, t) if orbit.dim() == 1 else orbit)
+                    orbit = orbit.unsqueeze(0).expand(b, t) if orbit.dim() == 1 else orbit
                 with torch.no_grad():
-                    tokens = self.encoders[name](*args).tokens
+                    tokens = self.encoders[name](values, days, mask, orbit, band_mask=item.band_mask, ref_days=ref).tokens
             else:
                 tokens = item.values
-            out[name] = ModalityTokens(tokens=tokens, days=days, mask=mask)
+            out[name] = ModalityTokens(tokens=tokens, days=days, mask=mask, ref_days=ref)
         return out
 
     def forward(self, batch: Mapping[str, SensorBatch], query_days: Tensor) -> Tensor:

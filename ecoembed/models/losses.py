@@ -50,12 +50,19 @@ class ObjectiveConfig:
             hidden dates as targets; 1.0 = all hidden valid dates (S1 default).
         contrastive_weight: weight of the temporal InfoNCE term (0 = off).
         temperature: InfoNCE temperature.
+        band_dropout: share of pixels whose encoder input keeps only a subset of the bands (the
+            reconstruction still scores every band the pixel has, so the encoder learns to stand
+            in for missing bands and a band subset at inference is in-distribution).
+        band_subsets: the subsets (channel indices) drawn from, uniformly, for those pixels
+            (e.g. the S2 10 m bands, red + NIR only, the 20 m bands); empty = no dropout.
     """
 
     hide_fraction: float = 0.3
     attention_top_fraction: float = 1.0
     contrastive_weight: float = 0.0
     temperature: float = 0.1
+    band_dropout: float = 0.0
+    band_subsets: tuple[tuple[int, ...], ...] = ()
 
 
 def _rank(scores: Tensor) -> Tensor:
@@ -82,6 +89,20 @@ def hide_random_dates(usable: Tensor, fraction: float, generator: torch.Generato
     return usable & (_rank(scores) < k)
 
 
+def drop_bands(n_pixels: int, n_channels: int, fraction: float, subsets: tuple[tuple[int, ...], ...],
+               generator: torch.Generator | None = None, device: torch.device | None = None) -> Tensor:
+    """Band mask ``[B, C]`` (bool): a random ``fraction`` of the pixels keeps one of ``subsets`` (drawn uniformly), the rest all bands."""
+    mask = torch.ones((n_pixels, n_channels), dtype=torch.bool, device=device)
+    if fraction <= 0 or not subsets:
+        return mask
+    chosen = torch.rand(n_pixels, generator=generator, device=device) < fraction
+    which = torch.randint(0, len(subsets), (n_pixels,), generator=generator, device=device)
+    table = torch.zeros((len(subsets), n_channels), dtype=torch.bool, device=device)
+    for i, subset in enumerate(subsets):
+        table[i, list(subset)] = True
+    return torch.where(chosen.unsqueeze(-1), table[which], mask)
+
+
 def top_attention_dates(candidates: Tensor, attention: Tensor, fraction: float) -> Tensor:
     """The top ``fraction`` (at least one) of ``candidates`` per row, ranked by ``attention`` ``[B, T]``."""
     if fraction >= 1.0:
@@ -92,17 +113,24 @@ def top_attention_dates(candidates: Tensor, attention: Tensor, fraction: float) 
     return candidates & (_rank(scores) < k)
 
 
-def masked_mse(prediction: Tensor, target: Tensor, where: Tensor) -> Tensor:
-    """Mean squared error over the dates selected by ``where`` ``[B, T]`` (all channels); 0 if none.
+def masked_mse(prediction: Tensor, target: Tensor, where: Tensor, channels: Tensor | None = None) -> Tensor:
+    """Mean squared error over the dates selected by ``where`` ``[B, T]`` and the ``channels`` that exist; 0 if none.
 
-    Targets outside ``where`` are replaced by zeros with :func:`torch.where`
+    Args:
+        prediction, target: ``[B, T, C]``.
+        where: bool ``[B, T]`` scored dates.
+        channels: bool broadcastable to ``[B, T, C]`` (e.g. ``[B, 1, C]``): the channels the target has;
+            default all.
+
+    Targets outside the selection are replaced by zeros with :func:`torch.where`
     first, so NaN/inf there cannot leak into the loss or its gradient.
     """
-    keep = where.unsqueeze(-1)
+    keep = where.unsqueeze(-1).expand_as(prediction)
+    if channels is not None:
+        keep = keep & channels.to(torch.bool).expand_as(prediction)
     zero = torch.zeros((), dtype=prediction.dtype, device=prediction.device)
     diff = torch.where(keep, prediction - torch.where(keep, target, zero), zero)
-    n = where.sum() * prediction.shape[-1]
-    return (diff**2).sum() / n.clamp(min=1)
+    return (diff**2).sum() / keep.sum().clamp(min=1)
 
 
 def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.1, *, exclude: Tensor | None = None) -> Tensor:
@@ -180,14 +208,16 @@ class Stage1Objective(nn.Module):
         valid: Tensor,
         condition: Tensor | None = None,
         generator: torch.Generator | None = None,
+        band_mask: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Losses for one batch.
 
         Args:
-            x: float ``[B, T, C]`` normalised values (anything at invalid steps).
+            x: float ``[B, T, C]`` normalised values (anything at invalid steps or missing bands).
             days: int64 ``[B, T]`` days since 1970-01-01.
             valid: bool ``[B, T]`` usable (valid, not padded) dates.
             condition: int64 ``[B, T]`` (S1 orbit) or None.
+            band_mask: bool ``[B, C]`` bands each pixel has (default all).
             generator: random generator for the hidden/contrastive subsets.
 
         Returns:
@@ -197,25 +227,28 @@ class Stage1Objective(nn.Module):
         """
         cfg = self.config
         valid = valid.to(torch.bool)
+        has = torch.ones(x.shape[0], x.shape[-1], dtype=torch.bool, device=x.device) if band_mask is None else band_mask.to(torch.bool)
+        seen = has & drop_bands(x.shape[0], x.shape[-1], cfg.band_dropout, cfg.band_subsets, generator, x.device)
         hidden = hide_random_dates(valid, cfg.hide_fraction, generator)
         visible = valid & ~hidden
-        out = self.encoder(x, days, visible, condition)
-        prediction = self.decoder(out.embedding, days, condition)
+        out = self.encoder(x, days, visible, condition, band_mask=seen)
+        prediction = self.decoder(out.embedding, days, out.ref_days, condition)
         targets = hidden
         if cfg.attention_top_fraction < 1.0:
             with torch.no_grad():
-                full_attention = self.encoder(x, days, valid, condition).attn.mean(1)
+                full_attention = self.encoder(x, days, valid, condition, band_mask=seen).attn.mean(1)
             targets = top_attention_dates(hidden, full_attention, cfg.attention_top_fraction)
-        reconstruction = masked_mse(prediction, x, targets)
+        reconstruction = masked_mse(prediction, x, targets, has.unsqueeze(1))
         with torch.no_grad():
-            monitored = masked_mse(prediction, x, hidden)
+            monitored = masked_mse(prediction, x, hidden, has.unsqueeze(1))
         contrastive = torch.zeros((), device=x.device)
         if cfg.contrastive_weight > 0:
             half = hide_random_dates(valid, 0.5, generator)
             both = (valid & ~half).any(1) & half.any(1)
             if int(both.sum()) >= 2:
-                z1 = self.encoder(x[both], days[both], (valid & ~half)[both], None if condition is None else condition[both]).embedding
-                z2 = self.encoder(x[both], days[both], half[both], None if condition is None else condition[both]).embedding
+                cond = None if condition is None else condition[both]
+                z1 = self.encoder(x[both], days[both], (valid & ~half)[both], cond, band_mask=seen[both]).embedding
+                z2 = self.encoder(x[both], days[both], half[both], cond, band_mask=seen[both]).embedding
                 contrastive = info_nce(z1, z2, cfg.temperature)
         total = reconstruction + cfg.contrastive_weight * contrastive
         return {

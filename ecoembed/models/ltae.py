@@ -11,11 +11,15 @@ turns it into
 
 Steps:
 
-1. Per-step linear embedding of the channels, plus the absolute date
-   encoding of the step's day (days since 1970-01-01, see
-   :mod:`ecoembed.dates`): sinusoids with periods from 2 days to 64 years and
-   the day-of-year phase (:func:`date_features`). Day-of-year alone would be
-   ambiguous across years; the absolute part is not.
+1. Per-step linear embedding of the channels (with the band-presence mask:
+   a missing band is a zero value *and* a 0 in the mask, so a subset of bands
+   is in-distribution for an encoder trained with band dropout), plus the date
+   encoding of the step's day (:func:`date_features`): day-of-year harmonics
+   (the season, the same every year) and the time relative to the series'
+   reference day (the mean of its usable days; order and spacing, invariant to
+   shifting the whole series). Nothing faster than a third of a year enters,
+   so daily outputs cannot oscillate at sub-weekly periods, and shifting all
+   dates by whole years leaves the input unchanged up to leap days.
 2. Optionally ``n_context_layers`` pre-norm self-attention blocks over time
    (keys restricted to usable steps) contextualise the per-date tokens.
 3. Master-query attention pooling (one query per head, LTAE) over the usable
@@ -49,33 +53,45 @@ from torch.nn import functional as F
 DAYS_PER_YEAR = 365.2425
 """Mean Gregorian year length in days (for the day-of-year phase)."""
 
-DATE_PERIODS_DAYS = (2.0, 8.0, 30.0, 120.0, DAYS_PER_YEAR, 4 * DAYS_PER_YEAR, 16 * DAYS_PER_YEAR, 64 * DAYS_PER_YEAR)
-"""Periods (days) of the absolute-date sinusoids: from ~days to ~decades."""
+SEASONAL_HARMONICS = 3
+"""Day-of-year harmonics (periods 1 year, 1/2 and 1/3 of a year)."""
+RELATIVE_SCALE_DAYS = DAYS_PER_YEAR
+"""Relative time enters in years."""
+RELATIVE_CLIP_YEARS = 4.0
+"""Relative time is clipped to +-4 years (longer series are rare; a bounded input keeps the projection stable)."""
 
-N_DATE_FEATURES = 2 * len(DATE_PERIODS_DAYS) + 2
-"""Width of :func:`date_features` (sin/cos per period + sin/cos of the year phase)."""
+N_DATE_FEATURES = 2 * SEASONAL_HARMONICS + 1
+"""Width of :func:`date_features` (sin/cos of each day-of-year harmonic + the relative time)."""
 
 
-def date_features(days: Tensor) -> Tensor:
-    """Fixed absolute-date features of integer days since 1970-01-01.
+def date_features(days: Tensor, ref_days: Tensor) -> Tensor:
+    """Seasonal and relative date features of integer days since 1970-01-01.
 
-    Computed in float64 (days since the epoch reach ~2e4, so float32 phases of
-    the short periods would lose precision) and returned as float32.
+    Computed in float64 (days since the epoch reach ~2e4) and returned as float32.
 
     Args:
         days: int64 tensor of any shape, days since 1970-01-01.
+        ref_days: int64 reference day(s) broadcastable to ``days`` (a pixel's reference day).
 
     Returns:
-        float32 ``[*days.shape, N_DATE_FEATURES]``: sin/cos for each period of
-        :data:`DATE_PERIODS_DAYS`, then sin/cos of the day-of-year phase
-        (anchored on 1 January 1970, mean year length).
+        float32 ``[*days.shape, N_DATE_FEATURES]``: sin/cos of ``k`` x the day-of-year phase for
+        k = 1..:data:`SEASONAL_HARMONICS`, then ``(days - ref_days)`` in years, clipped to
+        +-:data:`RELATIVE_CLIP_YEARS`.
     """
-    d = days.to(torch.float64).unsqueeze(-1)
-    periods = torch.tensor(DATE_PERIODS_DAYS, dtype=torch.float64, device=days.device)
-    phase = 2 * math.pi * d / periods
-    year_phase = 2 * math.pi * torch.remainder(d, DAYS_PER_YEAR) / DAYS_PER_YEAR
-    feats = [torch.sin(phase), torch.cos(phase), torch.sin(year_phase), torch.cos(year_phase)]
-    return torch.cat(feats, dim=-1).to(torch.float32)
+    d = days.to(torch.float64)
+    phase = 2 * math.pi * torch.remainder(d, DAYS_PER_YEAR) / DAYS_PER_YEAR
+    k = torch.arange(1, SEASONAL_HARMONICS + 1, dtype=torch.float64, device=days.device)
+    harmonics = phase.unsqueeze(-1) * k
+    rel = torch.clamp((d - ref_days.to(torch.float64)) / RELATIVE_SCALE_DAYS, -RELATIVE_CLIP_YEARS, RELATIVE_CLIP_YEARS)
+    return torch.cat([torch.sin(harmonics), torch.cos(harmonics), rel.unsqueeze(-1)], dim=-1).to(torch.float32)
+
+
+def reference_day(days: Tensor, mask: Tensor) -> Tensor:
+    """int64 ``[B]``: the rounded mean of each row's usable days (0 for a row without any)."""
+    used = mask.to(torch.float64)
+    total = torch.where(mask, days.to(torch.float64), torch.zeros((), dtype=torch.float64, device=days.device)).sum(-1)
+    n = used.sum(-1)
+    return torch.where(n > 0, torch.round(total / n.clamp(min=1)), torch.zeros_like(total)).to(torch.int64)
 
 
 @dataclass
@@ -88,11 +104,13 @@ class EncoderOutput:
             vector for rows without any usable step).
         attn: float ``[B, H, T]`` master-query pooling weights (sum to 1 over usable
             steps per head; all 0 for rows without usable steps).
+        ref_days: int64 ``[B]`` the reference day the relative date features were taken from.
     """
 
     tokens: Tensor
     embedding: Tensor
     attn: Tensor
+    ref_days: Tensor
 
 
 def masked_softmax(logits: Tensor, key_mask: Tensor) -> Tensor:
@@ -120,6 +138,15 @@ def key_bias(mask: Tensor) -> Tensor:
     has_key = mask.any(-1, keepdim=True)
     blocked = ~mask & has_key
     return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(blocked, -math.inf)
+
+
+def _expand_band_mask(band_mask: Tensor, b: int, t: int, c: int) -> Tensor:
+    """A band mask of shape ``[C]``, ``[B, C]`` or ``[B, T, C]`` as ``[B, T, C]``."""
+    if band_mask.dim() == 1:
+        return band_mask.view(1, 1, c).expand(b, t, c)
+    if band_mask.dim() == 2:
+        return band_mask.view(b, 1, c).expand(b, t, c)
+    return band_mask.expand(b, t, c)
 
 
 class MaskedSelfAttentionBlock(nn.Module):
@@ -194,7 +221,7 @@ class TemporalAttentionEncoder(nn.Module):
         self.n_context_layers = n_context_layers
         self.ff_mult = ff_mult
         self.n_conditions = n_conditions
-        self.value_proj = nn.Linear(n_channels, d_model)
+        self.value_proj = nn.Linear(2 * n_channels, d_model)  # values and band-presence mask
         self.date_proj = nn.Linear(N_DATE_FEATURES, d_model)
         self.condition_embedding = nn.Embedding(n_conditions, d_model) if n_conditions else None
         self.context = nn.ModuleList(MaskedSelfAttentionBlock(d_model, n_heads, ff_mult) for _ in range(n_context_layers))
@@ -204,30 +231,39 @@ class TemporalAttentionEncoder(nn.Module):
         self.output = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, embed_dim))
         self.no_observation_embedding = nn.Parameter(torch.zeros(embed_dim))
 
-    def forward(self, x: Tensor, days: Tensor, mask: Tensor, condition: Tensor | None = None) -> EncoderOutput:
+    def forward(self, x: Tensor, days: Tensor, mask: Tensor, condition: Tensor | None = None, *,
+                band_mask: Tensor | None = None, ref_days: Tensor | None = None) -> EncoderOutput:
         """Encode a batch of pixel series.
 
         Args:
-            x: float ``[B, T, C]`` normalised values (anything at unusable steps, even NaN).
+            x: float ``[B, T, C]`` normalised values (anything at unusable steps or missing bands, even NaN).
             days: int64 ``[B, T]`` (or ``[T]``) days since 1970-01-01.
             mask: bool ``[B, T]``; True = usable (not padded AND valid).
             condition: int64 ``[B, T]`` (or ``[T]``) acquisition condition in
                 ``[0, n_conditions)``; required iff ``n_conditions > 0``.
+            band_mask: bool, broadcastable to ``[B, T, C]`` (e.g. ``[C]`` for a cube's bands or
+                ``[B, C]``); True = the band is there. Default: every band.
+            ref_days: int64 ``[B]`` reference day of the relative date features; default the mean
+                of each row's usable days (:func:`reference_day`).
 
         Returns:
             :class:`EncoderOutput`.
         """
         if x.dim() != 3 or x.shape[-1] != self.n_channels:
             raise ValueError(f"x must be [B, T, {self.n_channels}], got {tuple(x.shape)}")
-        b, t, _ = x.shape
+        b, t, c = x.shape
         mask = mask.to(torch.bool)
         if days.dim() == 1:
             days = days.unsqueeze(0).expand(b, t)
         keep = mask.unsqueeze(-1)
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
-        x = torch.where(keep, x, zero)
+        present = torch.ones((b, t, c), dtype=torch.bool, device=x.device) if band_mask is None else \
+            _expand_band_mask(band_mask.to(torch.bool), b, t, c)
+        x = torch.where(keep & present, x, zero)
         days = torch.where(mask, days.to(torch.int64), torch.zeros((), dtype=torch.int64, device=days.device))
-        h = self.value_proj(x) + self.date_proj(date_features(days))
+        ref = reference_day(days, mask) if ref_days is None else ref_days.to(torch.int64)
+        values = torch.cat([x, torch.where(keep, present.to(x.dtype), zero)], dim=-1)
+        h = self.value_proj(values) + self.date_proj(date_features(days, ref.unsqueeze(-1)))
         if self.condition_embedding is not None:
             if condition is None:
                 raise ValueError("this encoder needs a per-step condition (S1: orbit direction 0/1)")
@@ -248,7 +284,7 @@ class TemporalAttentionEncoder(nn.Module):
         embedding = self.output(pooled)
         has_obs = mask.any(1, keepdim=True)
         embedding = torch.where(has_obs, embedding, self.no_observation_embedding.to(embedding.dtype))
-        return EncoderOutput(tokens=tokens, embedding=embedding, attn=attn)
+        return EncoderOutput(tokens=tokens, embedding=embedding, attn=attn, ref_days=ref)
 
     def config(self) -> dict[str, int]:
         """Constructor arguments (JSON-serialisable) to rebuild this module."""
@@ -262,11 +298,11 @@ class TemporalAttentionEncoder(nn.Module):
 
 
 __all__ = [
-    "DATE_PERIODS_DAYS",
     "N_DATE_FEATURES",
     "EncoderOutput",
     "MaskedSelfAttentionBlock",
     "TemporalAttentionEncoder",
     "date_features",
     "masked_softmax",
+    "reference_day",
 ]

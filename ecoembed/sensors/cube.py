@@ -14,51 +14,35 @@ import numpy as np
 import xarray as xr
 
 from ecoembed.errors import CubeError
-from ecoembed.sensors.sentinel1 import S1_POLARISATIONS
-from ecoembed.sensors.sentinel1 import SENSOR as S1_SENSOR
-from ecoembed.sensors.sentinel2 import S2_BANDS
-from ecoembed.sensors.sentinel2 import SENSOR as S2_SENSOR
+from ecoembed.sensors.registry import detect_sensor, get_sensor
 
-SENSORS: dict[str, tuple[str, ...]] = {S2_SENSOR: S2_BANDS, S1_SENSOR: S1_POLARISATIONS}
 RESOLUTION_M = 10.0
-_ALIASES = {"s2": S2_SENSOR, "sentinel-2": S2_SENSOR, "sentinel2": S2_SENSOR, "sentinel-2-l2a": S2_SENSOR,
-            "s1": S1_SENSOR, "sentinel-1": S1_SENSOR, "sentinel1": S1_SENSOR, "sentinel-1-grd": S1_SENSOR,
-            "sentinel-1-rtc": S1_SENSOR}
+"""Pixel size of the contract grid (m)."""
 
 
 def canonical_sensor(sensor: str) -> str:
-    """``"s2"``/``"sentinel-2"``/... -> ``"sentinel-2-l2a"``; ``"s1"``/... -> ``"sentinel-1-grd"``."""
-    key = str(sensor).strip().lower()
-    if key not in _ALIASES:
-        raise CubeError(f"unknown sensor {sensor!r}; use 'sentinel-2-l2a' (s2) or 'sentinel-1-grd' (s1)")
-    return _ALIASES[key]
+    """Canonical sensor name of a key or alias (``"s2"`` -> ``"sentinel-2-l2a"``).
+
+    Raises:
+        CubeError: unknown sensor.
+    """
+    return get_sensor(sensor).name
 
 
 def infer_sensor(ds: xr.Dataset) -> str | None:
-    """The cube's sensor from ``attrs['sensor']``, else from its variables (B04 -> S2, VV -> S1)."""
-    if ds.attrs.get("sensor"):
-        try:
-            return canonical_sensor(str(ds.attrs["sensor"]))
-        except CubeError:
-            return None
-    names = set(map(str, ds.data_vars))
-    if names & set(S2_BANDS):
-        return S2_SENSOR
-    if names & set(S1_POLARISATIONS):
-        return S1_SENSOR
-    return None
+    """The cube's sensor from ``attrs['sensor']``, else from its variables (B04 -> S2, VV -> S1); None if neither says."""
+    spec = detect_sensor(map(str, ds.data_vars), ds.attrs)
+    return spec.name if spec is not None else None
 
 
 def validate_cube(ds: xr.Dataset, sensor: str | None = None, bands: Sequence[str] | None = None, *,
-                  allow_missing: bool = False, source: str | None = None, check_values: bool = True) -> xr.Dataset:
+                  source: str | None = None, check_values: bool = True) -> xr.Dataset:
     """Check that ``ds`` meets the sensor cube contract; return it unchanged.
 
     Args:
-        ds: the cube.
+        ds: the cube (canonical band names, as :func:`ecoembed.sources.local.open_cube` returns it).
         sensor: expected sensor (default: from the cube).
-        bands: bands that must be present (default: all bands of the sensor, or
-            with ``allow_missing`` at least one of them).
-        allow_missing: accept a subset of the sensor's bands (e.g. a B04/B08 cube).
+        bands: bands that must be present (default: the sensor's required bands, e.g. S2 red and NIR).
         source: file name used in messages (default ``ds.encoding['source']`` or "cube").
         check_values: also check that no band is entirely NaN (reads the data).
 
@@ -76,8 +60,9 @@ def validate_cube(ds: xr.Dataset, sensor: str | None = None, bands: Sequence[str
             raise CubeError(f"{where} has sensor={ds.attrs.get('sensor')!r} but a {sensor} cube was expected; pass the right file")
     sensor = sensor or found
     if sensor is None:
-        raise CubeError(f"{where}: cannot tell the sensor (no 'sensor' attribute and neither S2 bands {list(S2_BANDS)} "
-                        f"nor S1 polarisations {list(S1_POLARISATIONS)} among its variables {sorted(map(str, ds.data_vars))})")
+        raise CubeError(f"{where}: cannot tell the sensor (no 'sensor' attribute and no band of a known sensor among "
+                        f"its variables {sorted(map(str, ds.data_vars))})")
+    spec = get_sensor(sensor)
     for dim in ("time", "y", "x"):
         if dim not in ds.dims:
             raise CubeError(f"{where} has dims {dict(ds.sizes)}; the contract needs 'time', 'y', 'x' (rename them)")
@@ -86,15 +71,16 @@ def validate_cube(ds: xr.Dataset, sensor: str | None = None, bands: Sequence[str
     crs = ds.attrs.get("crs")
     if not crs:
         raise CubeError(f"{where} has no CRS: set attrs['crs'] (e.g. 'EPSG:32630') or a grid_mapping/spatial_ref variable")
-    known = SENSORS[sensor]
-    present = [b for b in known if b in ds.data_vars]
-    required = list(bands) if bands is not None else ([] if allow_missing else list(known))
-    missing = [b for b in required if b not in ds.data_vars]
-    if missing:
-        raise CubeError(f"{where} lacks band(s) {missing} of {sensor} (it has {present}); "
-                        f"give a cube with all bands {list(required)}")
-    if not present and not [b for b in required if b in ds.data_vars]:
-        raise CubeError(f"{where} has none of the {sensor} bands {list(known)}")
+    present = [b for b in spec.band_names if b in ds.data_vars]
+    if bands is not None:
+        missing = [b for b in bands if b not in ds.data_vars]
+        if missing:
+            raise CubeError(f"{where} lacks band(s) {missing} of {spec.name} (it has {present}); "
+                            f"give a cube with bands {list(bands)}")
+    lacking = spec.missing_required(present)
+    if lacking:
+        raise CubeError(f"{where} has none of the {spec.name} band(s) {' and '.join('/'.join(g) for g in lacking)} "
+                        f"(it has {present}); a {spec.name} cube needs at least {' and '.join('/'.join(g) for g in spec.required)}")
     for b in [*present, *(["valid"] if "valid" in ds else [])]:
         if tuple(ds[b].dims) != ("time", "y", "x"):
             raise CubeError(f"{where}: variable {b} has dims {ds[b].dims}; the contract needs ('time', 'y', 'x')")
@@ -113,7 +99,7 @@ def validate_cube(ds: xr.Dataset, sensor: str | None = None, bands: Sequence[str
         c = np.asarray(ds[dim].values, dtype=np.float64)
         if len(c) > 1:
             d = np.abs(np.diff(c))
-            if not np.allclose(d, RESOLUTION_M, atol=1e-3):
+            if not np.allclose(d, RESOLUTION_M, rtol=0, atol=1e-3):
                 raise CubeError(f"{where}: {dim} spacing is {float(np.median(d)):g} m, not a {RESOLUTION_M:g} m grid; "
                                 f"resample it to 10 m first")
     if check_values:
@@ -139,7 +125,7 @@ def _has_data(band: xr.DataArray, slab_bytes: int = 4 * 2**20) -> bool:
 def same_grid(a: xr.Dataset, b: xr.Dataset) -> bool:
     """True when two cubes share the pixel grid (same ``x``/``y`` sizes and pixel-centre coordinates)."""
     return bool(a.sizes["y"] == b.sizes["y"] and a.sizes["x"] == b.sizes["x"]
-                and np.allclose(a["x"].values, b["x"].values) and np.allclose(a["y"].values, b["y"].values))
+                and np.allclose(a["x"].values, b["x"].values, rtol=0, atol=0.01) and np.allclose(a["y"].values, b["y"].values, rtol=0, atol=0.01))
 
 
 def require_same_grid(cube: xr.Dataset, reference: xr.Dataset, *, what: str) -> None:

@@ -14,12 +14,24 @@ import numpy as np
 import xarray as xr
 from scipy.ndimage import uniform_filter
 
-SENSOR = "sentinel-1-grd"
-S1_POLARISATIONS: tuple[str, ...] = ("VV", "VH")
-# Normalisation statistics in dB (order S1_POLARISATIONS): typical backscatter of vegetated land,
-# the numbers the shipped S1 encoder was trained with (ecoembed/data/s1_encoder.json "normalisation").
-S1_NORM_MEAN: np.ndarray = np.array([-11.0, -17.5], dtype=np.float32)
-S1_NORM_STD: np.ndarray = np.array([3.0, 3.5], dtype=np.float32)
+from ecoembed.sensors.spec import BandSpec, SensorSpec
+
+SPEC = SensorSpec(
+    key="s1",
+    name="sentinel-1-grd",
+    aliases=("s1", "sentinel-1", "sentinel1", "sentinel-1-grd", "sentinel-1-rtc", "s1_grd", "s1-grd", "s1_rtc"),
+    # normalisation in dB: typical backscatter of vegetated land, what the shipped S1 encoder was trained with
+    bands=(BandSpec("VV", 10.0, "backscatter", mean=-11.0, std=3.0, aliases=("SIGMA0_VV", "GAMMA0_VV")),
+           BandSpec("VH", 10.0, "backscatter", mean=-17.5, std=3.5, aliases=("SIGMA0_VH", "GAMMA0_VH"))),
+    required=(("VV", "VH"),),
+    typical_subsets=(("VV",), ("VH",)),
+    prefixes=("S1-SIGMA0-", "S1-GAMMA0-", "S1_SIGMA0_", "S1_GAMMA0_", "S1-", "S1_", "SIGMA0-", "GAMMA0-"),
+    unit="dB",
+)
+"""Sentinel-1 C-band SAR backscatter, VV and VH (sigma0 GRD or gamma0 RTC), in dB."""
+
+SENSOR = SPEC.name
+S1_POLARISATIONS: tuple[str, ...] = SPEC.band_names
 ORBITS: tuple[str, ...] = ("ascending", "descending")
 BORDER_NOISE_DB = -35.0
 """Backscatter below this (dB) is GRD border noise / no data, not a measurement."""

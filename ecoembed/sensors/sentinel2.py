@@ -13,18 +13,44 @@ from typing import Literal, overload
 import numpy as np
 import xarray as xr
 
-SENSOR = "sentinel-2-l2a"
-S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
-"""Band order of every S2 array in the package (10 m: B02-B04, B08; 20 m: B05-B07, B8A, B11, B12)."""
-S2_NATIVE_RESOLUTION_M: dict[str, float] = {
-    "B02": 10.0, "B03": 10.0, "B04": 10.0, "B08": 10.0,
-    "B05": 20.0, "B06": 20.0, "B07": 20.0, "B8A": 20.0, "B11": 20.0, "B12": 20.0,
+from ecoembed.sensors.spec import BandSpec, SensorSpec
+
+_STATS = {  # normalisation (reflectance) of typical vegetated land: what the shipped encoders were trained with
+    "B02": (0.07, 0.06), "B03": (0.10, 0.06), "B04": (0.10, 0.07), "B05": (0.14, 0.06), "B06": (0.22, 0.07),
+    "B07": (0.26, 0.09), "B08": (0.29, 0.10), "B8A": (0.30, 0.10), "B11": (0.27, 0.08), "B12": (0.19, 0.08),
 }
-# Normalisation statistics (reflectance, band order S2_BANDS): typical L2A values of vegetated land.
-# They are the numbers the shipped encoders were trained with (ecoembed/data/s2_encoder.json
-# "normalisation"); changing them silently breaks the pretrained weights.
-S2_NORM_MEAN: np.ndarray = np.array([0.07, 0.10, 0.10, 0.14, 0.22, 0.26, 0.29, 0.30, 0.27, 0.19], dtype=np.float32)
-S2_NORM_STD: np.ndarray = np.array([0.06, 0.06, 0.07, 0.06, 0.07, 0.09, 0.10, 0.10, 0.08, 0.08], dtype=np.float32)
+_BANDS = (  # name, native resolution (m), central wavelength (nm), aliases
+    ("B02", 10.0, 492.4, ("BLUE",)), ("B03", 10.0, 559.8, ("GREEN",)), ("B04", 10.0, 664.6, ("RED",)),
+    ("B05", 20.0, 704.1, ("REDEDGE1", "RE1")), ("B06", 20.0, 740.5, ("REDEDGE2", "RE2")),
+    ("B07", 20.0, 782.8, ("REDEDGE3", "RE3")), ("B08", 10.0, 832.8, ("NIR",)),
+    ("B8A", 20.0, 864.7, ("B08A", "NIR08", "NIRNARROW", "REDEDGE4")), ("B11", 20.0, 1613.7, ("SWIR16", "SWIR1")),
+    ("B12", 20.0, 2202.4, ("SWIR22", "SWIR2")),
+)
+SPEC = SensorSpec(
+    key="s2",
+    name="sentinel-2-l2a",
+    aliases=("s2", "sentinel-2", "sentinel2", "sentinel-2-l2a", "s2_l2a", "sentinel-2a", "sentinel-2b", "s2-l2a"),
+    bands=tuple(BandSpec(n, r, "reflectance", w, *_STATS[n], aliases=a) for n, r, w, a in _BANDS),
+    masks=(BandSpec("SCL", 20.0, "mask", aliases=("SCENECLASSIFICATION", "SCENE_CLASSIFICATION")),),
+    required=(("B02", "B03", "B04", "B05"), ("B08", "B8A")),  # a visible or red-edge band and a NIR band
+    prefixes=("S2-L2A-", "S2_L2A_", "S2-", "S2_", "SENTINEL2_", "L2A_", "BOA_"),
+    unit="1",
+    dn_scale=1.0e-4,
+    dn_offset=0.0,
+    nodata_dn=(0.0, 65535.0),
+    typical_subsets=(
+        ("B02", "B03", "B04", "B08"),  # the 10 m file alone
+        ("B04", "B08"),  # red + NIR (NDVI exports)
+        ("B05", "B06", "B07", "B8A", "B11", "B12"),  # the 20 m file alone
+        ("B02", "B03", "B04", "B8A"),  # EarthNet-style minicubes
+        ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12"),  # no B8A (openEO WorldCereal inputs)
+    ),
+)
+"""Sentinel-2 L2A: ten surface-reflectance bands (60 m bands B01, B09, B10 are not used) and the SCL."""
+
+SENSOR = SPEC.name
+S2_BANDS: tuple[str, ...] = SPEC.band_names
+"""Band order of every S2 array in the package (10 m: B02-B04, B08; 20 m: B05-B07, B8A, B11, B12)."""
 
 SCL_CLASSES: dict[int, str] = {
     0: "no_data", 1: "saturated_or_defective", 2: "dark_area_pixels", 3: "cloud_shadows", 4: "vegetation",
@@ -36,7 +62,6 @@ SCL_INVALID: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11)
 
 BASELINE_0400_START = np.datetime64("2022-01-25", "D")
 """First acquisition day processed with baseline 04.00 (radiometric offset -1000 DN)."""
-BOA_QUANTIFICATION = 1.0e-4
 BOA_OFFSET_DN = -1000.0
 
 
@@ -67,9 +92,36 @@ def boa_offset_dn(time: np.ndarray | xr.DataArray) -> np.ndarray:
 
 
 @overload
+def remove_baseline_offset(reflectance: xr.DataArray) -> xr.DataArray:
+    """Reflectance from raw DN x 1e-4 of products with processing baseline >= 04.00 corrected by their -1000 DN offset."""
+    offset = xr.DataArray(boa_offset_dn(reflectance["time"].values) * SPEC.dn_scale, dims="time",
+                          coords={"time": reflectance["time"]})
+    out = (reflectance + offset).astype(np.float32)
+    out.attrs = dict(reflectance.attrs)
+    return out
+
+
 def dn_to_reflectance(dn: xr.DataArray, time: xr.DataArray | np.ndarray | None = None) -> xr.DataArray: ...
 @overload
+def remove_baseline_offset(reflectance: xr.DataArray) -> xr.DataArray:
+    """Reflectance from raw DN x 1e-4 of products with processing baseline >= 04.00 corrected by their -1000 DN offset."""
+    offset = xr.DataArray(boa_offset_dn(reflectance["time"].values) * SPEC.dn_scale, dims="time",
+                          coords={"time": reflectance["time"]})
+    out = (reflectance + offset).astype(np.float32)
+    out.attrs = dict(reflectance.attrs)
+    return out
+
+
 def dn_to_reflectance(dn: np.ndarray, time: xr.DataArray | np.ndarray | None = None) -> np.ndarray: ...
+def remove_baseline_offset(reflectance: xr.DataArray) -> xr.DataArray:
+    """Reflectance from raw DN x 1e-4 of products with processing baseline >= 04.00 corrected by their -1000 DN offset."""
+    offset = xr.DataArray(boa_offset_dn(reflectance["time"].values) * SPEC.dn_scale, dims="time",
+                          coords={"time": reflectance["time"]})
+    out = (reflectance + offset).astype(np.float32)
+    out.attrs = dict(reflectance.attrs)
+    return out
+
+
 def dn_to_reflectance(dn: xr.DataArray | np.ndarray, time: xr.DataArray | np.ndarray | None = None) -> xr.DataArray | np.ndarray:
     """L2A digital numbers -> surface reflectance (dimensionless, float32; NaN where DN is 0 or NaN).
 
@@ -83,7 +135,7 @@ def dn_to_reflectance(dn: xr.DataArray | np.ndarray, time: xr.DataArray | np.nda
         offset: xr.DataArray | float = (xr.DataArray(boa_offset_dn(np.atleast_1d(np.asarray(t))), dims="time") if np.ndim(t)
                                         else float(boa_offset_dn(np.asarray(t))))
         data = dn.astype(np.float32)
-        out = ((data + offset) * BOA_QUANTIFICATION).where((data != 0) & data.notnull()).astype(np.float32)
+        out = ((data + offset) * SPEC.dn_scale).where((data != 0) & data.notnull()).astype(np.float32)
         out.attrs = {**{k: v for k, v in dn.attrs.items() if k not in ("units", "scale_factor", "add_offset")},
                      "units": "1", "long_name": f"surface reflectance {dn.name or ''}".strip()}
         return out
@@ -93,7 +145,7 @@ def dn_to_reflectance(dn: xr.DataArray | np.ndarray, time: xr.DataArray | np.nda
     offsets = boa_offset_dn(np.asarray(time)).astype(np.float32)
     if offsets.ndim:
         offsets = offsets.reshape((-1,) + (1,) * (values.ndim - 1))
-    refl = (values + offsets) * np.float32(BOA_QUANTIFICATION)
+    refl = (values + offsets) * np.float32(SPEC.dn_scale)
     return np.where((values != 0) & np.isfinite(values), refl, np.nan).astype(np.float32)
 
 
@@ -113,3 +165,36 @@ def resample_to_10m(band: xr.DataArray, like: xr.DataArray, method: Literal["nea
         out = band.astype(np.float32).interp(x=like["x"].values, y=like["y"].values, method="linear").fillna(near)
     out.attrs = dict(band.attrs)
     return out.astype(band.dtype) if band.dtype.kind == "f" else out
+
+
+SPECTRAL_TEST = ("cloud where blue B02 > 0.20 (red B04 > 0.25 without B02); shadow where NIR B08 < 0.04 "
+                 "and blue < 0.04; snow where (B03 - B11) / (B03 + B11) > 0.42 with B08 > 0.11 when B03 and B11 exist")
+"""The fallback validity test for cubes without an SCL (simple reflectance thresholds, after Hollstein et al. 2016)."""
+
+
+def spectral_validity(cube: xr.Dataset) -> tuple[xr.DataArray, str]:
+    """Cloud / shadow / snow test from the reflectance bands, for S2 cubes that carry no SCL.
+
+    Returns:
+        ``(valid, rule)``: True where no test fires (NaN bands do not fire), and which tests ran.
+    """
+    ran = []
+    template = next(cube[b] for b in S2_BANDS if b in cube.data_vars)
+    bad = xr.zeros_like(template, dtype=bool)
+    if "B02" in cube:
+        bad = bad | (cube["B02"] > 0.20)
+        ran.append("blue > 0.20")
+    elif "B04" in cube:
+        bad = bad | (cube["B04"] > 0.25)
+        ran.append("red > 0.25")
+    nir = cube["B08"] if "B08" in cube else cube.get("B8A")
+    dark = cube["B02"] if "B02" in cube else cube.get("B04")
+    if nir is not None and dark is not None:
+        bad = bad | ((nir < 0.04) & (dark < 0.04))
+        ran.append("NIR < 0.04 and visible < 0.04 (shadow)")
+    if nir is not None and "B03" in cube and "B11" in cube:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ndsi = (cube["B03"] - cube["B11"]) / (cube["B03"] + cube["B11"])
+        bad = bad | ((ndsi > 0.42) & (nir > 0.11))
+        ran.append("NDSI > 0.42 and NIR > 0.11 (snow)")
+    return ~bad, "spectral test: " + ", ".join(ran)

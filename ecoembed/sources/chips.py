@@ -14,8 +14,7 @@ from ecoembed.dates import to_days
 from ecoembed.errors import CubeError, InputError
 from ecoembed.sensors import band_statistics
 from ecoembed.sensors.cube import infer_sensor
-from ecoembed.sensors.sentinel1 import S1_POLARISATIONS
-from ecoembed.sensors.sentinel2 import S2_BANDS
+from ecoembed.sensors.registry import detect_sensor, get_sensor
 
 
 @dataclass
@@ -29,6 +28,7 @@ class PixelSeries:
         orbit: int8 [T] (0 ascending, 1 descending) for S1, else None.
         yx: int [N, 2] row/column index of each pixel (row-major order).
         bands: band names of the C channels.
+        band_mask: bool [C], True where the cube has the band (missing bands are zero).
         empty_pixels: bool [N], pixels without any valid observation.
         normalisation: ``{"bands", "mean", "std", "applied", "source"}``.
         attrs: the cube's attributes (sensor, crs, synthetic, ...).
@@ -40,34 +40,49 @@ class PixelSeries:
     orbit: np.ndarray | None
     yx: np.ndarray
     bands: tuple[str, ...]
+    band_mask: np.ndarray
     empty_pixels: np.ndarray
     normalisation: dict[str, Any]
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normalize: bool = True) -> PixelSeries:
+def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normalize: bool = True, *,
+                   missing: str = "error") -> PixelSeries:
     """Flatten a ``(time, y, x)`` cube into per-pixel series (N = y*x pixels, row-major).
 
     Pixels with no valid observation (all NaN) are kept and flagged in
     ``empty_pixels``; their values are 0 and ``valid`` False.
 
+    Args:
+        cube: a contract cube.
+        bands: channel order (default the bands the cube has, in the sensor's order).
+        normalize: ``(value - mean) / std`` with the registry's statistics.
+        missing: what to do with ``bands`` the cube lacks: ``"error"``, or ``"mask"`` (zero values
+            and ``band_mask`` False: the encoders' band-subset input).
+
     Raises:
-        CubeError: a requested band is absent or the cube has no band at all.
+        CubeError: a requested band is absent (with ``missing="error"``) or the cube has no band at all.
     """
+    spec = detect_sensor(map(str, cube.data_vars), cube.attrs)
     if bands is None:
-        bands = [b for b in (*S2_BANDS, *S1_POLARISATIONS) if b in cube.data_vars]
+        bands = [b for b in spec.band_names if b in cube.data_vars] if spec is not None else []
         if not bands:
-            raise CubeError(f"cube {cube.encoding.get('source', '')} has no S2 band or S1 polarisation "
+            raise CubeError(f"cube {cube.encoding.get('source', '')} has no band of a known sensor "
                             f"({sorted(map(str, cube.data_vars))})")
     bands = tuple(bands)
-    missing = [b for b in bands if b not in cube.data_vars]
-    if missing:
-        raise CubeError(f"cube {cube.encoding.get('source', '')} lacks band(s) {missing}; it has {sorted(map(str, cube.data_vars))}")
+    absent = [b for b in bands if b not in cube.data_vars]
+    if absent and missing != "mask":
+        raise CubeError(f"cube {cube.encoding.get('source', '')} lacks band(s) {absent}; it has {sorted(map(str, cube.data_vars))}")
+    band_mask = np.array([b not in absent for b in bands], dtype=bool)
+    if not band_mask.any():
+        raise CubeError(f"cube {cube.encoding.get('source', '')} has none of the bands {list(bands)}")
     ny, nx, nt = cube.sizes["y"], cube.sizes["x"], cube.sizes["time"]
     arr = np.empty((ny * nx, nt, len(bands)), np.float32)
+    arr[:] = np.nan
     for i, b in enumerate(bands):
-        arr[:, :, i] = np.asarray(cube[b].transpose("y", "x", "time").values, np.float32).reshape(ny * nx, nt)
-    finite = np.asarray(np.isfinite(arr).all(-1))
+        if band_mask[i]:
+            arr[:, :, i] = np.asarray(cube[b].transpose("y", "x", "time").values, np.float32).reshape(ny * nx, nt)
+    finite = np.asarray(np.isfinite(arr[..., band_mask]).all(-1))
     if "valid" in cube:
         valid = np.asarray(cube["valid"].transpose("y", "x", "time").values).astype(bool).reshape(ny * nx, nt) & finite
     else:
@@ -79,7 +94,7 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
         mean = np.array([m for m, _, _ in stats], np.float32)
         std = np.array([sd for _, sd, _ in stats], np.float32)
         arr = (arr - mean) / std
-    values = np.where(valid[..., None], arr, np.float32(0)).astype(np.float32)
+    values = np.where(valid[..., None] & band_mask, arr, np.float32(0)).astype(np.float32)
     orbit = None
     if "orbit" in cube.coords:
         names = np.array([str(o) for o in np.asarray(cube["orbit"].values).tolist()])
@@ -96,12 +111,18 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
         orbit=orbit,
         yx=np.stack([yy, xx], axis=1).astype(np.int64),
         bands=bands,
+        band_mask=band_mask,
         empty_pixels=np.asarray(~valid.any(1)),
         normalisation={"bands": list(bands), "mean": mean.tolist() if normalize else None,
                        "std": std.tolist() if normalize else None, "applied": bool(normalize),
                        "source": ",".join(sources)},
         attrs={**dict(cube.attrs), "sensor": cube.attrs.get("sensor") or infer_sensor(cube)},
     )
+
+
+def encoder_series(cube: xr.Dataset, sensor: str) -> PixelSeries:
+    """Pixel series of ``cube`` in the sensor's full band order, missing bands masked (the encoders' input)."""
+    return cube_to_series(cube, bands=get_sensor(sensor).band_names, missing="mask")
 
 
 def tower_xy(lat: float, lon: float, crs: str) -> tuple[float, float]:

@@ -21,16 +21,31 @@ from torch import Tensor
 from ecoembed.dates import to_days
 from ecoembed.errors import InputError
 from ecoembed.sensors.cube import require_same_grid
-from ecoembed.sources.chips import cube_to_series
+from ecoembed.sources.chips import encoder_series
 
 
 class SeriesLike(Protocol):
-    """The ``PixelSeries`` contract of ``ecoembed.sources.chips.cube_to_series``."""
+    """The ``PixelSeries`` contract of ``ecoembed.sources.chips.cube_to_series`` (read-only)."""
 
-    values: np.ndarray  # float32 [N, T, C], normalised, 0 where invalid
-    days: np.ndarray  # int64 [T], days since 1970-01-01
-    valid: np.ndarray  # bool [N, T]
-    orbit: np.ndarray | None  # int8 [T] (S1) or None
+    @property
+    def values(self) -> np.ndarray:
+        """Normalised values, float32 [N, T, C], 0 where invalid or missing."""
+
+    @property
+    def days(self) -> np.ndarray:
+        """Days since 1970-01-01, int64 [T]."""
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Usable steps, bool [N, T]."""
+
+    @property
+    def orbit(self) -> np.ndarray | None:
+        """Orbit direction per step, int8 [T] (S1), or None."""
+
+    @property
+    def band_mask(self) -> np.ndarray | None:
+        """Bands present, bool [C] (None = all)."""
 
 
 @dataclass
@@ -41,6 +56,7 @@ class ArraySeries:
     days: np.ndarray
     valid: np.ndarray
     orbit: np.ndarray | None = None
+    band_mask: np.ndarray | None = None
 
 
 @dataclass
@@ -103,12 +119,12 @@ def scene_from_cubes(s2: Any, s1: Any | None = None, *, meteo: Any | None = None
     Raises:
         InputError: the S1 cube is not on the S2 grid.
     """
-    s2_series = cube_to_series(s2)
+    s2_series = encoder_series(s2, "s2")
     series: dict[str, SeriesLike] = {"s2": s2_series}
     yx = np.asarray(s2_series.yx)
     if s1 is not None:
         require_same_grid(s1, s2, what=f"scene {name!r}: the S1 cube")
-        s1_series = cube_to_series(s1)
+        s1_series = encoder_series(s1, "s1")
         if not np.array_equal(np.asarray(s1_series.yx), yx):
             raise InputError(f"scene {name!r}: S1 and S2 pixel orders differ")
         series["s1"] = s1_series
@@ -124,6 +140,7 @@ class _PaddedModality:
     days: np.ndarray  # [Tmax]
     valid: np.ndarray  # [N, Tmax]
     orbit: np.ndarray  # [Tmax]
+    band_mask: np.ndarray  # [C] bands the scene has
 
 
 class PixelSampler:
@@ -150,6 +167,7 @@ class PixelSampler:
                     days=np.pad(np.asarray(s.days, dtype=np.int64), (0, pad)),
                     valid=np.pad(np.asarray(s.valid, dtype=bool), ((0, 0), (0, pad))),
                     orbit=np.pad(np.zeros(t, np.int64) if s.orbit is None else np.asarray(s.orbit, np.int64), (0, pad)),
+                    band_mask=np.ones(s.values.shape[-1], bool) if s.band_mask is None else np.asarray(s.band_mask, bool),
                 )
             self.scenes.append(padded)
         self.n_pixels = [len(sc.yx) for sc in scenes]
@@ -160,11 +178,11 @@ class PixelSampler:
         self.total = int(self.offsets[-1])
 
     def batch(self, index: np.ndarray) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
-        """Arrays of the pixels at global ``index``: {modality: {values, days, valid, orbit}} and tile ids."""
+        """Arrays of the pixels at global ``index``: {modality: {values, days, valid, orbit, band_mask}} and tile ids."""
         scene_of = np.searchsorted(self.offsets, index, side="right") - 1
         out: dict[str, dict[str, Tensor]] = {}
         for m in self.modalities:
-            vals, days, valid, orbit = [], [], [], []
+            vals, days, valid, orbit, bands = [], [], [], [], []
             for g, s in zip(index, scene_of, strict=True):
                 p = self.scenes[s][m]
                 local = g - self.offsets[s]
@@ -172,10 +190,12 @@ class PixelSampler:
                 valid.append(p.valid[local])
                 days.append(p.days)
                 orbit.append(p.orbit)
+                bands.append(p.band_mask)
             out[m] = {
                 "values": torch.from_numpy(np.stack(vals)),
                 "days": torch.from_numpy(np.stack(days)),
                 "valid": torch.from_numpy(np.stack(valid)),
                 "orbit": torch.from_numpy(np.stack(orbit)),
+                "band_mask": torch.from_numpy(np.stack(bands)),
             }
         return out, torch.from_numpy(self.tile_ids[index])

@@ -41,6 +41,7 @@ from ecoembed.models.encoders import ENCODER_CLASSES
 from ecoembed.models.losses import ObjectiveConfig, Stage1Objective
 from ecoembed.models.ltae import TemporalAttentionEncoder
 from ecoembed.sensors import normalisation_stats
+from ecoembed.sensors.registry import get_sensor
 from ecoembed.sources.chips import cube_to_series
 from ecoembed.sources.local import open_cube
 from ecoembed.training.seed import seed_everything
@@ -66,6 +67,8 @@ class Stage1Config:
         hide_fraction: fraction of usable dates hidden per pixel.
         attention_top_fraction: OmniSat target filter; None = 0.25 for S2, 1.0 for S1.
         contrastive_weight: temporal InfoNCE weight (0 = off).
+        band_dropout: share of pixels whose encoder input keeps only one of the sensor's typical
+            band subsets (registry ``typical_subsets``), so band-subset cubes are in-distribution.
         max_pixels_per_cube: random subsample of pixels per cube (None = all).
         checkpoint_every: steps between checkpoints.
     """
@@ -84,6 +87,7 @@ class Stage1Config:
     hide_fraction: float = 0.3
     attention_top_fraction: float | None = None
     contrastive_weight: float = 0.1
+    band_dropout: float = 0.3
     max_pixels_per_cube: int | None = None
     checkpoint_every: int = 50
 
@@ -100,6 +104,7 @@ class PixelArrays:
         values: float32 ``[N, T, C]`` normalised (0 where unusable).
         days: int64 ``[N, T]`` days since 1970-01-01 (0 at padding).
         valid: bool ``[N, T]`` usable (valid, not padding).
+        band_mask: bool ``[N, C]`` bands each pixel's cube has.
         orbit: int64 ``[N, T]`` (S1) or None.
         normalisation: per-band statistics used, if the sensors room declares them.
         synthetic: True if every cube is labelled synthetic.
@@ -109,6 +114,7 @@ class PixelArrays:
     values: np.ndarray
     days: np.ndarray
     valid: np.ndarray
+    band_mask: np.ndarray
     orbit: np.ndarray | None
     normalisation: dict[str, Any]
     synthetic: bool
@@ -132,17 +138,6 @@ def cube_label(cube: Any) -> str:
     parts = ["synthetic" if attrs.get("synthetic") else "", str(attrs.get("sensor") or ""),
              f"seed {attrs['seed']}" if "seed" in attrs else ""]
     return " ".join(p for p in parts if p) or type(cube).__name__
-
-
-def _check_bands(ds: Any, name: str, sensor: str, bands: Sequence[str]) -> None:
-    """Fail early, naming the cube, if it lacks one of the encoder's bands."""
-    present = set(getattr(ds, "data_vars", {}))
-    if "band" in getattr(ds, "coords", {}):
-        present |= {str(b) for b in np.asarray(ds["band"].values)}
-    missing = [b for b in bands if b not in present]
-    if missing:
-        raise InputError(f"cube {name} lacks bands {missing} needed by the {sensor} encoder (bands {list(bands)}); "
-                         f"is it a {sensor.upper()} cube?")
 
 
 def pixel_arrays(sensor: str, cubes: Sequence[Any], max_pixels_per_cube: int | None = None, seed: int = 0) -> PixelArrays:
@@ -172,8 +167,7 @@ def pixel_arrays(sensor: str, cubes: Sequence[Any], max_pixels_per_cube: int | N
             series_norm = getattr(cube, "normalisation", None) or series_norm
         else:
             ds, name = _open(cube, sensor)
-            _check_bands(ds, name, sensor, bands)
-            series = cube_to_series(ds, bands=bands, normalize=True)
+            series = cube_to_series(ds, bands=bands, normalize=True, missing="mask")
         if list(series.bands) != bands:
             raise InputError(f"cube {name}: bands {list(series.bands)} differ from the {sensor} encoder's {bands}")
         if sensor == "s1" and series.orbit is None:
@@ -181,8 +175,9 @@ def pixel_arrays(sensor: str, cubes: Sequence[Any], max_pixels_per_cube: int | N
         keep = np.flatnonzero(np.asarray(series.valid).any(1))
         if max_pixels_per_cube is not None and keep.size > max_pixels_per_cube:
             keep = np.sort(rng.choice(keep, max_pixels_per_cube, replace=False))
+        bm = np.asarray(getattr(series, "band_mask", np.ones(len(bands), bool)), bool)
         parts.append((np.asarray(series.values)[keep], np.asarray(series.days, np.int64), np.asarray(series.valid)[keep],
-                      None if series.orbit is None else np.asarray(series.orbit, np.int64)))
+                      None if series.orbit is None else np.asarray(series.orbit, np.int64), bm))
         names.append(name)
         synthetic &= bool(getattr(ds, "attrs", {}).get("synthetic", False))
     n = sum(p[0].shape[0] for p in parts)
@@ -192,18 +187,20 @@ def pixel_arrays(sensor: str, cubes: Sequence[Any], max_pixels_per_cube: int | N
     values = np.zeros((n, t, len(bands)), np.float32)
     days = np.zeros((n, t), np.int64)
     valid = np.zeros((n, t), bool)
+    band_mask = np.zeros((n, len(bands)), bool)
     orbit = np.zeros((n, t), np.int64) if sensor == "s1" else None
     i = 0
-    for v, d, m, o in parts:
+    for v, d, m, o, bm in parts:
         k, tt = v.shape[0], v.shape[1]
         values[i:i + k, :tt] = np.where(m[..., None], np.nan_to_num(v), 0.0)
         days[i:i + k, :tt] = d
         valid[i:i + k, :tt] = m
+        band_mask[i:i + k] = bm
         if orbit is not None and o is not None:
             orbit[i:i + k, :tt] = o
         i += k
     norm = dict(series_norm) if series_norm else normalisation_stats(sensor, bands)
-    return PixelArrays(values, days, valid, orbit, norm, synthetic, names)
+    return PixelArrays(values, days, valid, band_mask, orbit, norm, synthetic, names)
 
 
 def _is_series(obj: Any) -> bool:
@@ -304,7 +301,8 @@ def pretrain_stage1(
         raise InputError(f"invalid encoder architecture {cfg.architecture()}: {exc}") from exc
     objective = Stage1Objective(
         encoder,
-        ObjectiveConfig(hide_fraction=cfg.hide_fraction, attention_top_fraction=top, contrastive_weight=cfg.contrastive_weight),
+        ObjectiveConfig(hide_fraction=cfg.hide_fraction, attention_top_fraction=top, contrastive_weight=cfg.contrastive_weight,
+                        band_dropout=cfg.band_dropout, band_subsets=get_sensor(sensor).subset_indices()),
         decoder_hidden=cfg.decoder_hidden,
     )
     optimizer = torch.optim.AdamW(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -329,6 +327,7 @@ def pretrain_stage1(
         **(extra_metadata or {}),
     }
     values, days, valid = torch.from_numpy(data.values), torch.from_numpy(data.days), torch.from_numpy(data.valid)
+    band_mask = torch.from_numpy(data.band_mask)
     orbit = torch.from_numpy(data.orbit) if data.orbit is not None else None
     sha = ""
 
@@ -345,7 +344,8 @@ def pretrain_stage1(
         order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
         index = torch.from_numpy(order[position * cfg.batch_size:(position + 1) * cfg.batch_size])
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        losses = objective(values[index], days[index], valid[index], None if orbit is None else orbit[index], gen)
+        losses = objective(values[index], days[index], valid[index], None if orbit is None else orbit[index], gen,
+                           band_mask=band_mask[index])
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(objective.parameters(), 1.0)

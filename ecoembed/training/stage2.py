@@ -29,7 +29,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,9 @@ from tqdm.auto import tqdm
 from ecoembed.errors import CheckpointError, InputError
 from ecoembed.io_utils import atomic_write_text
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig, SensorBatch
-from ecoembed.models.losses import cross_modal_infonce, masked_mse
+from ecoembed.models.losses import cross_modal_infonce, drop_bands, masked_mse
 from ecoembed.sensors import normalisation_metadata
+from ecoembed.sensors.registry import SENSORS
 from ecoembed.sources.local import open_cube
 from ecoembed.training.fusion_data import FusionScene, PixelSampler, scene_from_cubes
 from ecoembed.training.seed import seed_everything
@@ -72,6 +73,8 @@ class FusionTrainConfig:
         gap_probability: share of pixels that additionally lose a contiguous S2 window.
         gap_days: (min, max) length of that window in days.
         modality_dropout: share of pixels that see a single modality.
+        band_dropout: share of pixels whose sensor input keeps one of the sensor's typical band
+            subsets (registry ``typical_subsets``); reconstruction still scores every band they have.
         contrastive_weight: weight of the InfoNCE term.
         recon_weights: weight of each modality's reconstruction term (modalities not named: 1).
             S1 targets are mostly speckle (irreducible), so a lower S1 weight keeps
@@ -94,6 +97,7 @@ class FusionTrainConfig:
     gap_probability: float = 0.5
     gap_days: tuple[int, int] = (20, 60)
     modality_dropout: float = 0.2
+    band_dropout: float = 0.3
     contrastive_weight: float = 0.2
     recon_weights: dict[str, float] = field(default_factory=dict)
     lr_schedule: str = "constant"
@@ -137,8 +141,11 @@ def training_step(
     heldout = {
         m: _holdout(a["valid"], a["days"], cfg, gen, gaps=(m == "s2")) for m, a in arrays.items()
     }
+    seen = {m: a["band_mask"] & drop_bands(a["values"].shape[0], a["values"].shape[-1], cfg.band_dropout,
+                                            SENSORS[m].subset_indices() if m in SENSORS else (), gen) for m, a in arrays.items()}
     batch = {
-        m: SensorBatch(values=a["values"], days=a["days"], mask=a["valid"] & ~heldout[m], orbit=a["orbit"] if m == "s1" else None)
+        m: SensorBatch(values=a["values"], days=a["days"], mask=a["valid"] & ~heldout[m], orbit=a["orbit"] if m == "s1" else None,
+                       band_mask=seen[m])
         for m, a in arrays.items()
     }
     tokens = model.tokens(batch)
@@ -151,7 +158,7 @@ def training_step(
         for i, m in enumerate(modalities):
             off = drop_pixel & (keep != i)
             t = tokens[m]
-            fused_inputs[m] = type(t)(t.tokens, t.days, t.mask & ~off[:, None])
+            fused_inputs[m] = replace(t, mask=t.mask & ~off[:, None])
     ctx = model.fusion.contextualize(fused_inputs)
     losses: dict[str, Tensor] = {}
     total = torch.zeros(())
@@ -159,7 +166,7 @@ def training_step(
         emb = model.fusion.query(ctx, a["days"])
         assert isinstance(emb, Tensor)
         pred = model.fusion.reconstruct(emb, m, a["orbit"] if model.fusion.modality_configs[m].n_conditions > 1 else None)
-        losses[f"recon_{m}"] = masked_mse(pred, a["values"], heldout[m] & a["valid"])
+        losses[f"recon_{m}"] = masked_mse(pred, a["values"], heldout[m] & a["valid"], a["band_mask"].unsqueeze(1))
         total = total + cfg.recon_weights.get(m, 1.0) * losses[f"recon_{m}"]
     if "s1" in tokens and "s2" in tokens and cfg.contrastive_weight > 0:
         z2 = model.fusion.summary({"s2": tokens["s2"]})

@@ -1,7 +1,7 @@
 """Single-file Sentinel-2 time-series encoder of ecoembed (imports only torch and math).
 
 Numerically identical to ``ecoembed.models.encoders.S2Encoder`` (same state-dict
-keys; tested in tests/test_models_standalone.py): copy this file anywhere, load
+keys; tested in tests/models/test_standalone.py): copy this file anywhere, load
 the weights with ``safetensors`` or ``torch.load(weights_only=True)``::
 
     from safetensors.torch import load_file
@@ -11,7 +11,7 @@ the weights with ``safetensors`` or ``torch.load(weights_only=True)``::
 
 Input: BANDS in this order, L2A surface reflectance (0-1) normalised per band as
 (value - mean) / std with the statistics stored in the checkpoint metadata
-(``normalisation``); ``days`` since 1970-01-01; ``mask`` True where the date is
+(``normalisation``), missing bands given as ``band_mask`` (True = present); ``days`` since 1970-01-01; ``mask`` True where the date is
 usable (valid, cloud-free, not padding). Values at unusable steps are ignored
 exactly. A pixel with no usable date gets the learned ``no_observation_embedding``.
 Output: ``tokens`` [B,T,d_model] (0 at unusable steps), ``embedding`` [B,embed_dim],
@@ -25,17 +25,24 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 DAYS_PER_YEAR = 365.2425
-DATE_PERIODS_DAYS = (2.0, 8.0, 30.0, 120.0, DAYS_PER_YEAR, 4 * DAYS_PER_YEAR, 16 * DAYS_PER_YEAR, 64 * DAYS_PER_YEAR)
-N_DATE_FEATURES = 2 * len(DATE_PERIODS_DAYS) + 2
+SEASONAL_HARMONICS = 3
+N_DATE_FEATURES = 2 * SEASONAL_HARMONICS + 1
 
 
-def date_features(days: Tensor) -> Tensor:
-    """Absolute date encoding of int64 days since 1970-01-01 -> float32 [..., 18] (float64 phases)."""
-    d = days.to(torch.float64).unsqueeze(-1)
-    periods = torch.tensor(DATE_PERIODS_DAYS, dtype=torch.float64, device=days.device)
-    phase = 2 * math.pi * d / periods
-    year_phase = 2 * math.pi * torch.remainder(d, DAYS_PER_YEAR) / DAYS_PER_YEAR
-    return torch.cat([torch.sin(phase), torch.cos(phase), torch.sin(year_phase), torch.cos(year_phase)], dim=-1).to(torch.float32)
+def date_features(days: Tensor, ref_days: Tensor) -> Tensor:
+    """Day-of-year harmonics k = 1..3 (sin, cos) and (days - ref_days) in years clipped to +-4 -> float32 [..., 7]."""
+    d = days.to(torch.float64)
+    phase = 2 * math.pi * torch.remainder(d, DAYS_PER_YEAR) / DAYS_PER_YEAR
+    harmonics = phase.unsqueeze(-1) * torch.arange(1, SEASONAL_HARMONICS + 1, dtype=torch.float64, device=days.device)
+    rel = torch.clamp((d - ref_days.to(torch.float64)) / DAYS_PER_YEAR, -4.0, 4.0)
+    return torch.cat([torch.sin(harmonics), torch.cos(harmonics), rel.unsqueeze(-1)], dim=-1).to(torch.float32)
+
+
+def reference_day(days: Tensor, mask: Tensor) -> Tensor:
+    """Rounded mean of each row's usable days (int64 [B]; 0 for a row without any)."""
+    total = torch.where(mask, days.to(torch.float64), torch.zeros((), dtype=torch.float64, device=days.device)).sum(-1)
+    n = mask.to(torch.float64).sum(-1)
+    return torch.where(n > 0, torch.round(total / n.clamp(min=1)), torch.zeros_like(total)).to(torch.int64)
 
 
 def masked_softmax(logits: Tensor, key_mask: Tensor) -> Tensor:
@@ -49,10 +56,10 @@ def masked_softmax(logits: Tensor, key_mask: Tensor) -> Tensor:
 
 
 class EncoderOutput:
-    """tokens [B, T, d_model] (0 at unusable steps), embedding [B, embed_dim], attn [B, n_heads, T]."""
+    """tokens [B, T, d_model] (0 at unusable steps), embedding [B, embed_dim], attn [B, n_heads, T], ref_days [B]."""
 
-    def __init__(self, tokens: Tensor, embedding: Tensor, attn: Tensor) -> None:
-        self.tokens, self.embedding, self.attn = tokens, embedding, attn
+    def __init__(self, tokens: Tensor, embedding: Tensor, attn: Tensor, ref_days: Tensor) -> None:
+        self.tokens, self.embedding, self.attn, self.ref_days = tokens, embedding, attn, ref_days
 
 
 def key_bias(mask: Tensor) -> Tensor:
@@ -89,7 +96,7 @@ class TemporalAttentionEncoder(nn.Module):
                  n_context_layers: int = 1, ff_mult: int = 2, n_conditions: int = 0) -> None:
         super().__init__()
         self.n_channels, self.d_model, self.embed_dim, self.n_heads = n_channels, d_model, embed_dim, n_heads
-        self.value_proj = nn.Linear(n_channels, d_model)
+        self.value_proj = nn.Linear(2 * n_channels, d_model)  # values and band-presence mask
         self.date_proj = nn.Linear(N_DATE_FEATURES, d_model)
         self.condition_embedding = nn.Embedding(n_conditions, d_model) if n_conditions else None
         self.context = nn.ModuleList(MaskedSelfAttentionBlock(d_model, n_heads, ff_mult) for _ in range(n_context_layers))
@@ -99,17 +106,24 @@ class TemporalAttentionEncoder(nn.Module):
         self.output = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, embed_dim))
         self.no_observation_embedding = nn.Parameter(torch.zeros(embed_dim))
 
-    def encode(self, x: Tensor, days: Tensor, mask: Tensor, condition: Tensor | None = None) -> EncoderOutput:
-        b, t, _ = x.shape
+    def encode(self, x: Tensor, days: Tensor, mask: Tensor, condition: Tensor | None = None,
+               band_mask: Tensor | None = None, ref_days: Tensor | None = None) -> EncoderOutput:
+        b, t, c = x.shape
         mask = mask.to(torch.bool)
         if days.dim() == 1:
             days = days.unsqueeze(0).expand(b, t)
         keep = mask.unsqueeze(-1)
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
-        # values at unusable steps (even NaN) are replaced before any arithmetic
-        x = torch.where(keep, x, zero)
+        present = torch.ones((b, t, c), dtype=torch.bool, device=x.device)
+        if band_mask is not None:  # [C], [B, C] or [B, T, C]: True where the band is there
+            bm = band_mask.to(torch.bool)
+            present = (bm.view(1, 1, c) if bm.dim() == 1 else bm.view(b, 1, c) if bm.dim() == 2 else bm).expand(b, t, c)
+        # values at unusable steps and missing bands (even NaN) are replaced before any arithmetic
+        x = torch.where(keep & present, x, zero)
         days = torch.where(mask, days.to(torch.int64), torch.zeros((), dtype=torch.int64, device=days.device))
-        h = self.value_proj(x) + self.date_proj(date_features(days))
+        ref = reference_day(days, mask) if ref_days is None else ref_days.to(torch.int64)
+        values = torch.cat([x, torch.where(keep, present.to(x.dtype), zero)], dim=-1)
+        h = self.value_proj(values) + self.date_proj(date_features(days, ref.unsqueeze(-1)))
         if self.condition_embedding is not None:
             if condition.dim() == 1:
                 condition = condition.unsqueeze(0).expand(b, t)
@@ -125,7 +139,7 @@ class TemporalAttentionEncoder(nn.Module):
         pooled = torch.einsum("bht,bthd->bhd", attn, tokens.view(b, t, self.n_heads, dh)).reshape(b, self.d_model)
         embedding = self.output(pooled)
         embedding = torch.where(mask.any(1, keepdim=True), embedding, self.no_observation_embedding.to(embedding.dtype))
-        return EncoderOutput(tokens, embedding, attn)
+        return EncoderOutput(tokens, embedding, attn, ref)
 
 
 BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
@@ -139,5 +153,6 @@ class S2Encoder(TemporalAttentionEncoder):
     def __init__(self, d_model: int = 64, embed_dim: int = 64, n_heads: int = 4, n_context_layers: int = 1, ff_mult: int = 2) -> None:
         super().__init__(len(BANDS), d_model, embed_dim, n_heads, n_context_layers, ff_mult, n_conditions=0)
 
-    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None) -> EncoderOutput:
-        return self.encode(x, days, mask)
+    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None, *,
+                band_mask: Tensor | None = None, ref_days: Tensor | None = None) -> EncoderOutput:
+        return self.encode(x, days, mask, None, band_mask, ref_days)

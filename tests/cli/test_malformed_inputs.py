@@ -292,9 +292,9 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return lambda: open_cube(path, sensor="sentinel-2-l2a")
 
 
-@case("cube-missing-band", CubeError, "noB04_s2.nc", "B04")
+@case("cube-missing-band", CubeError, "noNIR_s2.nc", "B08/B8A", "needs at least")
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
-    path = _cube(tmp, "noB04_s2.nc", lambda ds: ds.drop_vars("B04"))
+    path = _cube(tmp, "noNIR_s2.nc", lambda ds: ds.drop_vars(["B08", "B8A"]))
     return lambda: open_cube(path, sensor="sentinel-2-l2a")
 
 
@@ -429,12 +429,12 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return ["embed", "--s2", str(scene["s2"]), "--model", str(scene["model"]), "--out", str(tmp / "e.tif")]
 
 
-@case("cli-embed-s1-off-grid", CubeError, "s1_shifted.nc", "grid", cli=True)
+@case("cli-embed-s1-off-grid", CubeError, "s1_shifted.nc", "does not nest", "grid", cli=True)
 def _(tmp: Path, scene: dict[str, Path]) -> Any:
     from support.fusion_fakes import tiny_cubes, write_cube
 
     _, s1 = tiny_cubes(size_y=6, size_x=6, n_days=60)
-    write_cube(s1.assign_coords(x=s1["x"] + 10.0), tmp / "s1_shifted.nc")
+    write_cube(s1.assign_coords(x=s1["x"] + 5.0), tmp / "s1_shifted.nc")  # half a pixel: the grids do not nest
     return ["embed", "--s2", str(scene["s2"]), "--s1", str(tmp / "s1_shifted.nc"), "--model", str(scene["model"]),
             "--out", str(tmp / "e.zarr")]
 

@@ -128,9 +128,24 @@ def test_existing_output_and_bad_grid(scene: dict[str, Path], tmp_path: Path) ->
         _run(scene, out)
     assert _run(scene, out, overwrite=True).blocks_computed == 9
     _s2, s1 = tiny_cubes()
-    write_cube(s1.assign_coords(x=s1["x"] + 10.0), tmp_path / "s1_shifted.nc")
-    with pytest.raises(CubeError, match="grid"):
+    write_cube(s1.assign_coords(x=s1["x"] + 5.0), tmp_path / "s1_shifted.nc")  # half a pixel off: does not nest
+    with pytest.raises(CubeError, match="does not nest in the grid"):
         _run({**scene, "s1": tmp_path / "s1_shifted.nc"}, tmp_path / "bad.zarr")
+
+
+def test_coarser_s1_is_resampled_onto_the_s2_grid(scene: dict[str, Path], tmp_path: Path) -> None:
+    """A 20 m S1 cube nesting in the 10 m S2 grid: averaged in linear power onto it, pixels outside it are NaN."""
+    s2, s1 = tiny_cubes()
+    coarse = s1.isel(x=slice(0, None, 2), y=slice(0, None, 2))
+    coarse = coarse.assign_coords(x=coarse["x"] + 5.0, y=coarse["y"] - 5.0)  # 20 m pixel centres
+    write_cube(coarse, tmp_path / "s1_20m.nc")
+    from ecoembed.sources.local import open_cube
+
+    s2_cube = open_cube(scene["s2"], "s2")
+    on_grid = open_cube(tmp_path / "s1_20m.nc", "s1", like=s2_cube)
+    assert on_grid.sizes["x"] == s2_cube.sizes["x"] and np.allclose(on_grid["x"].values, s2_cube["x"].values)
+    res = _run({**scene, "s1": tmp_path / "s1_20m.nc"}, tmp_path / "e20.zarr")
+    assert res.blocks_computed == 9
 
 
 def test_s2_only_runs(scene: dict[str, Path], tmp_path: Path) -> None:

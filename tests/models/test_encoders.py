@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,15 +84,37 @@ def test_row_without_usable_step_gives_learned_no_observation_embedding():
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
 
 
-def test_date_encoding_is_absolute_and_seasonal():
+def test_date_encoding_is_seasonal_relative_and_slow():
+    ref = torch.tensor(18000)
     days = torch.tensor([18000, 18000 + 365, 18000 + 366, 18001])
-    f = date_features(days)
+    f = date_features(days, ref)
     assert f.shape == (4, N_DATE_FEATURES)
-    # one year apart: day-of-year phase almost equal, absolute (multi-year) features differ
-    assert torch.allclose(f[0, -2:], f[1, -2:], atol=0.02)
-    assert not torch.allclose(f[0, :-2], f[1, :-2], atol=0.02)
+    # one year apart: the same season (day-of-year harmonics nearly equal); the relative time says "a year later"
+    assert torch.allclose(f[0, :-1], f[1, :-1], atol=0.02)
+    assert f[1, -1] == pytest.approx(365 / 365.2425)
     # float64 phases: a 1-day shift is resolved
     assert not torch.allclose(f[0], f[3])
+    # shifting days and reference by whole years changes nothing beyond the leap-day drift
+    shifted = date_features(days + 2 * 365, ref + 2 * 365)
+    assert torch.allclose(f, shifted, atol=0.05)
+    # no component varies faster than a third of a year: the daily spectrum has no power above 3 cycles per year
+    daily = date_features(torch.arange(17000, 17000 + 4 * 365), torch.tensor(17730)).numpy()
+    power = np.abs(np.fft.rfft(daily[:, :-1] - daily[:, :-1].mean(0), axis=0)) ** 2
+    freq_per_year = np.fft.rfftfreq(daily.shape[0], d=1 / 365.0)
+    assert power[freq_per_year > 3.5].sum() < 1e-3 * power.sum()  # spectral leakage only (4 years are not whole periods)
+
+
+def test_a_band_subset_is_a_mask_and_nothing_leaks_from_missing_bands():
+    enc = _tiny("s2")
+    x, days, mask = _batch(c=10)
+    keep = torch.zeros(10, dtype=torch.bool)
+    keep[[2, 6]] = True  # B04, B08 only
+    a = enc(x, days, mask, band_mask=keep)
+    poisoned = x.clone()
+    poisoned[..., ~keep] = float("nan")
+    b = enc(poisoned, days, mask, band_mask=keep)
+    assert torch.equal(a.embedding, b.embedding) and torch.isfinite(a.embedding).all()
+    assert not torch.allclose(a.embedding, enc(x, days, mask).embedding)  # the mask itself is an input
 
 
 def test_s1_needs_orbit_and_orbit_matters():

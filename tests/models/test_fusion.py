@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ecoembed.models.fusion import FusionNetwork, ModalityConfig, ModalityTokens, date_features
+from ecoembed.models.fusion import FusionNetwork, ModalityConfig, ModalityTokens
 
 
 def _net(**kw: int) -> FusionNetwork:
@@ -123,13 +123,15 @@ def test_reconstruct_selects_condition() -> None:
     assert net.reconstruct(emb, "s2").shape == (2, 3, 10)
 
 
-def test_date_features_distinguish_years() -> None:
-    jan_2019 = torch.tensor(17897)  # 2019-01-01
-    jan_2020 = torch.tensor(18262)  # 2020-01-01
-    f19, f20 = date_features(jan_2019), date_features(jan_2020)
-    # Same season (day-of-year sin/cos nearly equal), different absolute date.
-    assert torch.allclose(f19[-2:], f20[-2:], atol=0.02)
-    assert not torch.allclose(f19[:-2], f20[:-2], atol=0.05)
+def test_fused_embeddings_are_year_stationary() -> None:
+    """Identical observations shifted by two whole years: the same embeddings at the shifted query days."""
+    net = _net().eval()
+    inputs = _inputs()
+    q = torch.arange(17990, 18050, 7)
+    shifted = {k: ModalityTokens(v.tokens, v.days + 730, v.mask) for k, v in inputs.items()}
+    with torch.no_grad():
+        a, b = net(inputs, q), net(shifted, q + 730)
+    assert torch.allclose(a, b, atol=0.05 * float(a.std()))
 
 
 def test_fused_attention_kernel_matches_explicit_softmax() -> None:

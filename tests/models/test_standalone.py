@@ -40,6 +40,10 @@ def test_standalone_equals_package_model(file, cls, pkg_cls):
     x[~mask] = float("nan")
     orbit = torch.randint(0, 2, (6, 30), generator=g)
     a, b = pkg(x, days, mask, orbit), alone(x, days, mask, orbit)
+    keep = torch.rand(6, c, generator=g) > 0.3
+    keep[:, 0] = True
+    a2, b2 = pkg(x, days, mask, orbit, band_mask=keep), alone(x, days, mask, orbit, band_mask=keep)
+    assert torch.equal(a2.embedding, b2.embedding) and torch.equal(a2.ref_days, b2.ref_days)
     assert torch.equal(a.embedding, b.embedding)
     assert torch.equal(a.tokens, b.tokens)
     assert torch.equal(a.attn, b.attn)

@@ -11,18 +11,17 @@ import pytest
 import xarray as xr
 
 from ecoembed.errors import CubeError
+from ecoembed.sensors.registry import get_sensor
 from ecoembed.sensors import indices
 from ecoembed.sensors.cube import validate_cube
 from ecoembed.sensors.sentinel1 import (
-    S1_NORM_MEAN,
-    S1_NORM_STD,
     S1_POLARISATIONS,
     db_to_linear,
     linear_to_db,
     mask_nodata,
     temporal_speckle_filter,
 )
-from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD, SCL_INVALID, dn_to_reflectance, resample_to_10m, scl_valid
+from ecoembed.sensors.sentinel2 import S2_BANDS, SCL_INVALID, dn_to_reflectance, resample_to_10m, scl_valid
 
 
 def _encoder_norm(name: str) -> dict:
@@ -32,13 +31,13 @@ def _encoder_norm(name: str) -> dict:
 def test_normalisation_matches_shipped_encoders() -> None:
     s2 = _encoder_norm("s2_encoder.json")
     assert tuple(s2["bands"]) == S2_BANDS
-    np.testing.assert_allclose(S2_NORM_MEAN, s2["mean"], rtol=1e-6)
-    np.testing.assert_allclose(S2_NORM_STD, s2["std"], rtol=1e-6)
+    np.testing.assert_allclose(get_sensor("s2").mean(), s2["mean"], rtol=1e-6)
+    np.testing.assert_allclose(get_sensor("s2").std(), s2["std"], rtol=1e-6)
     s1 = _encoder_norm("s1_encoder.json")
     assert tuple(s1["bands"]) == S1_POLARISATIONS
-    np.testing.assert_allclose(S1_NORM_MEAN, s1["mean"], rtol=1e-6)
-    np.testing.assert_allclose(S1_NORM_STD, s1["std"], rtol=1e-6)
-    assert S2_NORM_MEAN.dtype == np.float32 and S1_NORM_STD.dtype == np.float32
+    np.testing.assert_allclose(get_sensor("s1").mean(), s1["mean"], rtol=1e-6)
+    np.testing.assert_allclose(get_sensor("s1").std(), s1["std"], rtol=1e-6)
+    assert get_sensor("s2").mean().dtype == np.float32 and get_sensor("s1").std().dtype == np.float32
 
 
 def test_scl_validity_classes() -> None:
@@ -153,7 +152,7 @@ def test_validate_accepts_contract_cube() -> None:
         (lambda ds: ds.isel(time=[1, 0, 2, 3]), ["bad.nc", "unsorted times"]),
         (lambda ds: ds.isel(time=[0, 1, 1, 2]), ["bad.nc", "duplicated times"]),
         (lambda ds: ds.assign(B03=ds["B03"] * np.nan), ["bad.nc", "band B03", "entirely NaN"]),
-        (lambda ds: ds.drop_vars(["B05", "B11"]), ["bad.nc", "B05", "B11", "lacks"]),
+        (lambda ds: ds.drop_vars(["B08", "B8A"]), ["bad.nc", "B08/B8A", "needs at least"]),
         (lambda ds: ds.isel(time=slice(0, 0)), ["bad.nc", "empty"]),
         (lambda ds: ds.assign_coords(x=ds["x"] * 2), ["bad.nc", "x spacing", "10 m"]),
         (lambda ds: ds.rename(time="t"), ["bad.nc", "dims", "time"]),
@@ -172,11 +171,13 @@ def test_validate_rejects_bad_cubes(edit, fragments: list[str]) -> None:
         assert f in str(info.value)
 
 
-def test_validate_allow_missing_bands() -> None:
+def test_validate_a_band_subset_needs_red_and_nir() -> None:
     ds = _s2_cube()[["B04", "B08", "valid"]].assign_attrs(crs="EPSG:32630", sensor="sentinel-2-l2a")
-    assert validate_cube(ds, "s2", allow_missing=True) is ds
+    assert validate_cube(ds, "s2") is ds  # a subset with red and NIR is a valid S2 cube
     with pytest.raises(CubeError, match="B02"):
-        validate_cube(ds, "s2")
+        validate_cube(ds, "s2", bands=["B02"])  # unless the caller needs a band it lacks
+    with pytest.raises(CubeError, match="B08/B8A"):
+        validate_cube(ds[["B04", "valid"]], "s2")
 
 
 def test_index_formulas_on_arrays() -> None:

@@ -13,8 +13,8 @@ import xarray as xr
 from ecoembed.errors import CubeError, InputError
 from ecoembed.sensors.cube import validate_cube
 from ecoembed.sensors.indices import ndvi, nirv
-from ecoembed.sensors.sentinel1 import S1_NORM_MEAN, S1_NORM_STD
-from ecoembed.sensors.sentinel2 import S2_BANDS, S2_NORM_MEAN, S2_NORM_STD
+from ecoembed.sensors.registry import get_sensor
+from ecoembed.sensors.sentinel2 import S2_BANDS
 from ecoembed.sources.chips import cube_to_series, tower_chip, tower_xy
 from ecoembed.sources.local import open_cube, save_cube
 from ecoembed.sources.synthetic import ENL, S1_INCIDENCE_DEG, make_scene, water_cloud_sigma0, write_demo_sites
@@ -32,7 +32,7 @@ def scene():
 
 def test_real_s2_cube_masked_ndvi_matches_file(shared_data: Path) -> None:
     path = shared_data / REAL_S2
-    cube = open_cube(path, allow_missing=True)
+    cube = open_cube(path)
     assert cube.attrs["crs"] == "EPSG:32630" and cube.attrs["sensor"] == "sentinel-2-l2a" and cube.attrs["synthetic"] is False
     assert cube.sizes == {"time": 33, "y": 57, "x": 56}
     assert set(cube.data_vars) == {"B04", "B08", "SCL", "valid"}
@@ -47,7 +47,8 @@ def test_real_s2_cube_masked_ndvi_matches_file(shared_data: Path) -> None:
     assert np.isnan(mine[~cube["valid"].values]).all()
     assert not cube["valid"].values[np.isin(cube["SCL"].values, [0, 3, 8, 9, 10, 11])].any()
     with pytest.raises(CubeError, match="B02"):
-        open_cube(path)  # the full S2 band set is required unless allow_missing
+        open_cube(path, bands=["B02"])  # a caller that needs a band the cube lacks gets a clear error
+    assert "openEO" in cube.attrs["values"]  # float storage, DN by the openEO export convention (its metadata says so)
 
 
 def test_real_s2_cube_series_and_chip(shared_data: Path) -> None:
@@ -58,7 +59,7 @@ def test_real_s2_cube_series_and_chip(shared_data: Path) -> None:
     row, col = ser.yx[100]
     raw = cube["B08"].values[:, row, col]
     ok = ser.valid[100]
-    np.testing.assert_allclose(ser.values[100, ok, 1] * S2_NORM_STD[i[1]] + S2_NORM_MEAN[i[1]], raw[ok], rtol=1e-5)
+    np.testing.assert_allclose(ser.values[100, ok, 1] * get_sensor("s2").std()[i[1]] + get_sensor("s2").mean()[i[1]], raw[ok], rtol=1e-5)
     x, y = float(cube.x[20]), float(cube.y[30])
     from pyproj import Transformer
 
@@ -94,7 +95,7 @@ def test_open_cube_crs_from_grid_mapping_and_dn(tmp_path: Path) -> None:
                     coords={"t": t, "y": [105.0, 95.0], "x": [5.0, 15.0]})
     ds["crs"] = ((), np.int8(0), {"crs_wkt": CRS.from_epsg(32631).to_wkt()})
     ds.to_netcdf(tmp_path / "dn.nc")
-    cube = open_cube(tmp_path / "dn.nc", sensor="s2", allow_missing=True)
+    cube = open_cube(tmp_path / "dn.nc", sensor="s2", values="dn")  # float DN without units: the option says so
     assert cube.attrs["crs"] == "EPSG:32631" and "time" in cube.dims
     np.testing.assert_allclose(cube["B04"].values[1], 0.15, rtol=1e-6)  # 2023: baseline 04.00 offset -1000 DN
     assert np.isnan(cube["B04"].values[0, 0, 0]) and not cube["valid"].values[0, 0, 0]
@@ -137,15 +138,15 @@ def test_cube_to_series_contract(scene) -> None:
     assert (ser.values[~ser.valid] == 0).all() and np.isfinite(ser.values).all()
     np.testing.assert_array_equal(ser.yx[17], [1, 1])
     k = np.flatnonzero(ser.valid[17])[0]
-    expect = (np.array([s2[b].values[k, 1, 1] for b in S2_BANDS]) - S2_NORM_MEAN) / S2_NORM_STD
+    expect = (np.array([s2[b].values[k, 1, 1] for b in S2_BANDS]) - get_sensor("s2").mean()) / get_sensor("s2").std()
     np.testing.assert_allclose(ser.values[17, k], expect, rtol=1e-5)
-    assert ser.normalisation["mean"] == pytest.approx(S2_NORM_MEAN.tolist())
+    assert ser.normalisation["mean"] == pytest.approx(get_sensor("s2").mean().tolist())
     raw = cube_to_series(s2, bands=["B08"], normalize=False)
     assert raw.normalisation["applied"] is False and raw.values[17, k, 0] == pytest.approx(s2["B08"].values[k, 1, 1])
     s1 = cube_to_series(scene.s1)
     assert s1.bands == ("VV", "VH") and s1.orbit.dtype == np.int8 and set(s1.orbit) == {0, 1}
-    assert abs(float(s1.values[s1.valid].mean(0)[0]) - 0) < 2 and s1.normalisation["std"] == pytest.approx(S1_NORM_STD.tolist())
-    assert S1_NORM_MEAN[0] < 0
+    assert abs(float(s1.values[s1.valid].mean(0)[0]) - 0) < 2 and s1.normalisation["std"] == pytest.approx(get_sensor("s1").std().tolist())
+    assert get_sensor("s1").mean()[0] < 0
     with pytest.raises(CubeError, match="B99"):
         cube_to_series(s2, bands=["B99"])
 

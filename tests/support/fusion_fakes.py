@@ -26,12 +26,16 @@ class FakeEncoder(nn.Module):
         self.proj = nn.Linear(n_channels, d_model)
         self.orbit_embedding = nn.Embedding(2, d_model)
 
-    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None) -> SimpleNamespace:
+    def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None, *,
+                band_mask: Tensor | None = None, ref_days: Tensor | None = None) -> SimpleNamespace:
         x = torch.where(mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype))
+        if band_mask is not None:
+            x = x * band_mask.to(x.dtype).view(*band_mask.shape[:-1], *([1] * (x.dim() - band_mask.dim())), band_mask.shape[-1])
         tokens = torch.tanh(self.proj(x) + (self.orbit_embedding(orbit) if orbit is not None else 0.0))
         tokens = tokens * mask.unsqueeze(-1)
         emb = tokens.sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return SimpleNamespace(tokens=tokens, embedding=emb, attn=mask.float().unsqueeze(1))
+        ref = ref_days if ref_days is not None else torch.zeros(x.shape[0], dtype=torch.int64)
+        return SimpleNamespace(tokens=tokens, embedding=emb, attn=mask.float().unsqueeze(1), ref_days=ref)
 
 
 def toy_scene(size_px: int = 8, seed: int = 0, n_days: int = 180, start_day: int = 17897) -> FusionScene:

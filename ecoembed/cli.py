@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -105,28 +106,51 @@ def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out
                f"last epoch reconstruction MSE on masked valid dates {last.get('recon_mse_masked_valid', float('nan')):.4f}")
 
 
+_S2_HELP = ("Sentinel-2 file (.nc/.zarr); repeat for several files of one scene (e.g. a 10 m and a 20 m file, merged "
+            "on the 10 m grid). Any band subset with a visible and a NIR band.")
+_S1_HELP = "Sentinel-1 file (.nc/.zarr), repeatable; resampled onto the S2 grid when coarser (optional)."
+_VALUES_HELP = ("What the {} numbers are when the file's metadata does not say: {} "
+                "[default: from units / scale_factor / product conventions / storage type].")
+
+
+def _sensor_options(fn: Any) -> Any:
+    """The input options shared by embed and reconstruct."""
+    for option in reversed([
+        click.option("--s2", "s2", required=True, multiple=True, type=click.Path(exists=True, path_type=Path), help=_S2_HELP),
+        click.option("--s1", "s1", multiple=True, type=click.Path(exists=True, path_type=Path), help=_S1_HELP),
+        click.option("--s2-values", type=click.Choice(["reflectance", "dn"]), help=_VALUES_HELP.format("S2", "reflectance | dn")),
+        click.option("--s1-values", type=click.Choice(["db", "linear", "gfmap"]),
+                     help=_VALUES_HELP.format("S1", "db | linear | gfmap (WorldCereal uint16)")),
+        click.option("--s1-orbit", type=click.Choice(["ascending", "descending"]),
+                     help="S1 orbit direction when the file does not record it (attribute, variable or file name)."),
+        click.option("--model", type=click.Path(exists=True, path_type=Path), help="Fusion checkpoint [default: the shipped one]."),
+        click.option("--start", help="First day, YYYY-MM-DD [default: first S2 date]."),
+        click.option("--end", help="Last day, YYYY-MM-DD, inclusive [default: last S2 date]."),
+        click.option("--chunk-px", default=64, show_default=True, help="Block edge in pixels (one dask task, one Zarr chunk)."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing output."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 @cli.command("embed")
-@click.option("--s2", "s2", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Sentinel-2 cube (.nc/.zarr); defines the 10 m grid.")
-@click.option("--s1", "s1", type=click.Path(exists=True, path_type=Path), help="Sentinel-1 cube on the same grid (optional).")
-@click.option("--model", type=click.Path(exists=True, path_type=Path),
-              help="Fusion checkpoint [default: shipped synthetic-trained default].")
+@_sensor_options
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output embedding cube, .zarr or .nc.")
-@click.option("--start", help="First day, YYYY-MM-DD [default: first S2 date].")
-@click.option("--end", help="Last day, YYYY-MM-DD, inclusive [default: last S2 date].")
-@click.option("--chunk-px", default=64, show_default=True, help="Block edge in pixels (one dask task, one Zarr chunk).")
 @click.option("--int8", is_flag=True, help="Store int8 with a per-pixel-per-day scale (4x smaller).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-def embed_command(s2: Path, s1: Path | None, model: Path | None, out: Path, start: str | None, end: str | None,
-                  chunk_px: int, int8: bool, overwrite: bool) -> None:
-    """Daily 10 m embedding cube (time, y, x, feature) from S2 [+ S1] cubes.
+@click.option("--allow-extrapolation", is_flag=True,
+              help="Embed days more than 60 days beyond the valid S2 acquisitions (up to a year; flagged by the quality layers).")
+def embed_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | None, s1_values: str | None, s1_orbit: str | None,
+                  model: Path | None, start: str | None, end: str | None, chunk_px: int, overwrite: bool, out: Path, int8: bool,
+                  allow_extrapolation: bool) -> None:
+    """Daily 10 m embedding cube (time, y, x, feature) from S2 [+ S1] files, with per-day quality layers.
 
     Resumable: re-run the same command after an interruption and completed
     blocks are skipped. Uses a dask.distributed cluster when one is active.
     """
     from ecoembed.embed.pipeline import embed
 
-    res = embed(s2, out, s1=s1, model=model, start=start, end=end, chunk_px=chunk_px, int8=int8, overwrite=overwrite)
+    res = embed(list(s2), out, s1=list(s1) or None, model=model, s2_values=s2_values, s1_values=s1_values, s1_orbit=s1_orbit,
+                start=start, end=end, chunk_px=chunk_px, int8=int8, allow_extrapolation=allow_extrapolation, overwrite=overwrite)
     click.echo(
         f"wrote {res.path}: {res.n_days} days x {res.n_pixels} px; blocks computed {res.blocks_computed}, "
         f"skipped {res.blocks_skipped}; {res.n_empty_pixels} px without any observation (NaN)"
@@ -134,20 +158,16 @@ def embed_command(s2: Path, s1: Path | None, model: Path | None, out: Path, star
 
 
 @cli.command("reconstruct")
-@click.option("--s2", "s2", required=True, type=click.Path(exists=True, path_type=Path), help="Sentinel-2 cube (.nc/.zarr).")
-@click.option("--s1", "s1", type=click.Path(exists=True, path_type=Path), help="Sentinel-1 cube on the same grid (optional).")
-@click.option("--model", type=click.Path(exists=True, path_type=Path), help="Fusion checkpoint [default: shipped default].")
+@_sensor_options
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output daily reflectance cube, .nc or .zarr.")
-@click.option("--start", help="First day, YYYY-MM-DD [default: first S2 date].")
-@click.option("--end", help="Last day, YYYY-MM-DD, inclusive [default: last S2 date].")
-@click.option("--chunk-px", default=64, show_default=True, help="Block edge in pixels.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-def reconstruct_command(s2: Path, s1: Path | None, model: Path | None, out: Path, start: str | None, end: str | None,
-                        chunk_px: int, overwrite: bool) -> None:
+def reconstruct_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | None, s1_values: str | None,
+                        s1_orbit: str | None, model: Path | None, start: str | None, end: str | None, chunk_px: int,
+                        overwrite: bool, out: Path) -> None:
     """Cloud-free daily S2 reflectance (0-1) decoded from the fused embedding."""
     from ecoembed.embed.reconstruct import reconstruct_s2
 
-    path = reconstruct_s2(s2, out, s1=s1, model=model, start=start, end=end, chunk_px=chunk_px, overwrite=overwrite)
+    path = reconstruct_s2(list(s2), out, s1=list(s1) or None, model=model, s2_values=s2_values, s1_values=s1_values,
+                          s1_orbit=s1_orbit, start=start, end=end, chunk_px=chunk_px, overwrite=overwrite)
     click.echo(f"wrote {path}")
 
 

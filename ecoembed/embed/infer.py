@@ -35,6 +35,24 @@ def series_batch(series: Mapping[str, Any], index: np.ndarray) -> dict[str, Sens
     return out
 
 
+def days_to_nearest(series: Any, query_days: np.ndarray, cap: int = 32767) -> np.ndarray:
+    """int16 ``[N, Q]``: days from each query day to the pixel's nearest valid observation (``cap`` when it has none)."""
+    days = np.asarray(series.days, np.int64)
+    valid = np.asarray(series.valid, bool)
+    q = np.asarray(query_days, np.int64)
+    out = np.full((valid.shape[0], len(q)), cap, dtype=np.int64)
+    for n in range(valid.shape[0]):
+        d = days[valid[n]]
+        if d.size == 0:
+            continue
+        i = np.clip(np.searchsorted(d, q), 1, max(d.size - 1, 1))
+        if d.size == 1:
+            out[n] = np.abs(q - d[0])
+        else:
+            out[n] = np.minimum(np.abs(q - d[i - 1]), np.abs(q - d[i]))
+    return np.minimum(out, cap).astype(np.int16)
+
+
 def empty_pixels(series: Mapping[str, Any]) -> np.ndarray:
     """Bool ``[N]``: pixels without a usable observation in any modality."""
     first = next(iter(series.values()))

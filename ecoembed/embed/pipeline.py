@@ -62,12 +62,12 @@ import zarr
 from dask.delayed import delayed
 from tqdm.auto import tqdm
 
-from ecoembed.dates import daily_range, from_days
-from ecoembed.embed.infer import contextualize_pixels, empty_pixels, query_contexts
+from ecoembed.dates import daily_range, from_days, to_days
+from ecoembed.embed.infer import contextualize_pixels, days_to_nearest, empty_pixels, query_contexts
 from ecoembed.errors import InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_location
 from ecoembed.sources.chips import PixelSeries, encoder_series
-from ecoembed.sources.embedding_cube import FLOAT_ENCODING, INT8_ENCODING, embedding_template, encode_int8
+from ecoembed.sources.embedding_cube import FLOAT_ENCODING, INT8_ENCODING, NO_OBSERVATION, embedding_template, encode_int8
 from ecoembed.sources.local import CubeRequest, PathLike
 from ecoembed.weights.fusion_checkpoint import LoadedModel, load_fusion_checkpoint
 from ecoembed.weights.shipped import load_fusion_model
@@ -158,6 +158,8 @@ def _run_block(job: _BlockJob) -> BlockResult:
         emb_arr = group["embedding"]
         scale_arr = group["embedding_scale"] if job.int8 else None
         assert isinstance(emb_arr, zarr.Array) and (scale_arr is None or isinstance(scale_arr, zarr.Array))
+        layers = {name: group[f"days_to_{name}"] for name in series}
+        all_days = np.arange(job.first_day, job.first_day + job.n_days, dtype=np.int64)
         for d0 in range(0, job.n_days, job.days_per_chunk):
             d1 = min(job.n_days, d0 + job.days_per_chunk)
             vals = query_contexts(model, contexts, len(yx), torch.arange(job.first_day + d0, job.first_day + d1, dtype=torch.int64))
@@ -171,6 +173,11 @@ def _run_block(job: _BlockJob) -> BlockResult:
                 scale_arr[region] = sc
             else:
                 emb_arr[region] = slab
+            for name, layer in layers.items():
+                grid = np.full((d1 - d0, by, bx), NO_OBSERVATION, dtype=np.int16)
+                grid[:, rows, cols] = days_to_nearest(series[name], all_days[d0:d1]).T
+                assert isinstance(layer, zarr.Array)
+                layer[region] = grid
     result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()))
     atomic_write_text(Path(job.markers) / f"{job.iy}_{job.ix}.json", json.dumps(asdict(result)))
     return result
@@ -189,6 +196,33 @@ class EmbedResult:
     n_days: int
     checkpoint_sha256: str
     blocks: list[BlockResult] = field(default_factory=list)
+
+
+EXTRAPOLATION_MARGIN_DAYS = 60
+"""Days before the first / after the last valid S2 acquisition that are embedded without ``allow_extrapolation``."""
+MAX_EXTRAPOLATION_DAYS = 366
+"""The farthest any day may be from the acquisitions, even with ``allow_extrapolation``."""
+
+
+def query_range(s2: xr.Dataset, start: str | None, end: str | None, *, allow_extrapolation: bool = False) -> np.ndarray:
+    """The days to embed: ``start``..``end`` (default the S2 acquisition span), checked against the valid acquisitions.
+
+    Raises:
+        InputError: days too far from any valid acquisition (the message names the option), or no valid acquisition.
+    """
+    days = daily_range(s2["time"].values, start, end)
+    any_valid = np.asarray(s2["valid"].any(("y", "x")).values, bool)
+    if not any_valid.any():
+        raise InputError(f"S2 cube {s2.encoding.get('source', '')} has no valid observation at all; nothing to embed")
+    obs = to_days(s2["time"].values[any_valid])
+    lo, hi = int(obs.min()), int(obs.max())
+    margin = MAX_EXTRAPOLATION_DAYS if allow_extrapolation else EXTRAPOLATION_MARGIN_DAYS
+    if days[0] < lo - margin or days[-1] > hi + margin:
+        span = f"{from_days(lo).astype('datetime64[D]')}..{from_days(hi).astype('datetime64[D]')}"
+        hint = "" if allow_extrapolation else "; pass --allow-extrapolation to go up to a year beyond them (flagged by the quality layers)"
+        raise InputError(f"the days {from_days(days[0]).astype('datetime64[D]')}..{from_days(days[-1]).astype('datetime64[D]')} reach "
+                         f"more than {margin} days beyond the valid S2 acquisitions ({span}){hint}")
+    return days
 
 
 def _store_state(store: Path, attrs: Mapping[str, Any]) -> str:
@@ -218,6 +252,7 @@ def embed(
     days_per_chunk: int = 64,
     pixel_batch: int = 256,
     int8: bool = False,
+    allow_extrapolation: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     on_block_done: Callable[[BlockResult], None] | None = None,
@@ -239,6 +274,9 @@ def embed(
         days_per_chunk: Zarr chunk length in time (days) and query slab size.
         pixel_batch: pixels contextualised together inside a block.
         int8: store int8 with a per-pixel-per-day scale (decode with :func:`open_embeddings`).
+        allow_extrapolation: embed days more than :data:`EXTRAPOLATION_MARGIN_DAYS` before the first or
+            after the last valid S2 acquisition (at most :data:`MAX_EXTRAPOLATION_DAYS`); the quality
+            layers say how far each day is from an observation.
         overwrite: replace an existing output (or an unfinished one made with other settings).
         progress: tqdm progress bar over blocks.
         on_block_done: called after each block is durably written (monitoring; tests).
@@ -269,7 +307,7 @@ def embed(
         s1_cube = open_sensor_cube(s1_req)
         synthetic = synthetic or bool(s1_cube.attrs.get("synthetic", False))
         s1_bands = str(s1_cube.attrs.get("bands", ""))
-    days = daily_range(s2_cube["time"].values, start, end)
+    days = query_range(s2_cube, start, end, allow_extrapolation=allow_extrapolation)
     first, last = int(days[0]), int(days[-1])
 
     attrs: dict[str, Any] = {
@@ -291,6 +329,9 @@ def embed(
         "days_per_chunk": days_per_chunk,
         "embedding_encoding": INT8_ENCODING if int8 else FLOAT_ENCODING,
         "modalities": ",".join(["s2"] + (["s1"] if s1_req is not None else [])),
+        "extrapolation_allowed": allow_extrapolation,
+        "quality_layers": "days_to_s2, days_to_s1: days from each day to the pixel's nearest valid observation "
+                          f"({NO_OBSERVATION} = none)",
         "complete": False,
     }
     store = out if out.suffix == ".zarr" else out.with_name(f".{out.name}.partial.zarr")

@@ -28,9 +28,9 @@ import xarray as xr
 import zarr
 from tqdm.auto import tqdm
 
-from ecoembed.dates import daily_range, from_days
+from ecoembed.dates import from_days
 from ecoembed.embed.infer import embed_series
-from ecoembed.embed.pipeline import open_sensor_cube
+from ecoembed.embed.pipeline import open_sensor_cube, query_range
 from ecoembed.errors import CheckpointError, InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, check_output_location
 from ecoembed.sources.chips import encoder_series
@@ -58,6 +58,9 @@ def reconstruct_s2(
     *,
     s1: PathLike | Sequence[PathLike] | None = None,
     model: str | os.PathLike[str] | None = None,
+    s2_values: str | None = None,
+    s1_values: str | None = None,
+    s1_orbit: str | None = None,
     start: str | None = None,
     end: str | None = None,
     chunk_px: int = 64,
@@ -72,6 +75,7 @@ def reconstruct_s2(
         out: output ``.nc`` or ``.zarr``.
         s1: optional Sentinel-1 cube on the same grid (improves cloudy gaps).
         model: fusion checkpoint (default: the shipped one).
+        s2_values, s1_values, s1_orbit: as :func:`ecoembed.embed.pipeline.embed`.
         start, end: inclusive date range (YYYY-MM-DD); default the S2 acquisition range.
         chunk_px: block edge in pixels.
         pixel_batch: pixels processed together.
@@ -90,10 +94,11 @@ def reconstruct_s2(
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
     loaded = load_fusion_model(model)
     bands, mean, std = _s2_normalisation(loaded)
-    s2_req = CubeRequest.of(s2, "s2")
+    s2_req = CubeRequest.of(s2, "s2", values=s2_values)
     s2_cube = open_sensor_cube(s2_req)
-    s1_cube = open_sensor_cube(CubeRequest.of(s1, "s1", like=s2_req)) if s1 is not None else None
-    days = daily_range(s2_cube["time"].values, start, end)
+    s1_cube = (open_sensor_cube(CubeRequest.of(s1, "s1", values=s1_values, orbit=s1_orbit, like=s2_req))
+               if s1 is not None else None)
+    days = query_range(s2_cube, start, end)
     ny, nx = s2_cube.sizes["y"], s2_cube.sizes["x"]
     synthetic = bool(s2_cube.attrs.get("synthetic", False)) or bool(s1_cube is not None and s1_cube.attrs.get("synthetic", False))
 

@@ -125,7 +125,8 @@ def _has_data(band: xr.DataArray, slab_bytes: int = 4 * 2**20) -> bool:
 def same_grid(a: xr.Dataset, b: xr.Dataset) -> bool:
     """True when two cubes share the pixel grid (same ``x``/``y`` sizes and pixel-centre coordinates)."""
     return bool(a.sizes["y"] == b.sizes["y"] and a.sizes["x"] == b.sizes["x"]
-                and np.allclose(a["x"].values, b["x"].values, rtol=0, atol=0.01) and np.allclose(a["y"].values, b["y"].values, rtol=0, atol=0.01))
+                and np.allclose(a["x"].values, b["x"].values, rtol=0, atol=0.01)
+                and np.allclose(a["y"].values, b["y"].values, rtol=0, atol=0.01))
 
 
 def require_same_grid(cube: xr.Dataset, reference: xr.Dataset, *, what: str) -> None:

@@ -91,7 +91,6 @@ def boa_offset_dn(time: np.ndarray | xr.DataArray) -> np.ndarray:
     return np.where(t >= BASELINE_0400_START, BOA_OFFSET_DN, 0.0)
 
 
-@overload
 def remove_baseline_offset(reflectance: xr.DataArray) -> xr.DataArray:
     """Reflectance from raw DN x 1e-4 of products with processing baseline >= 04.00 corrected by their -1000 DN offset."""
     offset = xr.DataArray(boa_offset_dn(reflectance["time"].values) * SPEC.dn_scale, dims="time",
@@ -101,27 +100,10 @@ def remove_baseline_offset(reflectance: xr.DataArray) -> xr.DataArray:
     return out
 
 
+@overload
 def dn_to_reflectance(dn: xr.DataArray, time: xr.DataArray | np.ndarray | None = None) -> xr.DataArray: ...
 @overload
-def remove_baseline_offset(reflectance: xr.DataArray) -> xr.DataArray:
-    """Reflectance from raw DN x 1e-4 of products with processing baseline >= 04.00 corrected by their -1000 DN offset."""
-    offset = xr.DataArray(boa_offset_dn(reflectance["time"].values) * SPEC.dn_scale, dims="time",
-                          coords={"time": reflectance["time"]})
-    out = (reflectance + offset).astype(np.float32)
-    out.attrs = dict(reflectance.attrs)
-    return out
-
-
 def dn_to_reflectance(dn: np.ndarray, time: xr.DataArray | np.ndarray | None = None) -> np.ndarray: ...
-def remove_baseline_offset(reflectance: xr.DataArray) -> xr.DataArray:
-    """Reflectance from raw DN x 1e-4 of products with processing baseline >= 04.00 corrected by their -1000 DN offset."""
-    offset = xr.DataArray(boa_offset_dn(reflectance["time"].values) * SPEC.dn_scale, dims="time",
-                          coords={"time": reflectance["time"]})
-    out = (reflectance + offset).astype(np.float32)
-    out.attrs = dict(reflectance.attrs)
-    return out
-
-
 def dn_to_reflectance(dn: xr.DataArray | np.ndarray, time: xr.DataArray | np.ndarray | None = None) -> xr.DataArray | np.ndarray:
     """L2A digital numbers -> surface reflectance (dimensionless, float32; NaN where DN is 0 or NaN).
 

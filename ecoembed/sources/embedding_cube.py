@@ -29,7 +29,11 @@ INT8_ENCODING = "int8_scaled"
 """``embedding_encoding`` of cubes stored as int8 with a per-vector scale."""
 FLOAT_ENCODING = "float32"
 """``embedding_encoding`` of cubes stored as float32."""
-BOOL_ATTRS: tuple[str, ...] = ("synthetic", "complete", "model_trained_on_synthetic")
+BOOL_ATTRS: tuple[str, ...] = ("synthetic", "complete", "model_trained_on_synthetic", "extrapolation_allowed")
+QUALITY_LAYERS: tuple[str, ...] = ("days_to_s2", "days_to_s1")
+"""Per-day quality layers (time, y, x): days from each day to the pixel's nearest valid observation of a sensor."""
+NO_OBSERVATION = 32767
+"""Value of a quality layer where the pixel has no valid observation of that sensor (int16 maximum)."""
 """Attributes stored as 0/1 in NetCDF and turned back into booleans on reading."""
 
 
@@ -63,12 +67,19 @@ def embedding_template(s2: xr.Dataset, days: np.ndarray, embed_dim: int, chunk_p
     }
     if int8:
         data_vars["embedding_scale"] = (("time", "y", "x"), da.zeros(shape[:3], chunks=chunks[:3], dtype=np.float32))
+    for layer in QUALITY_LAYERS:
+        filled = da.full(shape[:3], NO_OBSERVATION, chunks=chunks[:3], dtype=np.int16)  # type: ignore[no-untyped-call]
+        data_vars[layer] = (("time", "y", "x"), filled)
     coords = {"time": from_days(days), "y": s2["y"].values, "x": s2["x"].values, "feature": np.arange(embed_dim)}
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     ds["embedding"].attrs = {"long_name": "fused daily embedding", "units": "1"}
     if int8:
         ds["embedding"].attrs["encoding"] = "embedding_float = embedding_int8 * embedding_scale"
         ds["embedding_scale"].attrs = {"long_name": "per-pixel-per-day int8 scale", "units": "1"}
+    for layer in QUALITY_LAYERS:
+        sensor = layer.rsplit("_", 1)[-1].upper()
+        ds[layer].attrs = {"long_name": f"days to the nearest valid {sensor} observation of the pixel", "units": "days",
+                           "no_observation": NO_OBSERVATION}
     for c in ("x", "y"):
         ds[c].attrs = dict(s2[c].attrs)
     return ds

@@ -81,6 +81,12 @@ class Grid:
     crs: str
     resolution_m: float
 
+    def same_as(self, other: Grid) -> bool:
+        """Same CRS and the same pixel centres (to 1 cm)."""
+        return (self.crs == other.crs and self.x.shape == other.x.shape and self.y.shape == other.y.shape
+                and bool(np.allclose(self.x, other.x, rtol=0, atol=_TOLERANCE_M))
+                and bool(np.allclose(self.y, other.y, rtol=0, atol=_TOLERANCE_M)))
+
     def describe(self) -> str:
         """One line: size, pixel size, CRS, extent."""
         h = self.resolution_m / 2

@@ -223,8 +223,7 @@ def _bool_attr(v: Any) -> bool:
 
 def _onto(part: _Part, grid: Grid, spec: SensorSpec, what: str, reference: str) -> xr.Dataset:
     """A part on the target grid (resampled if it nests, refused if not)."""
-    if part.grid.x.shape == grid.x.shape and part.grid.y.shape == grid.y.shape and \
-            np.allclose(part.grid.x, grid.x, rtol=0, atol=0.01) and np.allclose(part.grid.y, grid.y, rtol=0, atol=0.01) and part.grid.crs == grid.crs:
+    if part.grid.same_as(grid):
         return part.ds
     require_nesting(part.grid, grid, what=what, reference=reference)
     out = xr.Dataset(coords={"time": part.ds["time"].values, **{k: v[1] for k, v in grid_coords(grid).items()}},

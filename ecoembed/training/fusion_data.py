@@ -57,6 +57,7 @@ class ArraySeries:
     valid: np.ndarray
     orbit: np.ndarray | None = None
     band_mask: np.ndarray | None = None
+    bands: tuple[str, ...] = ()
 
 
 @dataclass

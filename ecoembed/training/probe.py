@@ -1,7 +1,6 @@
 """Linear-probe evaluation of frozen stage-1 encoders (how much a ridge regression can read off).
 
-Used by ``experiments/pretrain_default.py`` and the tests of the shipped
-default: a ridge regression, cross-validated over pixels, from the frozen
+Used by the tests of the shipped weights: a ridge regression, cross-validated over pixels, from the frozen
 embedding (or from a baseline feature set, e.g. the per-band mean over valid
 dates) to a per-pixel target such as the mean-season LAI.
 """

@@ -3,12 +3,15 @@
 Each entry names the file, its sha256 (verified before loading), the band
 order and normalisation the model expects, and where the weights come from;
 a JSON sidecar beside each file (same stem) holds the full provenance
-(training data, command, losses). The current defaults were trained on
-**synthetic scenes** (``ecoembed.sources.synthetic.make_scene``) by
-``experiments/pretrain_default.py`` (stage-1 encoders) and
-``experiments/pretrain_fusion_default.py`` (fusion): they make the pipeline
-run end to end out of the box; they are not a substitute for pretraining on
-real Sentinel data (``ecoembed pretrain --data ...``).
+(training data, command, losses). The current defaults were pretrained
+(self-supervised, no labels, no GPP) on **real Sentinel-2 and Sentinel-1
+data** by ``experiments/pretrain_real.py``: three WorldCereal S1 + S2
+patches, openEO monthly composites, WorldCereal point extractions and the
+S2 band means of eight ICOS towers, plus four small synthetic scenes (so
+that the synthetic demo stays in distribution). The WorldCereal patch
+0000280849BAC91C is held out of every stage (the test patch of
+``experiments/eval_real_patch.py``). They are small (d_model 64) CPU-trained
+models: pretrain your own on your region with ``ecoembed pretrain``.
 """
 
 from __future__ import annotations
@@ -56,23 +59,30 @@ class ShippedWeights:
         return DATA_DIR / self.filename
 
 
-_STAGE1_TRAINED_ON = (
-    "SYNTHETIC scenes only: ecoembed.sources.synthetic.make_scene (seeds 0-3, 32x32 px, 2019-2020), "
-    "by experiments/pretrain_default.py; not a substitute for pretraining on real Sentinel data"
+_S2_TRAINED_ON = (
+    "REAL Sentinel-2 L2A (self-supervised): WorldCereal patches 00002806639B424A, 000028085BF08E7E, "
+    "2021_TZA_COPERNICUS-GEOGLAM_POLY_1101950; openEO monthly composites (Flanders 101x101 px); WorldCereal "
+    "point extractions (France 2022/2023, Canada 2017, Flanders 2021); S2 band means of 8 ICOS towers; plus "
+    "SYNTHETIC make_scene seeds 0-3; held out: WorldCereal 0000280849BAC91C; by experiments/pretrain_real.py"
+)
+_S1_TRAINED_ON = (
+    "REAL Sentinel-1 GRD ascending, dB (self-supervised): WorldCereal patches 00002806639B424A, "
+    "000028085BF08E7E, 2021_TZA_COPERNICUS-GEOGLAM_POLY_1101950 on their 10 m S2 grids; plus SYNTHETIC "
+    "make_scene seeds 0-3; held out: WorldCereal 0000280849BAC91C; by experiments/pretrain_real.py"
 )
 _FUSION_TRAINED_ON = (
-    "SYNTHETIC scenes only: ecoembed.sources.synthetic.make_scene (seeds 101-164, 12x12 px, 2019), "
-    "on the shipped stage-1 encoders, by experiments/pretrain_fusion_default.py"
+    "REAL S2 + S1 pairs of the same three WorldCereal patches plus SYNTHETIC make_scene seeds 0-3, on the "
+    "frozen shipped encoders; held out: WorldCereal 0000280849BAC91C; by experiments/pretrain_real.py"
 )
 
 SHIPPED: dict[str, ShippedWeights] = {
-    "s2": ShippedWeights("s2", "s2_encoder.safetensors", "7abb7817f7f757f3abad71df4920da0eea96a7070314f8352e4b95b6029b29e3",
-                         S2_ENCODER_BANDS, S2_NORMALISATION, _STAGE1_TRAINED_ON, "run experiments/pretrain_default.py"),
-    "s1": ShippedWeights("s1", "s1_encoder.safetensors", "5ca2661c5bbc1c72371f956c5a902e4b38529e26494024be35284865d5e77ee9",
-                         S1_ENCODER_BANDS, S1_NORMALISATION, _STAGE1_TRAINED_ON, "run experiments/pretrain_default.py"),
-    "fusion": ShippedWeights("fusion", "fusion.safetensors", "6d8e18e75dac28ee780b4b7875d8effd553fae58c78331cf937450ba195f3c2c",
+    "s2": ShippedWeights("s2", "s2_encoder.safetensors", "7dddbc37330f78e65930c5c253e886326193cb21b7cf3434e2e1f428e7e9c2da",
+                         S2_ENCODER_BANDS, S2_NORMALISATION, _S2_TRAINED_ON, "run experiments/pretrain_real.py"),
+    "s1": ShippedWeights("s1", "s1_encoder.safetensors", "a1aa02b80c063f7e87c246ba948a77f866ca0b502cdebc4cbe0274a9898b2068",
+                         S1_ENCODER_BANDS, S1_NORMALISATION, _S1_TRAINED_ON, "run experiments/pretrain_real.py"),
+    "fusion": ShippedWeights("fusion", "fusion.safetensors", "fa4ccc601506f97640263144a2e11826f7eb2563d6514e714a740d849a896887",
                              (*S2_ENCODER_BANDS, *S1_ENCODER_BANDS), f"S2: {S2_NORMALISATION} S1: {S1_NORMALISATION}",
-                             _FUSION_TRAINED_ON, "run experiments/pretrain_fusion_default.py or pass --model"),
+                             _FUSION_TRAINED_ON, "run experiments/pretrain_real.py or pass --model"),
 }
 """Name -> shipped weights."""
 

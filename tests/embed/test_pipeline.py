@@ -135,7 +135,7 @@ def test_existing_output_and_bad_grid(scene: dict[str, Path], tmp_path: Path) ->
 
 def test_coarser_s1_is_resampled_onto_the_s2_grid(scene: dict[str, Path], tmp_path: Path) -> None:
     """A 20 m S1 cube nesting in the 10 m S2 grid: averaged in linear power onto it, pixels outside it are NaN."""
-    s2, s1 = tiny_cubes()
+    _, s1 = tiny_cubes()
     coarse = s1.isel(x=slice(0, None, 2), y=slice(0, None, 2))
     coarse = coarse.assign_coords(x=coarse["x"] + 5.0, y=coarse["y"] - 5.0)  # 20 m pixel centres
     write_cube(coarse, tmp_path / "s1_20m.nc")
@@ -211,7 +211,7 @@ def test_shipped_default_loads_and_is_small() -> None:
 
     default = SHIPPED["fusion"].path
     loaded = load_fusion_model()  # verifies the file against the registry's sha256 and the weights against fusion.json
-    assert loaded.path == default.resolve() and loaded.synthetic
+    assert loaded.path == default.resolve() and not loaded.synthetic and loaded.metadata["real_data"] is True
     assert set(loaded.model.encoders) == {"s2", "s1"} and loaded.model.fusion.embed_dim == 64
     assert default.stat().st_size < 5e6
     assert not any(p.requires_grad for p in loaded.model.encoders.parameters())

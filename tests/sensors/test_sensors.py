@@ -11,9 +11,9 @@ import pytest
 import xarray as xr
 
 from ecoembed.errors import CubeError
-from ecoembed.sensors.registry import get_sensor
 from ecoembed.sensors import indices
 from ecoembed.sensors.cube import validate_cube
+from ecoembed.sensors.registry import get_sensor
 from ecoembed.sensors.sentinel1 import (
     S1_POLARISATIONS,
     db_to_linear,

@@ -1,5 +1,8 @@
-"""Eddy-covariance flux data: FLUXNET2015/ONEFlux, ICOS and AmeriFlux readers, QC,
-daily aggregation and site metadata. Pure pandas/numpy/pyarrow; never imports torch."""
+"""Eddy-covariance flux data: readers, QC, daily aggregation and site metadata.
+
+FLUXNET2015/ONEFlux, ICOS and AmeriFlux files. Pure pandas/numpy/pyarrow;
+never imports torch.
+"""
 
 from fluxnet.aggregate import (
     DEFAULT_MIN_DAY_COVERAGE,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
 from fluxnet.aggregate import (
     DEFAULT_MIN_DAY_COVERAGE,
@@ -114,11 +114,8 @@ def _probe_header(path: Path) -> tuple[int, list[str], bytes]:
             raise _not_utf8_error(path, probe, err) from None
         text = probe[: err.start].decode("utf-8-sig")
     lines = text.splitlines()
-    for number, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            break
-    else:
+    number = next((i for i, line in enumerate(lines) if line.strip() and not line.strip().startswith("#")), None)
+    if number is None:
         raise FluxDataError(f"flux file {path} holds only comment lines, no header")
     header = lines[number]
     if "," not in header:
@@ -306,7 +303,10 @@ def _read_columns(source: Path, fmt: FluxFileFormat, wanted: dict[str, str]) -> 
         elif "UTF8" in message.upper() or "utf-8" in message:
             hint = " (the file is not UTF-8 text)"
         elif "Expected" in message and "columns, got" in message:
-            hint = " (a row has another number of fields than the header: a truncated download or a stray comma; re-download or fix that row)"
+            hint = (
+                " (a row has another number of fields than the header: a truncated download or a stray comma; "
+                "re-download or fix that row)"
+            )
         raise FluxDataError(f"flux file {source}: could not parse: {message}{hint}") from None
     if arrow_table.num_rows == 0:
         raise FluxDataError(f"flux file {source} has a header but no data rows")
@@ -347,7 +347,8 @@ def _parse_timestamps(
             f"flux file {source}: {column} {values[row]} on line {row + line0} is not a valid "
             f"{layout} timestamp"
         )
-    return parsed + (hours * 60 + minutes).astype("timedelta64[m]")
+    shifted: np.ndarray = parsed + (hours * 60 + minutes).astype("timedelta64[m]")
+    return shifted
 
 
 def _check_order(times: np.ndarray, raw: np.ndarray, source: Path, column: str, line0: int) -> None:

@@ -255,7 +255,8 @@ def test_unsorted_timestamps(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     lines[5], lines[6] = lines[6], lines[5]
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(FluxDataError, match=rf"{HH_NAME}: timestamps are not sorted: TIMESTAMP_START=202006010200 on line 7 comes after 202006010230"):
+    expected = rf"{HH_NAME}: timestamps are not sorted: TIMESTAMP_START=202006010200 on line 7 comes after 202006010230"
+    with pytest.raises(FluxDataError, match=expected):
         read_flux(path)
 
 
@@ -276,7 +277,8 @@ def test_overlapping_files(tmp_path: Path) -> None:
 def test_non_fluxnet_csv(tmp_path: Path) -> None:
     path = tmp_path / "weather.csv"
     path.write_text("date,temperature\n2020-06-01,12.5\n")
-    with pytest.raises(FluxDataError, match=r"weather\.csv is not a FLUXNET-style CSV: no timestamp column.*TIMESTAMP_START.*found columns: date, temperature"):
+    expected = r"weather\.csv is not a FLUXNET-style CSV: no timestamp column.*TIMESTAMP_START.*found columns: date, temperature"
+    with pytest.raises(FluxDataError, match=expected):
         read_flux(path)
 
 

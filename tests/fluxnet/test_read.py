@@ -277,7 +277,7 @@ def test_overlapping_files(tmp_path: Path) -> None:
 def test_non_fluxnet_csv(tmp_path: Path) -> None:
     path = tmp_path / "weather.csv"
     path.write_text("date,temperature\n2020-06-01,12.5\n")
-    expected = r"weather\.csv is not a FLUXNET-style CSV: no timestamp column.*TIMESTAMP_START.*found columns: date, temperature"
+    expected = r"weather\.csv: unknown layout, no flux-file family matches its columns \(date, temperature\); accepted families: FLUXNET"
     with pytest.raises(FluxDataError, match=expected):
         read_flux(path)
 

@@ -13,6 +13,7 @@ from fluxnet.aggregate import (
 )
 from fluxnet.errors import FluxDataError, FluxQCWarning
 from fluxnet.families import FAMILIES
+from fluxnet.plausibility import check_plausibility
 from fluxnet.read import FluxFileFormat, detect_format, read_flux
 from fluxnet.sites import read_bif, read_site_infos, read_sites_csv, split_path_list
 from fluxnet.table import DEFAULT_QC_MIN, TIDY_COLUMNS, UNITS, qc_pass
@@ -30,6 +31,7 @@ __all__ = [
     "FluxFileFormat",
     "FluxQCWarning",
     "aggregate_to_daily",
+    "check_plausibility",
     "detect_format",
     "qc_pass",
     "read_bif",

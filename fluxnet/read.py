@@ -18,7 +18,8 @@ comes from its content, never from its name alone:
 File names are hints for the site id (``FLX_<SITE>_...``, ``ICOSETC_<SITE>_...``,
 ``AMF_<SITE>_...``, ``<SITE>_...``) and the resolution (``..._HH_...``), checked
 against the content. Sub-daily records become days with
-:func:`~fluxnet.aggregate.aggregate_to_daily`.
+:func:`~fluxnet.aggregate.aggregate_to_daily`; the result is checked for
+plausibility (:mod:`fluxnet.plausibility`), which is reported, never applied.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from fluxnet.aggregate import DEFAULT_MIN_DAY_COVERAGE, DEFAULT_QC_FLAG_MAX, agg
 from fluxnet.errors import FluxDataError, FluxQCWarning
 from fluxnet.families import FAMILIES, NotPartitionedError
 from fluxnet.layout import split_name_unit
+from fluxnet.plausibility import check_plausibility
 from fluxnet.records import Inspection, ReadOptions, Records, inspect_source, read_records
 from fluxnet.sources import Source, open_sources
 from fluxnet.table import OPTIONAL_COLUMNS, RELEASE_COLUMN, TIDY_COLUMNS, UNITS
@@ -282,6 +284,7 @@ def read_flux(
     units: Mapping[str, str] | None = None,
     flip_gpp_sign: bool = False,
     qc_missing: str = "nan",
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Read one site's flux file(s) into the tidy daily flux table.
 
@@ -331,13 +334,14 @@ def read_flux(
             state (e.g. ``{"VPD_f": "kPa"}``); decisions are recorded in
             ``attrs["units_in"]`` and ``attrs["units_converted"]``.
         flip_gpp_sign: Multiply GPP by -1: for files whose convention is
-            uptake-negative.
+            uptake-negative (``attrs["plausibility"]`` says when it looks so).
         qc_missing: ``GPP_qc`` on days the file gives no QC for (no QC column,
             or an empty cell): ``"nan"`` (default: unknown, so
             :func:`~fluxnet.table.qc_pass` fails those days, and a file with no
             QC at all raises a :class:`~fluxnet.errors.FluxQCWarning`),
             ``"pass"`` (1: e.g. a file already QC-filtered by its source) or
             ``"fail"`` (0).
+        strict: Raise instead of reporting plausibility findings.
 
     Returns:
         Columns ``site_id, date, GPP, GPP_NT, GPP_DT, GPP_unc, GPP_qc, TA,
@@ -348,12 +352,12 @@ def read_flux(
         ``resolution_in``, ``gpp_method``, ``gpp_columns``, ``gpp_rule``,
         ``gpp_fallback_days``, ``gpp_sign``, ``qc_source``, ``qc_rule``,
         ``qc_missing``, ``qc_missing_days``, ``days_absent``, ``units``,
-        ``units_in``, ``units_converted`` and, for
+        ``units_in``, ``units_converted``, ``plausibility`` and, for
         archives, ``archive``.
 
     Raises:
         FluxDataError: Any malformed input (each message names the file and
-            the remedy).
+            the remedy), or implausible GPP with ``strict=True``.
         ValueError: An option outside its allowed values.
     """
     options = _options(gpp_method, gpp_variant, resolution, time_reference, units, flip_gpp_sign)
@@ -384,6 +388,12 @@ def read_flux(
         daily["GPP_qc"] = daily["GPP_qc"].fillna(1.0 if qc_missing == "pass" else 0.0)
     table = _finish_table(daily, resolved_site, gpp_method)
     table.attrs.update(_gpp_attrs(parts, gpp_method))
+    findings = check_plausibility(table)
+    if strict and findings:
+        raise FluxDataError(
+            f"flux file(s) {', '.join(p.inspection.source.label for p in parts)}: implausible values: {'; '.join(findings)} "
+            f"(strict=True; read with strict=False to get the table and these findings in attrs['plausibility'])"
+        )
     qc_rule = _qc_rule(parts, qc_flag_max, qc_missing, qc_missing_days, len(table))
     days_absent = _days_absent(table) if resolution_in == "DD" else 0
     if days_absent:
@@ -415,6 +425,7 @@ def read_flux(
             "units": {c: UNITS[c] for c in table.columns if c in UNITS},
             "units_in": _joined(parts, "units_in"),
             "units_converted": _joined(parts, "units_converted"),
+            "plausibility": findings,
         }
     )
     if archive_notes:

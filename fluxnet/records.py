@@ -49,13 +49,16 @@ QUANTITY_OF: dict[str, Quantity] = {
 }
 """Tidy value column -> the quantity it holds."""
 
-_SITE_IN_NAME = re.compile(r"^(?:[A-Za-z0-9]+_)?(?P<site>[A-Z]{2}-[A-Za-z0-9]{3})(?=[_.\-]|$)")
+_SITE_IN_NAME = (
+    re.compile(r"^(?:FLX|ICOSETC|AMF|EUF)_(?P<site>[^_]+)_"),  # FLUXNET, ICOS, AmeriFlux product names: any site token
+    re.compile(r"^(?P<site>[A-Z]{2}-[A-Za-z0-9]{2,5})(?=[_.\-]|$)"),  # a leading FLUXNET-style id: AT-Neu_ICOS_GPP_DD_...
+)
 _RESOLUTION_IN_NAME = re.compile(r"(?:^|_)(?P<resolution>HH|HR|DD|WW|MM|YY)(?=[_.]|$)")
 
 
 def site_in_name(name: str) -> str | None:
     """Site id a file name starts with: ``FLX_CH-Cha_...``, ``ICOSETC_BE-Bra_...``, ``AMF_US-Ha1_...``, ``AT-Neu_...``."""
-    match = _SITE_IN_NAME.match(name)
+    match = next((m for pattern in _SITE_IN_NAME if (m := pattern.match(name))), None)
     return match["site"] if match else None
 
 

@@ -7,7 +7,8 @@ whose suffix contradicts the content (a gzip stream named ``.csv``, plain text
 named ``.gz``) is refused with the remedy, because the file then went through
 an unexpected step (a browser decompressing a download, a renamed archive).
 Anything that is not a regular file (a folder, a FIFO, a device, a socket) is
-refused before it is opened, so a read never blocks.
+refused before it is opened, so a read never blocks; spreadsheets (.xlsx, .xls,
+.ods) are refused with the advice to export the sheet as CSV.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ _COMPRESSIONS: dict[str, tuple[bytes, str, Callable[[IO[bytes]], IO[bytes]]]] = 
 
 _TABLE_MAGIC: dict[TableKind, tuple[bytes, ...]] = {"parquet": (b"PAR1",), "feather": (b"ARROW1", b"FEA1")}
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+"""Legacy Office documents (Excel .xls)."""
 
 _SUFFIX_KIND: dict[str, str] = {
     **dict.fromkeys((".csv", ".txt", ".dat", ".tsv", ".tab"), "text"),
@@ -58,6 +61,7 @@ _CONTENT_WORDS = {
     "gzip": "gzip-compressed",
     "bz2": "bz2-compressed",
     "xz": "xz-compressed",
+    "xls": "an Excel .xls workbook",
 }
 
 
@@ -126,6 +130,8 @@ def _content_kind(head: bytes) -> str:
             return name
     if head.startswith(_ZIP_MAGIC):
         return "zip"
+    if head.startswith(_OLE_MAGIC):
+        return "xls"
     for kind, magics in _TABLE_MAGIC.items():
         if head.startswith(magics):
             return kind
@@ -173,7 +179,13 @@ def _check_regular_file(path: Path) -> None:
     raise FluxDataError(f"flux file {path} is {what}, not a file; {remedy}")
 
 
+def _spreadsheet_error(label: str, what: str) -> FluxDataError:
+    return FluxDataError(f"flux file {label} is {what}, not a flux table; export the sheet as CSV (UTF-8) and read that")
+
+
 def _table_kind(content: str, label: str) -> TableKind:
+    if content == "xls":
+        raise _spreadsheet_error(label, _CONTENT_WORDS["xls"])
     if content == "parquet":
         return "parquet"
     if content == "feather":
@@ -212,6 +224,11 @@ def _archive_members(path: Path) -> list[Source]:
                 if not info.is_dir() and not info.filename.startswith(_SKIPPED_MEMBER_PREFIXES)
                 and not PurePosixPath(info.filename).name.startswith(".") and info.file_size > 0
             ]
+            names = {info.filename for info in infos}
+            if "[Content_Types].xml" in names and any(name.startswith("xl/") for name in names):
+                raise _spreadsheet_error(str(path), "an Excel workbook (.xlsx)")
+            if "mimetype" in names and archive.read("mimetype").startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+                raise _spreadsheet_error(str(path), "an OpenDocument spreadsheet (.ods)")
             heads = {}
             for info in infos:
                 with archive.open(info) as member:

@@ -173,3 +173,17 @@ def test_compressed_tar_is_refused(tmp_path: Path) -> None:
     tarred.write_bytes(gzip.compress(b"FLX_x.csv\x00" + b"\x00" * 500))
     with pytest.raises(FluxDataError, match=r"flux\.tar\.gz is a compressed tar archive; extract its files \(tar -xf\)"):
         read_flux(tarred)
+
+
+def test_spreadsheets_are_refused_with_the_remedy(tmp_path: Path) -> None:
+    workbook = tmp_path / "FLX_ZZ-Arc_FLUXNET2015_SUBSET_DD_2009-2012_1-3.xlsx"
+    with zipfile.ZipFile(workbook, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr("xl/worksheets/sheet1.xml", "<worksheet/>")
+    with pytest.raises(FluxDataError, match=r"\.xlsx is an Excel workbook \(\.xlsx\), not a flux table; export the sheet as CSV"):
+        read_flux(workbook)
+    legacy = tmp_path / "fluxes.xls"
+    legacy.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100)
+    with pytest.raises(FluxDataError, match=r"fluxes\.xls is an Excel \.xls workbook, not a flux table; export the sheet as CSV"):
+        read_flux(legacy)

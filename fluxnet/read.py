@@ -34,19 +34,19 @@ import numpy as np
 import pandas as pd
 
 from fluxnet.aggregate import DEFAULT_MIN_DAY_COVERAGE, DEFAULT_QC_FLAG_MAX, aggregate_to_daily
+from fluxnet.archives import inspect_paths
 from fluxnet.errors import FluxDataError, FluxQCWarning
-from fluxnet.families import FAMILIES, NotPartitionedError
+from fluxnet.families import FAMILIES
 from fluxnet.layout import split_name_unit
 from fluxnet.plausibility import check_plausibility
-from fluxnet.records import Inspection, ReadOptions, Records, inspect_source, read_records
-from fluxnet.sources import Source, open_sources
+from fluxnet.records import Inspection, ReadOptions, Records, read_records
+from fluxnet.sources import Source
 from fluxnet.table import OPTIONAL_COLUMNS, RELEASE_COLUMN, TIDY_COLUMNS, UNITS
-from fluxnet.timestamps import STEP_MINUTES, TIME_REFERENCES, TimeReference
+from fluxnet.timestamps import RESOLUTIONS, STEP_MINUTES, TIME_REFERENCES, TimeReference
 
 GPP_METHODS: tuple[str, ...] = ("NT", "DT", "mean")
 QC_MISSING: tuple[str, ...] = ("nan", "pass", "fail")
 """What ``GPP_qc`` becomes on days the file gives no QC for: NaN (default), 1 (pass) or 0 (fail)."""
-RESOLUTIONS: tuple[str, ...] = ("HH", "HR", "DD")
 
 
 @dataclass(frozen=True)
@@ -89,72 +89,6 @@ def _format_of(inspection: Inspection) -> FluxFileFormat:
         stated_units={column: unit for column, (unit, _) in layout.stated_units.items()},
         source=inspection.source.label,
     )
-
-
-def _short_reason(err: FluxDataError, label: str) -> str:
-    text = str(err).replace(f"flux file {label}", "").lstrip(": ")
-    return text.split(";")[0][:90]
-
-
-def _select_members(path: Path, members: list[Source], options: ReadOptions, site_id: str | None) -> list[Inspection]:
-    """The members of an archive to read: flux tables with GPP, of one site and one resolution."""
-    usable: list[Inspection] = []
-    not_partitioned: list[NotPartitionedError] = []
-    ignored: list[str] = []
-    for member in members:
-        try:
-            inspection = inspect_source(member, options, archive_name=path.name)
-        except NotPartitionedError as err:
-            not_partitioned.append(err)
-            continue
-        except FluxDataError as err:
-            ignored.append(f"{member.name} ({_short_reason(err, member.label)})")
-            continue
-        if inspection.resolution not in RESOLUTIONS:
-            ignored.append(f"{member.name} (resolution {inspection.resolution or 'unknown'})")
-            continue
-        usable.append(inspection)
-    if not usable:
-        if not_partitioned:
-            raise not_partitioned[0]
-        raise FluxDataError(f"flux file {path} is a ZIP archive without a flux table with GPP; its members: {'; '.join(ignored)}")
-    if site_id is not None and any(i.site == site_id for i in usable):
-        usable = [i for i in usable if i.site in (site_id, None)]
-    sites = sorted({i.site for i in usable if i.site is not None})
-    if len(sites) > 1:
-        raise FluxDataError(f"flux file {path} holds flux tables of several sites ({', '.join(sites)}); pass site_id= to read one")
-    resolutions = {i.resolution for i in usable}
-    if options.resolution is not None:
-        usable = [i for i in usable if i.resolution == options.resolution]
-        if not usable:
-            raise FluxDataError(
-                f"flux file {path} holds no {options.resolution} flux table; it has {', '.join(sorted(map(str, resolutions)))}"
-            )
-    elif len(resolutions) > 1:
-        if "DD" not in resolutions:
-            listing = ", ".join(f"{i.source.name} ({i.resolution})" for i in usable)
-            raise FluxDataError(f"flux file {path} holds flux tables at several resolutions ({listing}); pass resolution='HH' or 'HR'")
-        usable = [i for i in usable if i.resolution == "DD"]  # the producer's own daily aggregation
-    return usable
-
-
-def _inspect_all(paths: Sequence[Path], options: ReadOptions, site_id: str | None) -> tuple[list[Inspection], list[str]]:
-    """Every table to read, and a note per archive on the members chosen."""
-    inspections: list[Inspection] = []
-    notes: list[str] = []
-    for path in paths:
-        sources = open_sources(path)
-        if sources[0].member is None:
-            inspections.append(inspect_source(sources[0], options))
-            continue
-        chosen = _select_members(path, sources, options, site_id)
-        inspections += chosen
-        skipped = [s.member for s in sources if s.member not in {i.source.member for i in chosen}]
-        notes.append(
-            f"{path.name}: read {', '.join(str(i.source.member) for i in chosen)}"
-            + (f"; not read: {', '.join(map(str, skipped))}" if skipped else "")
-        )
-    return inspections, notes
 
 
 def _options(
@@ -201,7 +135,7 @@ def detect_format(
             unknown layout, no timestamp column or no GPP (see the messages).
     """
     options = _options("mean", None, resolution, time_reference, None, False)
-    inspections, _ = _inspect_all([Path(path)], options, site_id)
+    inspections, _ = inspect_paths([Path(path)], options, site_id)
     return _format_of(inspections[0])
 
 
@@ -366,7 +300,7 @@ def read_flux(
     sources = _as_paths(paths)
     if not sources:
         raise FluxDataError("read_flux needs at least one flux file")
-    inspections, archive_notes = _inspect_all(sources, options, site_id)
+    inspections, archive_notes = inspect_paths(sources, options, site_id)
     parts = [read_records(inspection, options) for inspection in inspections]
     _check_consistent(parts)
     resolved_site = _resolve_site_id(inspections, site_id)

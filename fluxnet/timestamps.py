@@ -43,6 +43,9 @@ Resolution = Literal["HH", "HR", "DD"]
 STEP_MINUTES: dict[str, int] = {"HH": 30, "HR": 60, "DD": 1440}
 """Record length of each supported resolution."""
 
+RESOLUTIONS: tuple[str, ...] = tuple(STEP_MINUTES)
+"""Resolutions read: half-hourly, hourly, daily."""
+
 _DIGIT_LAYOUTS = {4: "YYYY (yearly, YY)", 6: "YYYYMM (monthly, MM)", 8: "YYYYMMDD", 10: "YYYYMMDDHH", 12: "YYYYMMDDHHMM",
                   14: "YYYYMMDDHHMMSS"}
 _DIGITS = r"^\d+(\.0*)?$"

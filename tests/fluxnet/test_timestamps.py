@@ -75,10 +75,11 @@ def test_reddyproc_year_doy_hour_marks_the_end(write_table: TableWriter, starts:
     assert table.attrs["timestamps"] == "Year/DoY/Hour (marks the record end; REDDYPROC convention)"
 
 
-def test_reddyproc_datetime_and_daily_year_doy(write_table: TableWriter, starts: Starts) -> None:
+@pytest.mark.parametrize(("column", "sep"), [("DateTime", ","), ("Date Time", "\t")])  # fWriteDataframeToFile writes "Date Time"
+def test_reddyproc_datetime_and_daily_year_doy(write_table: TableWriter, starts: Starts, column: str, sep: str) -> None:
     ends = starts() + pd.Timedelta(minutes=30)
-    frame = pd.DataFrame({"DateTime": ends.strftime("%Y-%m-%d %H:%M:%S"), "NEE_fqc": 0, "GPP_f": gpp_ramp(len(ends))})
-    table = read_flux(write_table("ZZ-Dtm_output.csv", frame))
+    frame = pd.DataFrame({column: ends.strftime("%Y-%m-%d %H:%M:%S"), "NEE_fqc": 0, "GPP_f": gpp_ramp(len(ends))})
+    table = read_flux(write_table("ZZ-Dtm_output.csv", frame, sep=sep))
     np.testing.assert_allclose(table["GPP"], expected_daily())
     daily = pd.DataFrame({"Year": [2020, 2020], "DoY": [153, 154], "GPP_f": [3.0, 4.0]})
     table = read_flux(write_table("ZZ-Dtm_daily.csv", daily), units={"GPP_f": "gC m-2 d-1"}, qc_missing="pass")

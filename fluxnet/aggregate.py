@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fluxnet.table import RELEASE_COLUMN
+
 SECONDS_PER_DAY = 86_400
 CARBON_G_PER_UMOL = 12.011e-6
 """Grams of carbon per micromole of CO2 (molar mass of C, 12.011 g mol-1)."""
@@ -27,8 +29,8 @@ DEFAULT_QC_FLAG_MAX = 1
 """Largest NEE_VUT_REF_QC flag counted as good: 0 measured, 1 good-quality
 gap-fill (2 medium, 3 poor)."""
 
-GPP_COLUMNS: tuple[str, ...] = ("GPP_NT", "GPP_DT")
-"""Flux columns converted umol CO2 m-2 s-1 -> gC m-2 d-1."""
+GPP_COLUMNS: tuple[str, ...] = ("GPP_NT", "GPP_DT", "GPP_PI")
+"""Flux columns converted umol CO2 m-2 s-1 -> gC m-2 d-1 (night-time, day-time, a PI's own GPP)."""
 
 MEAN_COLUMNS: tuple[str, ...] = ("TA", "SW_IN", "VPD", "PPFD_IN")
 """Driver columns aggregated as daily means (units unchanged)."""
@@ -36,12 +38,22 @@ MEAN_COLUMNS: tuple[str, ...] = ("TA", "SW_IN", "VPD", "PPFD_IN")
 SUM_COLUMNS: tuple[str, ...] = ("P",)
 """Driver columns aggregated as daily sums (mm per record -> mm d-1)."""
 
+TEXT_COLUMNS: tuple[str, ...] = (RELEASE_COLUMN,)
+"""Text columns: a day gets its records' distinct values, sorted and joined by ``+``."""
+
 QC_FLAG_COLUMN = "NEE_QC"
-"""Input column with per-record NEE_VUT_REF_QC flags (0..3, NaN missing)."""
+"""Input column with per-record gap-fill quality flags (ONEFlux NEE_VUT_REF_QC, REddyProc
+NEE_uStar_fqc: 0 measured, 1 good, 2 medium, 3 poor gap-fill; NaN missing)."""
 
 MEASURED_COLUMN = "MEASURED"
 """Alternative input (AmeriFlux BASE): 1 where the record's flux was measured,
 0 where gap-filled or missing; used for GPP_qc when no QC flags exist."""
+
+
+def _join_values(values: pd.Series) -> str | None:
+    """Distinct non-missing values, sorted, joined by ``+`` (None when there are none)."""
+    distinct = sorted({str(value) for value in values.dropna()})
+    return "+".join(distinct) if distinct else None
 
 
 def aggregate_to_daily(
@@ -57,15 +69,15 @@ def aggregate_to_daily(
     time): the record 23:30-24:00 belongs to that day, 00:00-00:30 to the next.
 
     Input columns: ``TIMESTAMP_START`` (datetime64) and any of ``GPP_NT``,
-    ``GPP_DT`` (umol CO2 m-2 s-1), ``TA`` (degC), ``SW_IN`` (W m-2), ``VPD``
+    ``GPP_DT``, ``GPP_PI`` (umol CO2 m-2 s-1), ``TA`` (degC), ``SW_IN`` (W m-2), ``VPD``
     (hPa), ``PPFD_IN`` (umol m-2 s-1), ``P`` (mm per record), ``NEE_QC``
-    (NEE_VUT_REF_QC flags) or ``MEASURED`` (0/1). Other columns are ignored.
+    (gap-fill flags) or ``MEASURED`` (0/1), ``release`` (text). Other columns are ignored.
     Timestamps must be unique (the readers check this).
 
     Output, one row per distinct day present, sorted:
 
     - ``date``: midnight of the day (datetime64[ns]).
-    - ``GPP_NT``, ``GPP_DT``: daily mean x 86 400 x 12.011e-6, gC m-2 d-1.
+    - ``GPP_NT``, ``GPP_DT``, ``GPP_PI``: daily mean x 86 400 x 12.011e-6, gC m-2 d-1.
     - ``TA``, ``SW_IN``, ``VPD``, ``PPFD_IN``: daily means.
     - ``P``: daily sum in mm d-1, computed as mean x records per day so that
       a day with a few missing records is not biased low (equals the plain
@@ -74,6 +86,7 @@ def aggregate_to_daily(
       ``step_minutes``) whose ``NEE_QC`` is <= ``qc_flag_max``; absent or
       missing records count as not good. From ``MEASURED`` when there are no
       flags; NaN when neither column is given.
+    - ``release``: the distinct values of the day's records, sorted, joined by ``+``.
     - ``n_records``: number of records of the day in the input.
 
     A variable's daily value is NaN when fewer than ``min_coverage`` x
@@ -83,7 +96,7 @@ def aggregate_to_daily(
         records: Sub-daily records as described above.
         step_minutes: Record length in minutes (30 for HH, 60 for HR).
         min_coverage: Minimum fraction (0..1] of finite records per day.
-        qc_flag_max: Largest NEE_VUT_REF_QC flag that counts as good.
+        qc_flag_max: Largest gap-fill flag that counts as good.
 
     Returns:
         The daily table described above (only columns whose inputs exist,
@@ -135,5 +148,10 @@ def aggregate_to_daily(
         out["GPP_qc"] = np.bincount(day_codes, weights=measured, minlength=n_days) / records_per_day
     else:
         out["GPP_qc"] = np.full(n_days, np.nan)
-    out["n_records"] = counts_all
-    return pd.DataFrame(out)
+    daily = pd.DataFrame(out)
+    for column in TEXT_COLUMNS:
+        if column in records.columns:
+            joined = records[column].groupby(day_codes).apply(_join_values).reindex(range(n_days))
+            daily[column] = pd.Series(joined.to_numpy(dtype=object), dtype=object)
+    daily["n_records"] = counts_all
+    return daily

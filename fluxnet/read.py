@@ -1,82 +1,70 @@
-"""Read eddy-covariance files into the tidy daily flux table.
+"""Read eddy-covariance files, as people download them, into the tidy daily flux table.
 
-Supported (format detected from the file name, else from the header):
+A flux file may be CSV-like text, Parquet or Feather; plain, gzip/bz2/xz
+compressed, or in a ZIP archive (:mod:`fluxnet.sources`). What a table is
+comes from its content, never from its name alone:
 
-- FLUXNET2015 / ONEFlux (incl. Warm Winter 2020) FULLSET and SUBSET at HH,
-  HR and DD: ``FLX_<SITE>_FLUXNET2015_<SET>_<RES>_<Y1>-<Y2>_<ver>.csv``.
-- ICOS L2: ``ICOSETC_<SITE>_FLUXNET_{HH,DD}_L2.csv`` (FLUXNET conventions).
-- AmeriFlux BASE: ``AMF_<SITE>_BASE_{HH,HR}_<ver>.csv`` (comment lines before
-  the header, ``_PI``/``_F``/position qualifiers, GPP only as the PI's
-  partitioning, if at all).
+- its variable names select a family (:mod:`fluxnet.families`): FLUXNET2015/
+  ONEFlux (incl. ICOS L2, Warm Winter 2020), REddyProc, AmeriFlux BASE,
+  European Fluxes Database exports;
+- its timestamp columns a convention (:mod:`fluxnet.timestamps`):
+  ``TIMESTAMP`` (YYYYMMDD or ISO date), ``TIMESTAMP_START``/``_END``, only
+  ``TIMESTAMP_END`` or ``TIMESTAMP_MIDDLE``, ISO date-times, ``Year/DoY/Hour``,
+  ``DateTime``;
+- units come from the file (a units row, Parquet/Feather field metadata, a
+  unit in the column name), the family's documented convention or the
+  caller's ``units=``, never from the values (:mod:`fluxnet.units`).
 
-Files are parsed with pyarrow's CSV reader, converting only the needed
-columns. -9999 becomes NaN on reading.
+File names are hints for the site id (``FLX_<SITE>_...``, ``ICOSETC_<SITE>_...``,
+``AMF_<SITE>_...``, ``<SITE>_...``) and the resolution (``..._HH_...``), checked
+against the content. Sub-daily records become days with
+:func:`~fluxnet.aggregate.aggregate_to_daily`; the result is checked for
+plausibility (:mod:`fluxnet.plausibility`), which is reported, never applied.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
-from fluxnet.aggregate import (
-    DEFAULT_MIN_DAY_COVERAGE,
-    DEFAULT_QC_FLAG_MAX,
-    MEASURED_COLUMN,
-    QC_FLAG_COLUMN,
-    aggregate_to_daily,
-)
-from fluxnet.errors import FluxDataError
-from fluxnet.table import OPTIONAL_COLUMNS, TIDY_COLUMNS, UNITS
+from fluxnet.aggregate import DEFAULT_MIN_DAY_COVERAGE, DEFAULT_QC_FLAG_MAX, aggregate_to_daily
+from fluxnet.archives import inspect_paths
+from fluxnet.errors import FluxDataError, FluxQCWarning
+from fluxnet.families import FAMILIES
+from fluxnet.layout import split_name_unit
+from fluxnet.plausibility import check_plausibility
+from fluxnet.records import Inspection, ReadOptions, Records, read_records
+from fluxnet.sources import Source
+from fluxnet.table import OPTIONAL_COLUMNS, RELEASE_COLUMN, TIDY_COLUMNS, UNITS
+from fluxnet.timestamps import RESOLUTIONS, STEP_MINUTES, TIME_REFERENCES, TimeReference
 
-MISSING_VALUE = -9999.0
 GPP_METHODS: tuple[str, ...] = ("NT", "DT", "mean")
-STEP_MINUTES = {"HH": 30, "HR": 60}
-HEADER_PROBE_BYTES = 1 << 16
-
-_FLUXNET_NAME = re.compile(
-    r"^FLX_(?P<site>[^_]+)_FLUXNET(?:2015)?_(?P<set>[A-Z0-9]+)_(?P<res>[A-Z]{2})_"
-    r"(?P<y1>\d{4})-(?P<y2>\d{4})_(?P<version>[^.]+)\.csv$",
-    re.IGNORECASE,
-)
-_ICOS_NAME = re.compile(
-    r"^ICOSETC_(?P<site>[^_]+)_FLUXNET_(?P<res>[A-Z]{2})_L2\.csv$", re.IGNORECASE
-)
-_AMERIFLUX_NAME = re.compile(
-    r"^AMF_(?P<site>[^_]+)_BASE_(?P<res>[A-Z]{2})_(?P<version>[^.]+)\.csv$", re.IGNORECASE
-)
-
-# tidy driver -> candidate FLUXNET columns, preferred first (gap-filled first)
-_FLUXNET_DRIVERS: dict[str, tuple[str, ...]] = {
-    "TA": ("TA_F", "TA"),
-    "SW_IN": ("SW_IN_F", "SW_IN"),
-    "VPD": ("VPD_F", "VPD"),
-    "P": ("P_F", "P"),
-    "PPFD_IN": ("PPFD_IN_F", "PPFD_IN"),
-}
-_FLUXNET_GPP = {"GPP_NT": "GPP_NT_VUT_REF", "GPP_DT": "GPP_DT_VUT_REF"}
-_FLUXNET_QC = "NEE_VUT_REF_QC"
-_AMERIFLUX_GPP_BASES = ("GPP",)
-_AMERIFLUX_MEASURED_BASES = ("NEE", "FC")
+QC_MISSING: tuple[str, ...] = ("nan", "pass", "fail")
+"""What ``GPP_qc`` becomes on days the file gives no QC for: NaN (default), 1 (pass) or 0 (fail)."""
 
 
 @dataclass(frozen=True)
 class FluxFileFormat:
-    """What a flux file is, as detected from its name and header.
+    """What a flux file is, as detected from its content (and its name, for hints).
 
     Attributes:
-        family: ``"FLUXNET"`` (FLUXNET2015/ONEFlux and ICOS) or ``"AMERIFLUX_BASE"``.
-        resolution: ``"HH"``, ``"HR"`` or ``"DD"``.
-        site_id: Site id from the file name, or None.
+        family: Variable-name family (:data:`fluxnet.families.FAMILIES`):
+            ``"FLUXNET"``, ``"REDDYPROC"``, ``"AMERIFLUX_BASE"`` or ``"EFDC"``.
+        resolution: ``"HH"``, ``"HR"`` or ``"DD"`` (``"HH/HR"`` when the first
+            records cannot tell).
+        site_id: Site id from the file name or header comments, or None.
         header_line: 0-based line number of the header (comment lines before it).
         columns: Column names of the header.
+        timestamps: The timestamp convention (columns, and what a lone stamp marks).
+        stated_units: Column -> unit as the file states it (units row, field
+            metadata or column name).
+        source: The table read (``path`` or ``archive.zip!member``).
     """
 
     family: str
@@ -84,369 +72,137 @@ class FluxFileFormat:
     site_id: str | None
     header_line: int
     columns: tuple[str, ...]
+    timestamps: str = ""
+    stated_units: Mapping[str, str] = field(default_factory=dict)
+    source: str = ""
 
 
-def _not_utf8_error(path: Path, data: bytes, err: UnicodeDecodeError) -> FluxDataError:
-    if data.startswith(b"\x1f\x8b"):
-        return FluxDataError(f"flux file {path} is gzip-compressed, not CSV text; decompress it (gunzip) and read the .csv")
-    if data.startswith(b"PK\x03\x04"):
-        return FluxDataError(f"flux file {path} is a ZIP archive, not CSV text; extract the CSV files from it and read those")
-    line = data[: err.start].count(b"\n") + 1
-    return FluxDataError(
-        f"flux file {path} is not UTF-8 text: byte 0x{data[err.start]:02x} on line {line} "
-        f"(offset {err.start}); FLUXNET files are ASCII/UTF-8 CSV - re-save it as UTF-8"
+def _format_of(inspection: Inspection) -> FluxFileFormat:
+    layout = inspection.layout
+    return FluxFileFormat(
+        family=inspection.family.name,
+        resolution=inspection.resolution or "HH/HR",
+        site_id=inspection.site,
+        header_line=layout.header_line,
+        columns=layout.columns,
+        timestamps=inspection.time.describe(),
+        stated_units={column: unit for column, (unit, _) in layout.stated_units.items()},
+        source=inspection.source.label,
     )
 
 
-def _probe_header(path: Path) -> tuple[int, list[str], bytes]:
-    """Return (header line number, header fields, probe bytes) with clear errors."""
-    if not path.is_file():
-        raise FluxDataError(f"flux file {path} does not exist (or is not a file)")
-    with path.open("rb") as stream:
-        probe = stream.read(HEADER_PROBE_BYTES)
-    if not probe.strip():
-        raise FluxDataError(f"flux file {path} is empty; expected a FLUXNET-style CSV")
-    try:
-        text = probe.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        whole_file = len(probe) < HEADER_PROBE_BYTES
-        if whole_file or err.start < len(probe) - 4:  # not a character cut by the probe
-            raise _not_utf8_error(path, probe, err) from None
-        text = probe[: err.start].decode("utf-8-sig")
-    lines = text.splitlines()
-    for number, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            break
-    else:
-        raise FluxDataError(f"flux file {path} holds only comment lines, no header")
-    header = lines[number]
-    if "," not in header:
-        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if delimiter in header:
-                raise FluxDataError(
-                    f"flux file {path}: the header is separated by {name}, not commas; "
-                    f"FLUXNET/ICOS/AmeriFlux files are comma-separated CSV "
-                    f"(header starts {header[:60]!r})"
-                )
-    fields = [field.strip().strip('"') for field in header.split(",")]
-    return number, fields, probe
+def _options(
+    gpp_method: str, gpp_variant: str | None, resolution: str | None, time_reference: str | None,
+    units: Mapping[str, str] | None, flip_gpp_sign: bool,
+) -> ReadOptions:
+    if gpp_method not in GPP_METHODS:
+        raise ValueError(f"gpp_method must be one of {', '.join(GPP_METHODS)}, got {gpp_method!r}")
+    if resolution is not None and resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)} or None, got {resolution!r}")
+    if time_reference is not None and time_reference not in TIME_REFERENCES:
+        raise ValueError(f"time_reference must be one of {', '.join(TIME_REFERENCES)} or None, got {time_reference!r}")
+    reference: TimeReference | None = time_reference  # type: ignore[assignment]
+    return ReadOptions(gpp_method, gpp_variant, resolution, reference, units, flip_gpp_sign)
 
 
-def detect_format(path: str | os.PathLike[str]) -> FluxFileFormat:
-    """Detect a flux file's family, resolution and site from its name and header.
+def _as_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [Path(paths)]
+    return [Path(p) for p in paths]
+
+
+def detect_format(
+    path: str | os.PathLike[str],
+    *,
+    resolution: str | None = None,
+    site_id: str | None = None,
+    time_reference: str | None = None,
+) -> FluxFileFormat:
+    """Detect a flux file's family, resolution, site and timestamps from its content.
 
     Args:
-        path: The flux file.
+        path: The flux file (any form :func:`read_flux` reads; for a ZIP
+            archive, the first member :func:`read_flux` would read).
+        resolution: As for :func:`read_flux` (chooses among archive members).
+        site_id: As for :func:`read_flux` (chooses among archive members).
+        time_reference: As for :func:`read_flux`.
 
     Returns:
         The detected :class:`FluxFileFormat`.
 
     Raises:
-        FluxDataError: Empty, non-UTF-8, wrong delimiter, no recognisable
-            timestamp column, or an unsupported resolution (WW/MM/YY).
+        FluxDataError: Not a regular file, empty, non-UTF-8, wrong delimiter,
+            unknown layout, no timestamp column or no GPP (see the messages).
     """
-    source = Path(path)
-    header_line, columns, _ = _probe_header(source)
-    name = source.name
-    site_id: str | None = None
-    family: str | None = None
-    resolution: str | None = None
-    for pattern, pattern_family in (
-        (_FLUXNET_NAME, "FLUXNET"),
-        (_ICOS_NAME, "FLUXNET"),
-        (_AMERIFLUX_NAME, "AMERIFLUX_BASE"),
-    ):
-        match = pattern.match(name)
-        if match:
-            site_id, family, resolution = match["site"], pattern_family, match["res"].upper()
-            break
-    if "TIMESTAMP" in columns:
-        header_resolution = "DD"
-    elif "TIMESTAMP_START" in columns and "TIMESTAMP_END" in columns:
-        header_resolution = "HH/HR"
-    else:
-        raise FluxDataError(
-            f"flux file {source} is not a FLUXNET-style CSV: no timestamp column. Expected "
-            f"TIMESTAMP (daily, YYYYMMDD) or TIMESTAMP_START and TIMESTAMP_END (half-hourly/"
-            f"hourly, YYYYMMDDHHMM); found columns: {', '.join(columns[:12])}"
-            f"{', ...' if len(columns) > 12 else ''}"
-        )
-    if resolution is not None and resolution not in ("HH", "HR", "DD"):
-        raise FluxDataError(
-            f"flux file {source}: resolution {resolution} is not supported; read the HH, HR or "
-            f"DD file of the release"
-        )
-    if resolution is not None and (resolution == "DD") != (header_resolution == "DD"):
-        raise FluxDataError(
-            f"flux file {source}: the name says {resolution} but the header has "
-            f"{'TIMESTAMP' if header_resolution == 'DD' else 'TIMESTAMP_START/TIMESTAMP_END'}"
-        )
-    if family is None:
-        has_fluxnet_gpp = any(c in columns for c in _FLUXNET_GPP.values())
-        family = "FLUXNET" if has_fluxnet_gpp or header_resolution == "DD" else "AMERIFLUX_BASE"
-    if resolution is None and header_resolution == "DD":
-        resolution = "DD"
-    return FluxFileFormat(
-        family=family,
-        resolution=resolution or "HH/HR",
-        site_id=site_id,
-        header_line=header_line,
-        columns=tuple(columns),
-    )
-
-
-_AMERIFLUX_QUALIFIED = re.compile(r"^(?P<base>[A-Z0-9_]+?)(?P<pi>_PI)?(?P<filled>_F)?(?P<pos>(?:_\d+)+)?$")
-
-
-def _pick_ameriflux_column(columns: Sequence[str], base: str, *, want_filled: bool) -> str | None:
-    """Choose the best AmeriFlux column for variable ``base``.
-
-    Ranks gap-filled (``_F``) before not (or the reverse when
-    ``want_filled`` is False, which then excludes ``_F``), then ``_PI``, then
-    the lowest position qualifier (``_1_1_1`` before ``_2_1_1``).
-    """
-    candidates = []
-    for column in columns:
-        match = _AMERIFLUX_QUALIFIED.match(column)
-        if not match or match["base"] != base:
-            continue
-        filled = match["filled"] is not None
-        if not want_filled and filled:
-            continue
-        position = tuple(int(p) for p in (match["pos"] or "").split("_") if p)
-        candidates.append((not filled if want_filled else 0, match["pi"] is None, position, column))
-    return min(candidates)[3] if candidates else None
+    options = _options("mean", None, resolution, time_reference, None, False)
+    inspections, _ = inspect_paths([Path(path)], options, site_id)
+    return _format_of(inspections[0])
 
 
 def _column_plan(fmt: FluxFileFormat, source: Path, gpp_method: str) -> dict[str, str]:
-    """Map tidy names (and NEE_QC/MEASURED) to the file's columns to read."""
-    columns = fmt.columns
-    plan: dict[str, str] = {}
-    if fmt.family == "FLUXNET":
-        for tidy, name in _FLUXNET_GPP.items():
-            if name in columns:
-                plan[tidy] = name
-        if not plan:
-            raise FluxDataError(
-                f"flux file {source} has no GPP column: expected GPP_NT_VUT_REF and/or "
-                f"GPP_DT_VUT_REF (FLUXNET2015/ONEFlux/ICOS partitioned GPP)"
-            )
-        needed = {"NT": "GPP_NT", "DT": "GPP_DT"}.get(gpp_method)
-        if needed is not None and needed not in plan:
-            raise FluxDataError(
-                f"flux file {source} has no {_FLUXNET_GPP[needed]} column, needed for "
-                f"gpp_method={gpp_method!r}; use gpp_method='mean' to take what is there"
-            )
-        if _FLUXNET_QC in columns:
-            plan[QC_FLAG_COLUMN] = _FLUXNET_QC
-        for tidy, candidates in _FLUXNET_DRIVERS.items():
-            found = next((c for c in candidates if c in columns), None)
-            if found is not None:
-                plan[tidy] = found
-    else:
-        gpp = _pick_ameriflux_column(columns, "GPP", want_filled=True)
-        if gpp is None:
-            raise FluxDataError(
-                f"flux file {source} (AmeriFlux BASE) has no GPP column: BASE files usually carry "
-                f"no GPP partitioning; expected a PI-provided GPP_PI_F, GPP_PI, GPP_F or GPP "
-                f"column (optionally with a _1_1_1 position), or use the AmeriFlux FLUXNET "
-                f"(ONEFlux) product, which has GPP_NT_VUT_REF/GPP_DT_VUT_REF"
-            )
-        if gpp_method != "mean":
-            raise FluxDataError(
-                f"flux file {source} (AmeriFlux BASE) has only the PI's GPP ({gpp}), not the "
-                f"{gpp_method} partitioning; use gpp_method='mean', which takes the PI's GPP"
-            )
-        plan["GPP_PI"] = gpp
-        for base in _AMERIFLUX_MEASURED_BASES:
-            measured = _pick_ameriflux_column(columns, base, want_filled=False)
-            if measured is not None:
-                plan[MEASURED_COLUMN] = measured
-                break
-        for tidy in ("TA", "SW_IN", "VPD", "P", "PPFD_IN"):
-            found = _pick_ameriflux_column(columns, tidy, want_filled=True)
-            if found is not None:
-                plan[tidy] = found
-    return plan
+    """Tidy key -> the column of ``fmt`` that :func:`read_flux` reads (used by ``experiments/bench_flux_parse.py``)."""
+    by_base = {split_name_unit(column)[0]: column for column in fmt.columns}
+    plan = FAMILIES[fmt.family].plan(list(by_base), gpp_method=gpp_method, gpp_variant=None, label=str(source))
+    return {key: by_base[base] for key, base in plan.value_columns().items()}
 
 
-def _read_columns(source: Path, fmt: FluxFileFormat, wanted: dict[str, str]) -> pd.DataFrame:
-    """Read the timestamp column(s) and ``wanted`` columns with pyarrow; -9999 -> NaN."""
-    time_columns = ["TIMESTAMP"] if fmt.resolution == "DD" else ["TIMESTAMP_START", "TIMESTAMP_END"]
-    value_columns = list(dict.fromkeys(wanted.values()))
-    column_types: dict[str, pa.DataType] = {c: pa.int64() for c in time_columns}
-    column_types.update({c: pa.float64() for c in value_columns})
-    try:
-        arrow_table = pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(skip_rows=fmt.header_line),
-            parse_options=pacsv.ParseOptions(delimiter=","),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=time_columns + value_columns,
-                column_types=column_types,
-                null_values=["", "NA", "NaN", "nan", "-9999", "-9999.0"],
-                strings_can_be_null=True,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as err:
-        data = source.read_bytes()  # error path only: name a non-UTF-8 byte precisely
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as decode_error:
-            raise _not_utf8_error(source, data, decode_error) from None
-        message = str(err).splitlines()[0]
-        column_number = re.search(r"CSV column #(\d+)", message)
-        if column_number and int(column_number[1]) < len(fmt.columns):
-            name = fmt.columns[int(column_number[1])]
-            message = message.replace(column_number[0], f"CSV column {name!r}")
-        hint = ""
-        if "conversion error" in message and any(t in message for t in ("int64",)):
-            hint = " (timestamps must be integers YYYYMMDD for DD, YYYYMMDDHHMM for HH/HR)"
-        elif "UTF8" in message.upper() or "utf-8" in message:
-            hint = " (the file is not UTF-8 text)"
-        elif "Expected" in message and "columns, got" in message:
-            hint = " (a row has another number of fields than the header: a truncated download or a stray comma; re-download or fix that row)"
-        raise FluxDataError(f"flux file {source}: could not parse: {message}{hint}") from None
-    if arrow_table.num_rows == 0:
-        raise FluxDataError(f"flux file {source} has a header but no data rows")
-    frame = pd.DataFrame({name: arrow_table.column(name).to_numpy() for name in time_columns})
-    if any(frame[c].isna().any() for c in time_columns):
-        column = next(c for c in time_columns if frame[c].isna().any())
-        row = int(np.flatnonzero(frame[column].isna().to_numpy())[0])
-        raise FluxDataError(
-            f"flux file {source}: {column} is missing on line {row + fmt.header_line + 2}"
-        )
-    for tidy, name in wanted.items():
-        values = arrow_table.column(name).to_numpy(zero_copy_only=False).astype(float, copy=True)
-        values[values == MISSING_VALUE] = np.nan
-        frame[tidy] = values
-    return frame
-
-
-def _parse_timestamps(
-    values: np.ndarray, with_time: bool, source: Path, column: str, line0: int
-) -> np.ndarray:
-    """Integer YYYYMMDD[HHMM] -> datetime64[ns], with an error naming the bad line."""
-    values = values.astype(np.int64)
-    if with_time:
-        dates, clock = np.divmod(values, 10_000)
-        hours, minutes = np.divmod(clock, 100)
-    else:
-        dates, hours, minutes = values, np.zeros_like(values), np.zeros_like(values)
-    years, month_day = np.divmod(dates, 10_000)
-    months, days = np.divmod(month_day, 100)
-    parsed = pd.to_datetime(
-        pd.DataFrame({"year": years, "month": months, "day": days}), errors="coerce"
-    ).to_numpy()
-    bad = np.isnat(parsed) | (hours > 24) | (minutes > 59) | (years < 1900)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        layout = "YYYYMMDDHHMM" if with_time else "YYYYMMDD"
-        raise FluxDataError(
-            f"flux file {source}: {column} {values[row]} on line {row + line0} is not a valid "
-            f"{layout} timestamp"
-        )
-    return parsed + (hours * 60 + minutes).astype("timedelta64[m]")
-
-
-def _check_order(times: np.ndarray, raw: np.ndarray, source: Path, column: str, line0: int) -> None:
-    """Refuse duplicated or decreasing timestamps, naming the first offending line."""
-    steps = np.diff(times.astype("datetime64[ns]").astype(np.int64))
-    if (steps > 0).all():
-        return
-    row = int(np.flatnonzero(steps <= 0)[0]) + 1
-    if steps[row - 1] == 0:
-        raise FluxDataError(
-            f"flux file {source}: duplicated timestamp {column}={raw[row]} on line {row + line0} "
-            f"(same as line {row - 1 + line0}); each record must appear once"
-        )
-    raise FluxDataError(
-        f"flux file {source}: timestamps are not sorted: {column}={raw[row]} on line "
-        f"{row + line0} comes after {raw[row - 1]}; sort the file by time"
-    )
-
-
-@dataclass
-class _ParsedFile:
-    source: Path
-    fmt: FluxFileFormat
-    resolution: str
-    frame: pd.DataFrame  # time column(s) as datetime64 + tidy columns
-
-
-def _read_one(source: Path, gpp_method: str) -> _ParsedFile:
-    fmt = detect_format(source)
-    plan = _column_plan(fmt, source, gpp_method)
-    frame = _read_columns(source, fmt, plan)
-    line0 = fmt.header_line + 2  # 1-based line number of the first data row
-    if fmt.resolution == "DD":
-        raw = frame["TIMESTAMP"].to_numpy()
-        frame["date"] = _parse_timestamps(raw, False, source, "TIMESTAMP", line0)
-        _check_order(frame["date"].to_numpy(), raw, source, "TIMESTAMP", line0)
-        resolution = "DD"
-    else:
-        raw = frame["TIMESTAMP_START"].to_numpy()
-        start = _parse_timestamps(raw, True, source, "TIMESTAMP_START", line0)
-        end = _parse_timestamps(frame["TIMESTAMP_END"].to_numpy(), True, source, "TIMESTAMP_END", line0)
-        _check_order(start, raw, source, "TIMESTAMP_START", line0)
-        lengths = np.unique((end - start).astype("timedelta64[m]").astype(np.int64))
-        if len(lengths) != 1 or lengths[0] not in (30, 60):
-            raise FluxDataError(
-                f"flux file {source}: TIMESTAMP_END - TIMESTAMP_START must be 30 min (HH) or "
-                f"60 min (HR) on every line; found {sorted(lengths.tolist())[:5]} min"
-            )
-        resolution = "HH" if lengths[0] == 30 else "HR"
-        if fmt.resolution in STEP_MINUTES and fmt.resolution != resolution:
-            raise FluxDataError(
-                f"flux file {source}: the name says {fmt.resolution} but records are "
-                f"{lengths[0]} min long ({resolution})"
-            )
-        frame["TIMESTAMP_START"] = start
-        frame = frame.drop(columns="TIMESTAMP_END")
-    gpp_columns = [c for c in ("GPP_NT", "GPP_DT", "GPP_PI") if c in frame.columns]
-    if not np.isfinite(frame[gpp_columns].to_numpy(dtype=float)).any():
-        raise FluxDataError(
-            f"flux file {source}: every value of the GPP column(s) "
-            f"{', '.join(plan[c] for c in gpp_columns)} is missing (-9999/NaN); nothing to use"
-        )
-    return _ParsedFile(source=source, fmt=fmt, resolution=resolution, frame=frame)
-
-
-def _resolve_site_id(parsed: list[_ParsedFile], site_id: str | None) -> str:
-    named = {p.fmt.site_id for p in parsed if p.fmt.site_id is not None}
+def _resolve_site_id(inspections: list[Inspection], site_id: str | None) -> str:
+    named = {i.site for i in inspections if i.site is not None and i.site_from_name}
     if len(named) > 1:
-        raise FluxDataError(
-            f"the files name different sites ({', '.join(sorted(named))}); read one site at a time"
-        )
+        raise FluxDataError(f"the files name different sites ({', '.join(sorted(named))}); read one site at a time")
     from_names = named.pop() if named else None
     if site_id is not None and from_names is not None and site_id != from_names:
-        raise FluxDataError(
-            f"site_id={site_id!r} but the file name(s) say {from_names!r} "
-            f"({parsed[0].source.name})"
-        )
-    resolved = site_id or from_names
+        raise FluxDataError(f"site_id={site_id!r} but the file name(s) say {from_names!r} ({inspections[0].source.name})")
+    stated = next((i.site for i in inspections if i.site is not None), None)
+    resolved = site_id or from_names or stated
     if resolved is None:
         raise FluxDataError(
-            f"cannot tell the site of {parsed[0].source}: the name does not follow "
-            f"FLX_<SITE>_..., ICOSETC_<SITE>_... or AMF_<SITE>_...; pass site_id="
+            f"cannot tell the site of {inspections[0].source.label}: the name does not start with a site id "
+            f"(FLX_<SITE>_..., ICOSETC_<SITE>_..., AMF_<SITE>_..., <SITE>_... with SITE like CH-Cha); pass site_id="
         )
     return resolved
 
 
-def _check_no_overlap(parsed: list[_ParsedFile], time_column: str) -> None:
-    if len(parsed) < 2:
+def _check_no_overlap(parts: list[Records], time_column: str) -> None:
+    if len(parts) < 2:
         return
-    owner = np.concatenate([np.full(len(p.frame), i) for i, p in enumerate(parsed)])
-    times = np.concatenate([p.frame[time_column].to_numpy() for p in parsed])
+    owner = np.concatenate([np.full(len(p.frame), i) for i, p in enumerate(parts)])
+    times = np.concatenate([p.frame[time_column].to_numpy() for p in parts])
     order = np.argsort(times, kind="stable")
     repeated = np.flatnonzero(np.diff(times[order].astype(np.int64)) == 0)
     if len(repeated):
-        first, second = owner[order[repeated[0]]], owner[order[repeated[0] + 1]]
+        first, second = (parts[owner[order[repeated[0] + k]]].inspection.source for k in (0, 1))
+        hint = " (extract the one you want from the archive)" if first.member and first.path == second.path else ""
         raise FluxDataError(
-            f"flux files {parsed[first].source.name} and {parsed[second].source.name} both "
-            f"hold {pd.Timestamp(times[order[repeated[0]]])}; give each period once"
+            f"flux files {first.label} and {second.label} both hold {pd.Timestamp(times[order[repeated[0]]])}; "
+            f"give each period once{hint}"
         )
+
+
+def _check_consistent(parts: list[Records]) -> None:
+    listing = ", ".join(f"{p.inspection.source.name} ({p.resolution})" for p in parts)
+    if len({p.resolution for p in parts}) > 1:
+        raise FluxDataError(
+            f"cannot mix resolutions in one read: {listing}; read the daily (DD) files or the half-hourly/hourly ones, not both"
+        )
+    if len({p.inspection.family.name for p in parts}) > 1:
+        families = ", ".join(f"{p.inspection.source.name} ({p.inspection.family.name})" for p in parts)
+        raise FluxDataError(f"cannot mix flux-file families in one read: {families}; read each family separately")
+    gpp = {tuple(sorted((k, v) for k, v in p.columns.items() if k.startswith("GPP_"))) for p in parts}
+    if len(gpp) > 1:
+        used = "; ".join(f"{p.inspection.source.name}: {', '.join(v for k, v in p.columns.items() if k.startswith('GPP_'))}" for p in parts)
+        raise FluxDataError(f"the files hold different GPP columns ({used}); pass gpp_variant= to read the same variant from all")
+
+
+def _joined(parts: list[Records], attribute: str) -> dict[str, str]:
+    """Merge the per-file unit statements: one entry per tidy column, distinct statements joined by ``|``."""
+    merged: dict[str, list[str]] = {}
+    for part in parts:
+        for key, text in getattr(part, attribute).items():
+            merged.setdefault(key, [])
+            if text not in merged[key]:
+                merged[key].append(text)
+    return {key: " | ".join(texts) for key, texts in merged.items()}
 
 
 def read_flux(
@@ -456,177 +212,264 @@ def read_flux(
     site_id: str | None = None,
     min_coverage: float = DEFAULT_MIN_DAY_COVERAGE,
     qc_flag_max: int = DEFAULT_QC_FLAG_MAX,
+    gpp_variant: str | None = None,
+    resolution: str | None = None,
+    time_reference: str | None = None,
+    units: Mapping[str, str] | None = None,
+    flip_gpp_sign: bool = False,
+    qc_missing: str = "nan",
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Read one site's flux file(s) into the tidy daily flux table.
 
     HH/HR records are aggregated to days with :func:`aggregate_to_daily`
     (GPP umol CO2 m-2 s-1 -> gC m-2 d-1; ``GPP_qc`` = fraction of the day's
-    records with NEE_VUT_REF_QC <= ``qc_flag_max``). DD files are used as
-    they are (``GPP_qc`` = NEE_VUT_REF_QC, already a fraction). Drivers
-    prefer the gap-filled ``_F`` variables. Days are not dropped for QC here:
-    use :func:`~fluxnet.table.qc_pass`.
+    records with a gap-fill flag <= ``qc_flag_max``: ONEFlux ``NEE_*_QC``,
+    REddyProc ``NEE_*_fqc``; AmeriFlux BASE: records with a measured NEE/FC).
+    DD files are used as they are (``GPP_qc`` = their daily fraction, e.g.
+    ``NEE_VUT_REF_QC``). Drivers prefer the gap-filled variables. Days are
+    not dropped for QC here: use :func:`~fluxnet.table.qc_pass`.
 
-    GPP target (``gpp_method``): ``"NT"`` (GPP_NT_VUT_REF), ``"DT"``
-    (GPP_DT_VUT_REF) or ``"mean"`` (their mean; where one is missing the
-    other is used and ``attrs["gpp_fallback_days"]`` counts those days).
-    ``GPP_unc`` = |NT - DT| / 2. AmeriFlux BASE files only carry the PI's
-    GPP: with ``"mean"`` it becomes ``GPP`` (``attrs["gpp_method"] = "PI"``),
-    ``GPP_NT``/``GPP_DT``/``GPP_unc`` are NaN and ``GPP_qc`` is the fraction
-    of records with a measured (not gap-filled) NEE/FC.
+    GPP target (``gpp_method``): ``"NT"`` (night-time partitioning),
+    ``"DT"`` (day-time) or ``"mean"`` (their mean; where one is missing the
+    other is used and ``attrs["gpp_fallback_days"]`` counts those days; where
+    a file has only one, GPP is that one). ``GPP_unc`` = |NT - DT| / 2.
+    AmeriFlux BASE files carry only the PI's GPP: with ``"mean"`` it becomes
+    ``GPP`` (``attrs["gpp_method"] = "PI"``) and ``GPP_NT``/``GPP_DT``/
+    ``GPP_unc`` are NaN. Variants: ONEFlux ``VUT_REF`` is preferred, then
+    ``VUT_MEAN``, ``VUT_USTAR50``, the ``CUT_`` ones; REddyProc ``uStar``,
+    then ``U50``, then no suffix; ``gpp_variant`` picks another.
 
     Args:
         paths: One file or a list of files of the same site and resolution
-            (e.g. several years), in any order.
+            (e.g. several years), in any order: CSV-like text, Parquet or
+            Feather, optionally gzip/bz2/xz-compressed, or ZIP archives (their
+            flux tables of one site are read together; when an archive holds
+            the same data daily and sub-daily, the daily table is read unless
+            ``resolution`` says otherwise).
         gpp_method: ``"NT"``, ``"DT"`` or ``"mean"``.
-        site_id: Site id; needed when the file names do not carry it, must
-            match them when they do.
+        site_id: Site id; needed when neither the file names nor header
+            comments carry it, must match a name that does; selects a site's
+            tables in an archive.
         min_coverage: HH/HR only: minimum fraction of finite records for a
             day's value (else NaN).
-        qc_flag_max: HH/HR only: largest NEE_VUT_REF_QC flag counted as good
-            (0 measured, 1 good gap-fill, 2 medium, 3 poor).
+        qc_flag_max: HH/HR only: largest gap-fill flag counted as good (0
+            measured, 1 good gap-fill, 2 medium, 3 poor).
+        gpp_variant: GPP variant to read instead of the family's preference,
+            e.g. ``"VUT_MEAN"``, ``"CUT_REF"`` (ONEFlux), ``"U50"`` (REddyProc),
+            ``"PI_F_1_1_1"`` (AmeriFlux).
+        resolution: ``"HH"``, ``"HR"`` or ``"DD"``: the records must be at
+            this resolution; chooses among archive members; gives the length
+            of a file's single record.
+        time_reference: What a lone timestamp column marks when the file does
+            not say (``"start"``, ``"middle"`` or ``"end"``); REddyProc files
+            say ``end``, ``TIMESTAMP_START/_MIDDLE/_END`` say it by their name.
+        units: Column name -> unit, overriding what the file and its family
+            state (e.g. ``{"VPD_f": "kPa"}``); decisions are recorded in
+            ``attrs["units_in"]`` and ``attrs["units_converted"]``.
+        flip_gpp_sign: Multiply GPP by -1: for files whose convention is
+            uptake-negative (``attrs["plausibility"]`` says when it looks so).
+        qc_missing: ``GPP_qc`` on days the file gives no QC for (no QC column,
+            or an empty cell): ``"nan"`` (default: unknown, so
+            :func:`~fluxnet.table.qc_pass` fails those days, and a file with no
+            QC at all raises a :class:`~fluxnet.errors.FluxQCWarning`),
+            ``"pass"`` (1: e.g. a file already QC-filtered by its source) or
+            ``"fail"`` (0).
+        strict: Raise instead of reporting plausibility findings.
 
     Returns:
         Columns ``site_id, date, GPP, GPP_NT, GPP_DT, GPP_unc, GPP_qc, TA,
-        SW_IN, VPD, P`` and ``PPFD_IN`` when a file has it; one row per day
-        present, sorted. ``attrs``: ``units``, ``source_files``,
-        ``resolution_in``, ``gpp_method``, ``site_id``, ``gpp_fallback_days``,
-        ``qc_source``.
+        SW_IN, VPD, P``, then ``PPFD_IN`` when a file has it and ``release``
+        (the data release/database of each day) when a file has a
+        ``release``/``database`` column; one row per day present, sorted.
+        ``attrs``: ``site_id``, ``source_files``, ``family``, ``timestamps``,
+        ``resolution_in``, ``gpp_method``, ``gpp_columns``, ``gpp_rule``,
+        ``gpp_fallback_days``, ``gpp_sign``, ``qc_source``, ``qc_rule``,
+        ``qc_missing``, ``qc_missing_days``, ``days_absent``, ``units``,
+        ``units_in``, ``units_converted``, ``plausibility`` and, for
+        archives, ``archive``.
 
     Raises:
-        FluxDataError: Any malformed input (see the module docstring and the
-            messages: each names the file and the field).
+        FluxDataError: Any malformed input (each message names the file and
+            the remedy), or implausible GPP with ``strict=True``.
+        ValueError: An option outside its allowed values.
     """
-    if gpp_method not in GPP_METHODS:
-        raise ValueError(f"gpp_method must be one of {', '.join(GPP_METHODS)}, got {gpp_method!r}")
-    if isinstance(paths, (str, os.PathLike)):
-        sources = [Path(paths)]
-    else:
-        sources = [Path(p) for p in paths]
+    options = _options(gpp_method, gpp_variant, resolution, time_reference, units, flip_gpp_sign)
+    if qc_missing not in QC_MISSING:
+        raise ValueError(f"qc_missing must be one of {', '.join(QC_MISSING)}, got {qc_missing!r}")
+    sources = _as_paths(paths)
     if not sources:
         raise FluxDataError("read_flux needs at least one flux file")
-    parsed = [_read_one(source, gpp_method) for source in sources]
-    resolutions = {p.resolution for p in parsed}
-    if len(resolutions) > 1:
-        listing = ", ".join(f"{p.source.name} ({p.resolution})" for p in parsed)
-        raise FluxDataError(
-            f"cannot mix resolutions in one read: {listing}; read the daily (DD) files or the "
-            f"half-hourly/hourly ones, not both"
-        )
-    families = {p.fmt.family for p in parsed}
-    if len(families) > 1:
-        raise FluxDataError(
-            f"cannot mix AmeriFlux BASE and FLUXNET-style files in one read: "
-            f"{', '.join(p.source.name for p in parsed)}"
-        )
-    resolution = resolutions.pop()
-    family = families.pop()
-    resolved_site = _resolve_site_id(parsed, site_id)
-    time_column = "date" if resolution == "DD" else "TIMESTAMP_START"
-    _check_no_overlap(parsed, time_column)
-    records = pd.concat([p.frame for p in parsed], ignore_index=True)
-    records = records.sort_values(time_column, kind="stable", ignore_index=True)
-    if family == "AMERIFLUX_BASE" and MEASURED_COLUMN in records.columns:
-        records[MEASURED_COLUMN] = np.isfinite(records[MEASURED_COLUMN].to_numpy()).astype(float)
-    if "GPP_PI" in records.columns:
-        records = records.rename(columns={"GPP_PI": "GPP_NT"})  # aggregated like any GPP column
-
-    if resolution == "DD":
-        daily = records.drop(columns="TIMESTAMP")
-        if QC_FLAG_COLUMN in daily.columns:
-            qc = daily.pop(QC_FLAG_COLUMN).to_numpy(dtype=float)
-            outside = np.isfinite(qc) & ((qc < 0) | (qc > 1))
-            if outside.any():
-                row = int(np.flatnonzero(outside)[0])
-                raise FluxDataError(
-                    f"flux files {', '.join(s.name for s in sources)}: NEE_VUT_REF_QC is "
-                    f"{qc[row]} on {pd.Timestamp(daily['date'].iloc[row]).date()}; in DD files it "
-                    f"must be a fraction in [0, 1]"
-                )
-            daily["GPP_qc"] = qc
-        else:
+    inspections, archive_notes = inspect_paths(sources, options, site_id)
+    parts = [read_records(inspection, options) for inspection in inspections]
+    _check_consistent(parts)
+    resolved_site = _resolve_site_id(inspections, site_id)
+    resolution_in = parts[0].resolution
+    time_column = "date" if resolution_in == "DD" else "TIMESTAMP_START"
+    _check_no_overlap(parts, time_column)
+    records = parts[0].frame if len(parts) == 1 else pd.concat(
+        [p.frame for p in parts], ignore_index=True
+    ).sort_values(time_column, kind="stable", ignore_index=True)
+    if resolution_in == "DD":
+        daily = records
+        if "GPP_qc" not in daily.columns:
             daily["GPP_qc"] = np.nan
     else:
-        daily = aggregate_to_daily(
-            records,
-            step_minutes=STEP_MINUTES[resolution],
-            min_coverage=min_coverage,
-            qc_flag_max=qc_flag_max,
-        ).drop(columns="n_records")
-
-    table = _finish_table(daily, family, gpp_method, resolved_site)
-    if table["GPP_qc"].isna().all():
-        qc_source = "none"
-    elif family == "FLUXNET":
-        qc_source = _FLUXNET_QC
-    else:
-        qc_source = f"fraction of records with measured {_measured_column_name(parsed)}"
+        daily = aggregate_to_daily(records, step_minutes=STEP_MINUTES[resolution_in], min_coverage=min_coverage,
+                                   qc_flag_max=qc_flag_max).drop(columns="n_records")
+    qc_missing_days = int(np.isnan(daily["GPP_qc"].to_numpy(dtype=float)).sum())
+    if qc_missing != "nan":
+        daily["GPP_qc"] = daily["GPP_qc"].fillna(1.0 if qc_missing == "pass" else 0.0)
+    table = _finish_table(daily, resolved_site, gpp_method)
+    table.attrs.update(_gpp_attrs(parts, gpp_method))
+    findings = check_plausibility(table)
+    if strict and findings:
+        raise FluxDataError(
+            f"flux file(s) {', '.join(p.inspection.source.label for p in parts)}: implausible values: {'; '.join(findings)} "
+            f"(strict=True; read with strict=False to get the table and these findings in attrs['plausibility'])"
+        )
+    qc_rule = _qc_rule(parts, qc_flag_max, qc_missing, qc_missing_days, len(table))
+    days_absent = _days_absent(table) if resolution_in == "DD" else 0
+    if days_absent:
+        qc_rule += (
+            f"; {days_absent} days between the first and last are not in the file(s) (a pre-filtered file has days missing, "
+            f"not flagged)"
+        )
+    if qc_missing == "nan" and all(p.qc_kind is None for p in parts):
+        warnings.warn(
+            f"flux file(s) {', '.join(p.inspection.source.label for p in parts)} have no QC column: GPP_qc is NaN and "
+            f"qc_pass() drops every day; pass qc_missing='pass' (pre-filtered data) or 'fail' to decide",
+            FluxQCWarning,
+            stacklevel=2,
+        )
     table.attrs.update(
         {
             "site_id": resolved_site,
-            "source_files": [str(s.resolve()) for s in sources],
-            "resolution_in": resolution,
-            "qc_source": qc_source,
+            "source_files": [_resolved_label(p.inspection.source) for p in parts],
+            "family": parts[0].inspection.family.name,
+            "timestamps": " | ".join(dict.fromkeys(p.inspection.time.describe() for p in parts)),
+            "resolution_in": resolution_in,
+            "gpp_sign": "flipped (flip_gpp_sign=True): the file's GPP is uptake-negative" if flip_gpp_sign
+            else "as in the file (uptake positive)",
+            "qc_source": _qc_source(parts),
+            "qc_rule": qc_rule,
+            "qc_missing": qc_missing,
+            "qc_missing_days": qc_missing_days,
+            "days_absent": days_absent,
             "units": {c: UNITS[c] for c in table.columns if c in UNITS},
+            "units_in": _joined(parts, "units_in"),
+            "units_converted": _joined(parts, "units_converted"),
+            "plausibility": findings,
         }
     )
+    if archive_notes:
+        table.attrs["archive"] = archive_notes
     return table
 
 
-def _measured_column_name(parsed: list[_ParsedFile]) -> str:
-    """Name of the AmeriFlux column whose presence marks a measured record."""
-    for base in _AMERIFLUX_MEASURED_BASES:
-        found = _pick_ameriflux_column(parsed[0].fmt.columns, base, want_filled=False)
-        if found is not None:
-            return found
-    return "flux"
+def _resolved_label(source: Source) -> str:
+    path = str(source.path.resolve())
+    return path if source.member is None else f"{path}!{source.member}"
 
 
-def _finish_table(daily: pd.DataFrame, family: str, gpp_method: str, site_id: str) -> pd.DataFrame:
+def _days_absent(table: pd.DataFrame) -> int:
+    """Days between a daily table's first and last day that it does not hold."""
+    if table.empty:
+        return 0
+    span = (table["date"].iloc[-1] - table["date"].iloc[0]).days + 1
+    return int(span - len(table))
+
+
+def _qc_source(parts: list[Records]) -> str:
+    first = parts[0]
+    if first.qc_kind is None:
+        return "none"
+    column = first.columns["QC"]
+    return f"fraction of records with measured {column}" if first.qc_kind == "measured" else column
+
+
+def _qc_rule(parts: list[Records], qc_flag_max: int, qc_missing: str, missing_days: int, n_days: int) -> str:
+    """How ``GPP_qc`` was made, in words."""
+    rules = []
+    for part in parts:
+        column = part.columns.get("QC")
+        if part.qc_kind == "fraction":
+            rule = f"GPP_qc = {column}, the file's daily fraction of measured or good-quality gap-filled records"
+        elif part.qc_kind == "flags":
+            per_day = 1440 // STEP_MINUTES[part.resolution]
+            rule = (
+                f"GPP_qc = share of the day's {per_day} records whose {column} flag is <= {qc_flag_max} "
+                f"(0 measured, 1 good, 2 medium, 3 poor gap-fill; missing records count as not good)"
+            )
+        elif part.qc_kind == "measured":
+            rule = f"GPP_qc = share of the day's records with a measured (not gap-filled) {column}"
+        else:
+            rule = "no usable QC column in the file" if part.qc_note else "no QC column in the file"
+        if part.qc_note:
+            rule += f" ({part.qc_note})"
+        rules.append(rule)
+    text = " | ".join(dict.fromkeys(rules))
+    if missing_days:
+        outcome = {"nan": "NaN, so qc_pass() fails them", "pass": "1 (qc_missing='pass')", "fail": "0 (qc_missing='fail')"}[qc_missing]
+        text += f"; {missing_days} of {n_days} days have no QC value: GPP_qc is {outcome}"
+        if qc_missing == "nan":
+            text += " (qc_missing='pass' or 'fail' decides instead)"
+    return text
+
+
+def _gpp_attrs(parts: list[Records], gpp_method: str) -> dict[str, object]:
+    """``gpp_columns`` and ``gpp_rule``: which file columns GPP comes from and how it was formed."""
+    columns = {k: v for k, v in parts[0].columns.items() if k.startswith("GPP_")}
+    if "GPP_PI" in columns:
+        rule = f"GPP = the PI's GPP ({columns['GPP_PI']}); the file has no NT/DT partitioning (GPP_NT, GPP_DT, GPP_unc are NaN)"
+    elif gpp_method != "mean":
+        rule = f"GPP = GPP_{gpp_method} ({columns[f'GPP_{gpp_method}']}) (gpp_method={gpp_method!r})"
+    elif len(columns) == 2:
+        rule = (
+            f"GPP = mean of GPP_NT ({columns['GPP_NT']}) and GPP_DT ({columns['GPP_DT']}) where both exist, "
+            f"else the one that exists"
+        )
+    else:
+        (key, column), = columns.items()
+        rule = f"GPP = {key} ({column}): the file(s) have no {'day' if key == 'GPP_NT' else 'night'}-time GPP"
+    return {"gpp_columns": columns, "gpp_rule": rule}
+
+
+def _finish_table(daily: pd.DataFrame, site_id: str, gpp_method: str) -> pd.DataFrame:
     """Choose GPP, compute GPP_unc and order the tidy columns."""
     n = len(daily)
     nan = np.full(n, np.nan)
     fallback = {"NT_missing_used_DT": 0, "DT_missing_used_NT": 0}
-    if family == "AMERIFLUX_BASE":
-        gpp = daily["GPP_NT"].to_numpy(dtype=float)
-        gpp_nt = gpp_dt = nan
-        method = "PI"
-        note = "AmeriFlux BASE: GPP is the PI's partitioning; no NT/DT available"
+    gpp_nt = daily["GPP_NT"].to_numpy(dtype=float) if "GPP_NT" in daily else nan
+    gpp_dt = daily["GPP_DT"].to_numpy(dtype=float) if "GPP_DT" in daily else nan
+    if "GPP_PI" in daily:
+        gpp_method = "PI"
+        gpp = daily["GPP_PI"].to_numpy(dtype=float)
+    elif gpp_method == "NT":
+        gpp = gpp_nt
+    elif gpp_method == "DT":
+        gpp = gpp_dt
     else:
-        gpp_nt = daily["GPP_NT"].to_numpy(dtype=float) if "GPP_NT" in daily else nan
-        gpp_dt = daily["GPP_DT"].to_numpy(dtype=float) if "GPP_DT" in daily else nan
-        method = gpp_method
-        note = None
-        if gpp_method == "NT":
-            gpp = gpp_nt
-        elif gpp_method == "DT":
-            gpp = gpp_dt
-        else:
-            nt_ok, dt_ok = np.isfinite(gpp_nt), np.isfinite(gpp_dt)
-            gpp = np.where(nt_ok & dt_ok, (gpp_nt + gpp_dt) / 2, np.where(nt_ok, gpp_nt, gpp_dt))
-            fallback = {
-                "NT_missing_used_DT": int((~nt_ok & dt_ok).sum()),
-                "DT_missing_used_NT": int((nt_ok & ~dt_ok).sum()),
-            }
-            if "GPP_NT" not in daily or "GPP_DT" not in daily:
-                note = f"only {'GPP_NT' if 'GPP_NT' in daily else 'GPP_DT'} in the file(s); GPP is that one"
-    table = pd.DataFrame(
-        {
-            "site_id": pd.Series([site_id] * n, dtype=object),
-            "date": pd.to_datetime(daily["date"].to_numpy()).astype("datetime64[ns]"),
-            "GPP": gpp,
-            "GPP_NT": gpp_nt,
-            "GPP_DT": gpp_dt,
-            "GPP_unc": np.abs(gpp_nt - gpp_dt) / 2,
-            "GPP_qc": daily["GPP_qc"].to_numpy(dtype=float),
-        }
-    )
+        nt_ok, dt_ok = np.isfinite(gpp_nt), np.isfinite(gpp_dt)
+        gpp = np.where(nt_ok & dt_ok, (gpp_nt + gpp_dt) / 2, np.where(nt_ok, gpp_nt, gpp_dt))
+        fallback = {"NT_missing_used_DT": int((~nt_ok & dt_ok).sum()), "DT_missing_used_NT": int((nt_ok & ~dt_ok).sum())}
+    columns: dict[str, object] = {
+        "site_id": pd.Series([site_id] * n, dtype=object),
+        "date": pd.to_datetime(daily["date"].to_numpy()).astype("datetime64[ns]"),
+        "GPP": gpp,
+        "GPP_NT": gpp_nt,
+        "GPP_DT": gpp_dt,
+        "GPP_unc": np.abs(gpp_nt - gpp_dt) / 2,
+        "GPP_qc": daily["GPP_qc"].to_numpy(dtype=float),
+    }
     for column in TIDY_COLUMNS[7:]:
-        table[column] = daily[column].to_numpy(dtype=float) if column in daily else nan
+        columns[column] = daily[column].to_numpy(dtype=float) if column in daily else nan
     for column in OPTIONAL_COLUMNS:
         if column in daily:
-            table[column] = daily[column].to_numpy(dtype=float)
-    table.attrs["gpp_method"] = method
+            columns[column] = daily[column].to_numpy(dtype=float)
+    if RELEASE_COLUMN in daily:
+        columns[RELEASE_COLUMN] = pd.Series(daily[RELEASE_COLUMN].to_numpy(dtype=object), dtype=object)
+    table = pd.DataFrame(columns)
+    table.attrs["gpp_method"] = gpp_method
     table.attrs["gpp_fallback_days"] = fallback
-    if note:
-        table.attrs["gpp_note"] = note
     return table

@@ -1,5 +1,6 @@
-"""Site tables: the project's ``sites.csv``, FLUXNET BIF metadata and the
-whitespace site-information table.
+"""Site tables: the project's ``sites.csv``, FLUXNET BIF metadata, site information.
+
+The site-information table is the whitespace-separated FLUXNET list.
 
 Every reader returns one row per site with at least ``site_id, lat, lon``
 (decimal degrees, WGS84). Bad input raises :class:`~fluxnet.errors.FluxDataError`
@@ -81,9 +82,9 @@ def _check_lat_lon(table: pd.DataFrame, source: Path) -> tuple[np.ndarray, np.nd
     lat, lon = parsed["lat"], parsed["lon"]
     bad_lat = (lat < -90) | (lat > 90)
     bad_lon = (lon < -180) | (lon > 180)
-    bad = bad_lat | bad_lon
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+    out_of_range = bad_lat | bad_lon
+    if out_of_range.any():
+        row = int(np.flatnonzero(out_of_range)[0])
         site = table["site_id"].iloc[row]
         column, value, bounds = (
             ("lat", lat[row], "[-90, 90]") if bad_lat[row] else ("lon", lon[row], "[-180, 180]")

@@ -4,8 +4,11 @@ A flux table has one row per site and day: ``site_id`` (str), ``date``
 (datetime64[ns] at midnight, local standard time of the tower), ``GPP``,
 ``GPP_NT``, ``GPP_DT``, ``GPP_unc`` (gC m-2 d-1), ``GPP_qc`` (0..1, fraction
 of measured or good-quality gap-filled records), the drivers ``TA``,
-``SW_IN``, ``VPD``, ``P`` and, where the source has it, ``PPFD_IN``. Missing
-values are NaN.
+``SW_IN``, ``VPD``, ``P`` and, where the source has it, ``PPFD_IN`` and
+``release`` (str: the data release or database a day comes from, e.g.
+``fluxnet_archive`` or ``ICOS_ETC_L2``, when the file has a ``release`` or
+``database`` column; days aggregated from records of several releases join
+them with ``+``). Missing values are NaN.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ TIDY_COLUMNS: tuple[str, ...] = (
 """Columns of every flux table, in order; ``PPFD_IN`` follows when available."""
 
 OPTIONAL_COLUMNS: tuple[str, ...] = ("PPFD_IN",)
+"""Numeric columns present only when a source has them."""
+
+RELEASE_COLUMN = "release"
+"""Text column, last, present only when a source names its release/database."""
 
 UNITS: dict[str, str] = {
     "GPP": "gC m-2 d-1",

@@ -10,6 +10,7 @@ import pytest
 
 from fluxnet import FluxDataError, qc_pass, read_flux, write_fluxnet_dd
 from fluxnet.aggregate import UMOL_S_TO_GC_DAY
+from fluxnet.records import site_in_name
 
 HH_NAME = "FLX_ZZ-Tst_FLUXNET2015_FULLSET_HH_2020-2020_synthetic.csv"
 DD_NAME = "FLX_ZZ-Tst_FLUXNET2015_SUBSET_DD_2020-2020_synthetic.csv"
@@ -255,7 +256,8 @@ def test_unsorted_timestamps(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     lines[5], lines[6] = lines[6], lines[5]
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(FluxDataError, match=rf"{HH_NAME}: timestamps are not sorted: TIMESTAMP_START=202006010200 on line 7 comes after 202006010230"):
+    expected = rf"{HH_NAME}: timestamps are not sorted: TIMESTAMP_START=202006010200 on line 7 comes after 202006010230"
+    with pytest.raises(FluxDataError, match=expected):
         read_flux(path)
 
 
@@ -276,7 +278,8 @@ def test_overlapping_files(tmp_path: Path) -> None:
 def test_non_fluxnet_csv(tmp_path: Path) -> None:
     path = tmp_path / "weather.csv"
     path.write_text("date,temperature\n2020-06-01,12.5\n")
-    with pytest.raises(FluxDataError, match=r"weather\.csv is not a FLUXNET-style CSV: no timestamp column.*TIMESTAMP_START.*found columns: date, temperature"):
+    expected = r"weather\.csv: unknown layout, no flux-file family matches its columns \(date, temperature\); accepted families: FLUXNET"
+    with pytest.raises(FluxDataError, match=expected):
         read_flux(path)
 
 
@@ -341,3 +344,19 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_bad_gpp_method(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="gpp_method"):
         read_flux(write_hh(tmp_path / HH_NAME), gpp_method="median")
+
+
+@pytest.mark.parametrize(
+    ("name", "site"),
+    [
+        ("FLX_ZZ-T0_FLUXNET2015_SUBSET_DD_2019-2019_synthetic.csv", "ZZ-T0"),  # product prefixes take any site token
+        ("ICOSETC_BE-Bra_FLUXNET_HH_L2.csv", "BE-Bra"),
+        ("AMF_US-Ha1_BASE_HH_1-5.csv", "US-Ha1"),
+        ("EUF_SN-Nkr_FLUXNET_FLUXMET_HH_2018-2024_v1.3_r1.csv", "SN-Nkr"),
+        ("AT-Neu_ICOS_GPP_DD_2017-2020.csv", "AT-Neu"),  # a leading FLUXNET-style id
+        ("tower.csv", None),
+        ("gpp_CH-Cha.csv", None),  # only a leading id counts
+    ],
+)
+def test_site_from_file_names(name: str, site: str | None) -> None:
+    assert site_in_name(name) == site

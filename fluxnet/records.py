@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow as pa
 
 from fluxnet.aggregate import MEASURED_COLUMN, QC_FLAG_COLUMN, UMOL_S_TO_GC_DAY
 from fluxnet.errors import FluxDataError, Location

@@ -31,8 +31,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fluxnet.errors import FluxDataError, Location
 

@@ -21,7 +21,7 @@ import click
 from ecoembed import __version__
 from ecoembed.errors import EcoembedError, InputError
 from ecoembed.gpp.options import CV_SCHEMES, DEFAULT_FOLDS, DEFAULT_WINDOW_PX, FEATURE_SETS, HEADS
-from fluxnet import DEFAULT_QC_MIN, FluxDataError
+from fluxnet import DEFAULT_QC_MIN, GPP_METHODS, QC_MISSING, FluxDataError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -124,6 +124,9 @@ def _sensor_options(fn: Any) -> Any:
         click.option("--s1-orbit", type=click.Choice(["ascending", "descending"]),
                      help="S1 orbit direction when the file does not record it (attribute, variable or file name)."),
         click.option("--model", type=click.Path(exists=True, path_type=Path), help="Fusion checkpoint [default: the shipped one]."),
+        click.option("--lat", type=click.FloatRange(-90, 90),
+                     help="Latitude (WGS84 degrees) of point-table inputs (.csv/.parquet series at one site) without lat/lon columns."),
+        click.option("--lon", type=click.FloatRange(-180, 180), help="Longitude (WGS84 degrees) of point-table inputs; with --lat."),
         click.option("--start", help="First day, YYYY-MM-DD [default: first S2 date]."),
         click.option("--end", help="Last day, YYYY-MM-DD, inclusive [default: last S2 date]."),
         click.option("--chunk-px", default=64, show_default=True, help="Block edge in pixels (one dask task, one Zarr chunk)."),
@@ -133,6 +136,13 @@ def _sensor_options(fn: Any) -> Any:
     return fn
 
 
+def _point(lat: float | None, lon: float | None) -> tuple[float, float] | None:
+    """(lat, lon) of point-table inputs, or None; one without the other is an input error."""
+    if (lat is None) != (lon is None):
+        raise InputError("--lat and --lon go together: give both (the site of a point-table input) or neither")
+    return (lat, lon) if lat is not None and lon is not None else None
+
+
 @cli.command("embed")
 @_sensor_options
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output embedding cube, .zarr or .nc.")
@@ -140,8 +150,8 @@ def _sensor_options(fn: Any) -> Any:
 @click.option("--allow-extrapolation", is_flag=True,
               help="Embed days more than 60 days beyond the valid S2 acquisitions (up to a year; flagged by the quality layers).")
 def embed_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | None, s1_values: str | None, s1_orbit: str | None,
-                  model: Path | None, start: str | None, end: str | None, chunk_px: int, overwrite: bool, out: Path, int8: bool,
-                  allow_extrapolation: bool) -> None:
+                  model: Path | None, lat: float | None, lon: float | None, start: str | None, end: str | None, chunk_px: int,
+                  overwrite: bool, out: Path, int8: bool, allow_extrapolation: bool) -> None:
     """Daily 10 m embedding cube (time, y, x, feature) from S2 [+ S1] files, with per-day quality layers.
 
     Resumable: re-run the same command after an interruption and completed
@@ -150,7 +160,8 @@ def embed_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | N
     from ecoembed.embed.pipeline import embed
 
     res = embed(list(s2), out, s1=list(s1) or None, model=model, s2_values=s2_values, s1_values=s1_values, s1_orbit=s1_orbit,
-                start=start, end=end, chunk_px=chunk_px, int8=int8, allow_extrapolation=allow_extrapolation, overwrite=overwrite)
+                point=_point(lat, lon), start=start, end=end, chunk_px=chunk_px, int8=int8,
+                allow_extrapolation=allow_extrapolation, overwrite=overwrite)
     click.echo(
         f"wrote {res.path}: {res.n_days} days x {res.n_pixels} px; blocks computed {res.blocks_computed}, "
         f"skipped {res.blocks_skipped}; {res.n_empty_pixels} px without any observation (NaN)"
@@ -161,13 +172,14 @@ def embed_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | N
 @_sensor_options
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output daily reflectance cube, .nc or .zarr.")
 def reconstruct_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | None, s1_values: str | None,
-                        s1_orbit: str | None, model: Path | None, start: str | None, end: str | None, chunk_px: int,
+                        s1_orbit: str | None, model: Path | None, lat: float | None, lon: float | None, start: str | None,
+                        end: str | None, chunk_px: int,
                         overwrite: bool, out: Path) -> None:
     """Cloud-free daily S2 reflectance (0-1) decoded from the fused embedding."""
     from ecoembed.embed.reconstruct import reconstruct_s2
 
     path = reconstruct_s2(list(s2), out, s1=list(s1) or None, model=model, s2_values=s2_values, s1_values=s1_values,
-                          s1_orbit=s1_orbit, start=start, end=end, chunk_px=chunk_px, overwrite=overwrite)
+                          s1_orbit=s1_orbit, point=_point(lat, lon), start=start, end=end, chunk_px=chunk_px, overwrite=overwrite)
     click.echo(f"wrote {path}")
 
 
@@ -234,11 +246,22 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
               help="Regression head, repeatable [default: linear, xgboost and mlp].")
 @click.option("--cv", default=CV_SCHEMES[0], show_default=True, type=click.Choice(CV_SCHEMES),
               help="loso: leave one site out; groupkfold: K site folds (IGBP-stratified when igbp is given); "
-                   "year / month: leave one year / month out (single-site data).")
+                   "year / month: leave one year / month out (single-site data); holdout: train on --train-years, "
+                   "test on --test-years at the same sites.")
+@click.option("--test-years", help="Years tested by --cv holdout, e.g. 2020 or 2020-2021.")
+@click.option("--train-years", help="Years trained on by --cv holdout, e.g. 2017-2019 [default: every other year].")
 @click.option("--folds", default=DEFAULT_FOLDS, show_default=True, help="K for --cv groupkfold.")
 @click.option("--window-px", default=DEFAULT_WINDOW_PX, show_default=True, help="Tower window edge in pixels (Gaussian centre weights).")
 @click.option("--qc-min", default=DEFAULT_QC_MIN, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Minimum daily GPP quality: fraction (0-1) of measured or good gap-filled records in the day.")
+@click.option("--gpp", "gpp_method", default="mean", show_default=True, type=click.Choice(GPP_METHODS),
+              help="Target GPP: mean of the night-time (NT) and day-time (DT) partitionings where both exist, or one of them.")
+@click.option("--qc-missing", default="nan", show_default=True, type=click.Choice(QC_MISSING),
+              help="Days the flux file gives no QC for: nan fails them; pass keeps them (files already QC-filtered by "
+                   "their source, days missing rather than flagged); fail drops them.")
+@click.option("--paired", is_flag=True, help="Score every feature set on the same site-days (where all of them have every feature).")
+@click.option("--strict", is_flag=True, help="Stop at the first site with unusable input instead of skipping it (skips are listed "
+                                             "in skipped_sites.csv and the report).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the heads and fold shuffling.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder (the old one goes only once the new one is complete).")
 @click.option("--allow-absolute-paths", is_flag=True, help="Let sites.csv use absolute paths or paths outside its folder.")
@@ -249,7 +272,8 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
                     window_px: int, qc_min: float, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool,
-                    quiet: bool) -> None:
+                    quiet: bool, test_years: str | None, train_years: str | None, gpp_method: str, qc_missing: str,
+                    paired: bool, strict: bool) -> None:
     """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
 
     Joins each site's QC-passed daily tower GPP with features averaged over a
@@ -264,9 +288,13 @@ def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, 
     out = out if out is not None else Path("runs") / sites_csv.stem
     res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or ["embeddings"], heads=list(heads) or list(HEADS),
                       cv=cv, folds=folds, window_px=window_px, qc_min=qc_min, seed=seed, overwrite=overwrite,
-                      progress=not quiet, allow_absolute_paths=allow_absolute_paths, interpret=interpret)
-    cols = ["features", "head", "n", "r2", "nse", "rmse", "kge"]
+                      progress=not quiet, allow_absolute_paths=allow_absolute_paths, interpret=interpret,
+                      gpp_method=gpp_method, qc_missing=qc_missing, paired=paired, strict=strict, test_years=test_years,
+                      train_years=train_years)
+    cols = ["features", "head", "n", "r2", "nse", "rmse", "mae", "kge"]
     click.echo(("SYNTHETIC DATA\n" if res.synthetic else "") + res.pooled[cols].to_string(index=False, float_format="%.3f"))
+    if res.n_skipped:
+        click.echo(f"{res.n_skipped} site(s) skipped: see {res.out_dir / 'skipped_sites.csv'}")
     click.echo(f"report: {res.out_dir / 'index.html'}")
 
 

@@ -14,7 +14,7 @@ from fluxnet.aggregate import (
 from fluxnet.errors import FluxDataError, FluxQCWarning
 from fluxnet.families import FAMILIES
 from fluxnet.plausibility import check_plausibility
-from fluxnet.read import FluxFileFormat, detect_format, read_flux
+from fluxnet.read import GPP_METHODS, QC_MISSING, FluxFileFormat, detect_format, read_flux
 from fluxnet.sites import read_bif, read_site_infos, read_sites_csv, split_path_list
 from fluxnet.table import DEFAULT_QC_MIN, TIDY_COLUMNS, UNITS, qc_pass
 from fluxnet.write import write_fluxnet_dd
@@ -24,6 +24,8 @@ __all__ = [
     "DEFAULT_QC_FLAG_MAX",
     "DEFAULT_QC_MIN",
     "FAMILIES",
+    "GPP_METHODS",
+    "QC_MISSING",
     "TIDY_COLUMNS",
     "UMOL_S_TO_GC_DAY",
     "UNITS",

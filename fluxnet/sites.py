@@ -24,7 +24,7 @@ REQUIRED_SITE_COLUMNS: tuple[str, ...] = ("site_id", "lat", "lon")
 PATH_COLUMN_SUFFIX = "_path"
 """Any column ending in this suffix names a file (or folder) relative to the CSV."""
 
-MULTI_PATH_COLUMNS: frozenset[str] = frozenset({"flux_path"})
+MULTI_PATH_COLUMNS: frozenset[str] = frozenset({"flux_path", "indices_path", "s2_path", "s1_path"})
 """Path columns whose cells may list several files separated by ``;``."""
 
 PATH_LIST_SEPARATOR = ";"
@@ -66,12 +66,17 @@ def _read_text(path: Path, what: str) -> str:
 
 
 def _check_lat_lon(table: pd.DataFrame, source: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Parse lat/lon as floats and check their ranges, hinting at swapped columns."""
+    """Parse lat/lon as floats and check their ranges, hinting at swapped columns.
+
+    An empty cell stays NaN (the site has no position: the GPP join skips it and says so);
+    text that is not a number is an error.
+    """
     parsed: dict[str, np.ndarray] = {}
     for column in ("lat", "lon"):
         as_text = table[column].astype(str).str.strip()
         values = pd.to_numeric(as_text, errors="coerce")
-        bad = values.isna()
+        empty = table[column].isna() | as_text.isin(["", "nan", "NaN", "NA"])
+        bad = values.isna() & ~empty
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise FluxDataError(
@@ -80,8 +85,9 @@ def _check_lat_lon(table: pd.DataFrame, source: Path) -> tuple[np.ndarray, np.nd
             )
         parsed[column] = values.to_numpy(dtype=float)
     lat, lon = parsed["lat"], parsed["lon"]
-    bad_lat = (lat < -90) | (lat > 90)
-    bad_lon = (lon < -180) | (lon > 180)
+    with np.errstate(invalid="ignore"):
+        bad_lat = (lat < -90) | (lat > 90)
+        bad_lon = (lon < -180) | (lon > 180)
     out_of_range = bad_lat | bad_lon
     if out_of_range.any():
         row = int(np.flatnonzero(out_of_range)[0])

@@ -246,6 +246,7 @@ def embed(
     s2_values: str | None = None,
     s1_values: str | None = None,
     s1_orbit: str | None = None,
+    point: tuple[float, float] | None = None,
     start: str | None = None,
     end: str | None = None,
     chunk_px: int = 64,
@@ -268,6 +269,8 @@ def embed(
         s2_values, s1_values: what the numbers are when the files' metadata cannot say
             (``reflectance``/``dn``; ``db``/``linear``), see :mod:`ecoembed.sensors.values`.
         s1_orbit: S1 orbit direction for files that do not record it.
+        point: (lat, lon), WGS84 degrees, of point tables (``.csv``/``.parquet`` series at a tower,
+            :mod:`ecoembed.sources.points`) without position columns; they embed as a 1 x 1 cube.
         start, end: first/last day (YYYY-MM-DD, inclusive) of the daily output; default
             the S2 cube's first/last acquisition day.
         chunk_px: block edge (pixels): one dask task and one Zarr chunk in y/x.
@@ -295,8 +298,9 @@ def embed(
     check_output_location(out)
     if chunk_px < 1 or days_per_chunk < 1:
         raise InputError("--chunk-px and days per chunk must be positive")
-    s2_req = CubeRequest.of(s2, "s2", values=s2_values)
-    s1_req = CubeRequest.of(s1, "s1", values=s1_values, orbit=s1_orbit, like=s2_req) if s1 is not None else None
+    s2_req = CubeRequest.of(s2, "s2", values=s2_values, point=point)
+    s1_req = (CubeRequest.of(s1, "s1", values=s1_values, orbit=s1_orbit, like=s2_req, point=point)
+              if s1 is not None else None)
     loaded = load_fusion_model(model)
     if s1_req is not None and "s1" not in loaded.model.fusion.modalities:
         raise InputError(f"model {loaded.path} was trained without Sentinel-1; drop --s1 or use a model with S1")

@@ -61,6 +61,7 @@ def reconstruct_s2(
     s2_values: str | None = None,
     s1_values: str | None = None,
     s1_orbit: str | None = None,
+    point: tuple[float, float] | None = None,
     start: str | None = None,
     end: str | None = None,
     chunk_px: int = 64,
@@ -75,7 +76,7 @@ def reconstruct_s2(
         out: output ``.nc`` or ``.zarr``.
         s1: optional Sentinel-1 cube on the same grid (improves cloudy gaps).
         model: fusion checkpoint (default: the shipped one).
-        s2_values, s1_values, s1_orbit: as :func:`ecoembed.embed.pipeline.embed`.
+        s2_values, s1_values, s1_orbit, point: as :func:`ecoembed.embed.pipeline.embed`.
         start, end: inclusive date range (YYYY-MM-DD); default the S2 acquisition range.
         chunk_px: block edge in pixels.
         pixel_batch: pixels processed together.
@@ -94,9 +95,9 @@ def reconstruct_s2(
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
     loaded = load_fusion_model(model)
     bands, mean, std = _s2_normalisation(loaded)
-    s2_req = CubeRequest.of(s2, "s2", values=s2_values)
+    s2_req = CubeRequest.of(s2, "s2", values=s2_values, point=point)
     s2_cube = open_sensor_cube(s2_req)
-    s1_cube = (open_sensor_cube(CubeRequest.of(s1, "s1", values=s1_values, orbit=s1_orbit, like=s2_req))
+    s1_cube = (open_sensor_cube(CubeRequest.of(s1, "s1", values=s1_values, orbit=s1_orbit, like=s2_req, point=point))
                if s1 is not None else None)
     days = query_range(s2_cube, start, end)
     ny, nx = s2_cube.sizes["y"], s2_cube.sizes["x"]

@@ -5,6 +5,9 @@
   ``igbp`` column is given (StratifiedGroupKFold, shuffled with the seed).
 * ``year``: leave one calendar year out (for one site, or for all sites at once).
 * ``month``: leave one calendar month (YYYY-MM) out, for a single site-year.
+* ``holdout``: one split by years at the same sites: train on ``train_years`` (default every
+  year not tested), test on ``test_years`` (e.g. train 2017-2019, test 2020). Not site-level:
+  it measures skill in unseen years at known sites.
 
 Out-of-fold tables have the columns ``site_id, date, observed, predicted,
 fold, head, features`` (GPP in gC m-2 d-1).
@@ -25,8 +28,32 @@ from ecoembed.gpp.options import CV_SCHEMES
 OOF_COLUMNS: tuple[str, ...] = ("site_id", "date", "observed", "predicted", "fold", "head", "features")
 
 
+def parse_years(spec: str | Sequence[int] | None) -> list[int]:
+    """Years of ``"2017-2019,2021"`` (ranges inclusive), a sequence of ints, or ``[]`` for None.
+
+    Raises:
+        InputError: not a year list.
+    """
+    if spec is None:
+        return []
+    if not isinstance(spec, str):
+        return sorted({int(y) for y in spec})
+    years: set[int] = set()
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        lo, _, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise InputError(f"years {spec!r}: write years as 2020 or ranges as 2017-2019, comma-separated") from None
+        if not (1900 <= a <= b <= 2200):
+            raise InputError(f"years {spec!r}: {part} is not a year or an increasing range of years")
+        years.update(range(a, b + 1))
+    return sorted(years)
+
+
 def cv_splits(table: pd.DataFrame, scheme: str = "loso", *, k: int = 5, seed: int = 0,
-              stratify_igbp: bool = True) -> list[tuple[str, np.ndarray, np.ndarray]]:
+              stratify_igbp: bool = True, test_years: str | Sequence[int] | None = None,
+              train_years: str | Sequence[int] | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Train/test row positions of each fold.
 
     Args:
@@ -35,6 +62,7 @@ def cv_splits(table: pd.DataFrame, scheme: str = "loso", *, k: int = 5, seed: in
         k: folds for ``groupkfold`` (at most the number of sites).
         seed: shuffling seed of the stratified split.
         stratify_igbp: use IGBP-stratified folds when ``igbp`` is present.
+        test_years, train_years: the years of ``holdout`` (``"2020"``, ``"2017-2019"``).
 
     Returns:
         ``[(fold_label, train_positions, test_positions), ...]``.
@@ -66,6 +94,18 @@ def cv_splits(table: pd.DataFrame, scheme: str = "loso", *, k: int = 5, seed: in
         else:
             it = GroupKFold(n_splits=kk).split(X, groups=groups)
         return [(f"fold{i + 1}", tr, te) for i, (tr, te) in enumerate(it)]
+    if scheme == "holdout":
+        test = parse_years(test_years)
+        if not test:
+            raise InputError("--cv holdout needs --test-years (e.g. 2020; train on --train-years, default the other years)")
+        train = [y for y in (parse_years(train_years) or sorted(set(dates.dt.year))) if y not in test]
+        year = dates.dt.year.to_numpy()
+        tr, te = np.flatnonzero(np.isin(year, train)), np.flatnonzero(np.isin(year, test))
+        if not len(tr) or not len(te):
+            which = f"training years {train}" if not len(tr) else f"test years {test}"
+            raise InputError(f"--cv holdout: no day in the {which} (the data cover {int(year.min())}-{int(year.max())})")
+        label = f"test {','.join(map(str, test))}"
+        return [(label, tr, te)]
     key = dates.dt.year.astype(str).to_numpy() if scheme == "year" else dates.dt.strftime("%Y-%m").to_numpy()
     if len(np.unique(key)) < 2:
         raise InputError(f"--cv {scheme} needs data in at least 2 {'years' if scheme == 'year' else 'months'}; "

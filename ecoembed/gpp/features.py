@@ -4,10 +4,21 @@ Feature set names, combinable with ``+`` (``"embeddings+meteo"``):
 
 * ``embeddings``: the embedding cube (``features_path``), columns ``emb_000`` ...
 * ``bands``: Sentinel-2 reflectances (``s2_path``), columns ``B02`` ... (0..1)
-* ``indices``: ``NDVI``, ``NIRv``, ``kNDVI``, ``EVI2`` (unitless), per pixel then window-averaged
+* ``indices``: ``NDVI``, ``NIRv``, ``kNDVI``, ``EVI2`` (unitless), per pixel then window-averaged,
+  from the bands of ``s2_path``; index tables (``indices_path``, ``;``-separated, e.g. HR-VPP
+  NDVI/EVI2, PPI and LAI exports) add ``PPI`` and ``LAI`` and stand in for ``NDVI``/``EVI2``
+  where the site has no band cube (where both exist the band-derived values are used)
 * ``meteo``: ``TA`` (degC), ``SW_IN`` (W m-2), ``VPD`` (hPa) from the flux table
 * ``indices_x_par``: ``NIRv_x_PAR``, ``NDVI_x_PAR`` with ``PAR`` in mol m-2 d-1
   (``PPFD_IN`` umol m-2 s-1 x 0.0864, else ``SW_IN`` W m-2 x 2.04 umol J-1 x 0.0864)
+* ``potrad``: ``SW_IN_POT`` (W m-2, daily mean top-of-atmosphere shortwave from latitude and
+  day of year, :mod:`ecoembed.gpp.radiation`): a light driver for towers without meteorology
+* ``indices_x_potrad``: ``NDVI_x_SWPOT``, ``NIRv_x_SWPOT``, ``EVI2_x_SWPOT``, ``PPI_x_SWPOT``
+  (index x ``SW_IN_POT``, W m-2; those whose index exists): light-use-efficiency style, meteo-free
+
+``s2_path`` and ``indices_path`` take cubes (``.nc``/``.zarr``) or point tables (``.csv``,
+``.parquet``: one row per acquisition at the tower, :mod:`ecoembed.sources.points`); a
+``nodata`` column in sites.csv declares the tables' fill value (e.g. ``-32768``).
 """
 
 from __future__ import annotations
@@ -23,13 +34,19 @@ import xarray as xr
 from ecoembed.errors import InputError
 from ecoembed.gpp.join import aggregate_cube, to_daily
 from ecoembed.gpp.options import DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, FEATURE_SETS
+from ecoembed.gpp.radiation import potential_radiation
 from ecoembed.sensors import indices as ix
 from ecoembed.sources.embedding_cube import open_embeddings
 from ecoembed.sources.local import open_cube
+from ecoembed.sources.points import is_point_table, merge_point_cubes, point_cube
+from fluxnet import split_path_list
 
 METEO_COLUMNS: tuple[str, ...] = ("TA", "SW_IN", "VPD")
-INDEX_COLUMNS: tuple[str, ...] = ("NDVI", "NIRv", "kNDVI", "EVI2")
+INDEX_COLUMNS: tuple[str, ...] = ("NDVI", "NIRv", "kNDVI", "EVI2", "PPI", "LAI")
 PAR_PRODUCTS: tuple[str, ...] = ("NIRv_x_PAR", "NDVI_x_PAR")
+POTRAD_INDICES: tuple[str, ...] = ("NDVI", "NIRv", "EVI2", "PPI")
+"""Indices multiplied by ``SW_IN_POT`` for ``indices_x_potrad``."""
+POTRAD_PRODUCTS: tuple[str, ...] = tuple(f"{i}_x_SWPOT" for i in POTRAD_INDICES)
 UMOL_S_TO_MOL_D = 0.0864
 """umol m-2 s-1 (daily mean) -> mol m-2 d-1."""
 SW_TO_PPFD = 2.04
@@ -56,7 +73,7 @@ def needs(feature_sets: Sequence[str]) -> set[str]:
     out = {"flux"}
     if "embeddings" in comps:
         out.add("embeddings")
-    if comps & {"bands", "indices", "indices_x_par"}:
+    if comps & {"bands", "indices", "indices_x_par", "indices_x_potrad"}:
         out.add("s2")
     return out
 
@@ -78,11 +95,15 @@ def columns_for(spec: str, columns: Sequence[str]) -> list[str]:
             got = [c for c in INDEX_COLUMNS if c in cols]
         elif comp == "meteo":
             got = [c for c in METEO_COLUMNS if c in cols]
+        elif comp == "potrad":
+            got = [c for c in ("SW_IN_POT",) if c in cols]
+        elif comp == "indices_x_potrad":
+            got = [c for c in POTRAD_PRODUCTS if c in cols]
         else:
             got = [c for c in PAR_PRODUCTS if c in cols]
         if not got:
             raise InputError(f"feature set {spec!r}: no columns for {comp!r} (have {cols[:12]}...); "
-                             "check the matching path column in sites.csv")
+                             "check the matching path column in sites.csv (s2_path or indices_path for indices)")
         out += [c for c in got if c not in out]
     return out
 
@@ -104,13 +125,48 @@ def s2_variables(cube: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def _nodata(site: pd.Series) -> float | None:
+    """The fill value sites.csv declares for a site's point tables (``nodata`` column), or None."""
+    value = site.get("nodata")
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or str(value).strip() == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"site {site['site_id']}: nodata {value!r} in sites.csv is not a number (e.g. -32768)") from None
+
+
+def open_s2_source(paths: Sequence[str], site: pd.Series) -> xr.Dataset:
+    """The S2 cube of ``s2_path`` (one or several files): cube files, or point tables placed at the site's lat/lon."""
+    if any(is_point_table(p) for p in paths):
+        return open_cube(list(paths), "s2", point=(float(site["lat"]), float(site["lon"])), nodata=_nodata(site))
+    return open_cube(list(paths), "s2")
+
+
+def open_index_source(paths: Sequence[str], site: pd.Series) -> xr.Dataset:
+    """The index tables/cubes of ``indices_path`` as one cube of index variables (NDVI, EVI2, PPI, LAI ...)."""
+    cubes = []
+    for path in paths:
+        if not is_point_table(path):
+            cubes.append(open_cube(path, "s2"))
+            continue
+        cubes.append(point_cube(path, lat=float(site["lat"]), lon=float(site["lon"]), site_id=str(site["site_id"]),
+                                nodata=_nodata(site)))
+    merged = merge_point_cubes(cubes)
+    keep = [v for v in merged.data_vars if str(v) in INDEX_COLUMNS or str(v) == "valid"]
+    if not [v for v in keep if v != "valid"]:
+        raise InputError(f"site {site['site_id']}: indices_path {'; '.join(paths)} holds none of {', '.join(INDEX_COLUMNS)}")
+    return merged[keep]
+
+
 def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[str], *,
                   window_px: int = DEFAULT_WINDOW_PX, max_gap_days: int = DEFAULT_MAX_GAP_DAYS) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Daily feature table of one site (index = date) for the union of ``feature_sets``.
 
     Cube features are aggregated over the tower window and interpolated to days
-    (gaps > ``max_gap_days`` stay NaN); meteorology and PAR come from ``flux``.
-    The table spans the cubes' common period (the flux period when no cube is used).
+    (gaps > ``max_gap_days`` stay NaN); meteorology and PAR come from ``flux``,
+    ``SW_IN_POT`` from the site's latitude. The table spans the cubes' common
+    period (the flux period when no cube is used).
 
     Returns:
         ``(features, info)``; ``info`` has ``synthetic`` (any cube flagged synthetic) and ``inputs`` (paths read).
@@ -119,22 +175,45 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
         InputError/CubeError: a needed path is empty, a cube is unreadable or the tower is outside it.
     """
     need = needs(feature_sets)
+    comps = {c for s in feature_sets for c in parse_feature_set(s)}
     sid = str(site["site_id"])
     parts: list[pd.DataFrame] = []
     info: dict[str, Any] = {"synthetic": False, "inputs": []}
-    for key, column in (("embeddings", "features_path"), ("s2", "s2_path")):
-        if key not in need:
-            continue
-        path = site.get(column)
-        if not isinstance(path, str) or not path:
-            raise InputError(f"site {sid}: the feature sets need {column} in sites.csv, but it is empty")
-        src = f"site {sid} {column} {Path(path).name}"
-        ds = open_embeddings(path) if key == "embeddings" else s2_variables(open_cube(path, "s2"))
+
+    def has(column: str) -> bool:
+        value = site.get(column)
+        return isinstance(value, str) and bool(value.strip())
+
+    sources: list[tuple[str, str]] = []
+    if "embeddings" in need:
+        if not has("features_path"):
+            raise InputError(f"site {sid}: the feature sets need features_path in sites.csv, but it is empty")
+        sources.append(("embeddings", "features_path"))
+    if "s2" in need:
+        if has("s2_path"):
+            sources.append(("s2", "s2_path"))
+        if has("indices_path"):
+            sources.append(("indices", "indices_path"))
+        if not has("s2_path") and ("bands" in comps or not has("indices_path")):
+            raise InputError(f"site {sid}: the feature sets need s2_path{'' if 'bands' in comps else ' or indices_path'} "
+                             "in sites.csv, but it is empty")
+    for key, column in sources:
+        path = str(site[column])
+        paths = [path] if key == "embeddings" else split_path_list(path)
+        src = f"site {sid} {column} {'; '.join(Path(p).name for p in paths)}"
+        if key == "embeddings":
+            ds = open_embeddings(path)
+        elif key == "s2":
+            ds = s2_variables(open_s2_source(paths, site))
+        else:
+            ds = open_index_source(paths, site)
         info["synthetic"] |= bool(ds.attrs.get("synthetic", False))
-        info["inputs"].append(path)
+        info["inputs"] += paths
         with ds:
             raw = aggregate_cube(ds, float(site["lat"]), float(site["lon"]), size_px=window_px, source=src,
                                  variables=["embedding"] if key == "embeddings" else None)
+        if key == "indices" and any(k == "s2" for k, _ in sources):
+            raw = raw.drop(columns=[c for c in ("NDVI", "NIRv", "kNDVI", "EVI2") if c in raw.columns])
         parts.append(to_daily(raw, max_gap_days=max_gap_days))
     fdates = pd.DatetimeIndex(pd.to_datetime(flux["date"])).floor("D")
     if parts:
@@ -152,5 +231,9 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
     if "NIRv" in feats:
         feats["NIRv_x_PAR"] = feats["NIRv"] * feats["PAR"]
         feats["NDVI_x_PAR"] = feats["NDVI"] * feats["PAR"]
+    feats["SW_IN_POT"] = potential_radiation(float(site["lat"]), pd.DatetimeIndex(feats.index)) if len(feats) else np.zeros(0)
+    for name in POTRAD_INDICES:
+        if name in feats:
+            feats[f"{name}_x_SWPOT"] = feats[name] * feats["SW_IN_POT"]
     feats.index.name = "date"
     return feats, info

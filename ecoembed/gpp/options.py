@@ -8,9 +8,9 @@ from __future__ import annotations
 
 HEADS: tuple[str, ...] = ("linear", "xgboost", "mlp")
 """Regression heads accepted by :func:`ecoembed.gpp.heads.make_head`; all of them by default."""
-CV_SCHEMES: tuple[str, ...] = ("loso", "groupkfold", "year", "month")
+CV_SCHEMES: tuple[str, ...] = ("loso", "groupkfold", "year", "month", "holdout")
 """Cross-validation schemes of :func:`ecoembed.gpp.cv.cv_splits`."""
-FEATURE_SETS: tuple[str, ...] = ("embeddings", "bands", "indices", "meteo", "indices_x_par")
+FEATURE_SETS: tuple[str, ...] = ("embeddings", "bands", "indices", "meteo", "indices_x_par", "potrad", "indices_x_potrad")
 """Feature-set components of :mod:`ecoembed.gpp.features`, combinable with ``+``."""
 DEFAULT_WINDOW_PX = 5
 """Edge (pixels) of the Gaussian-weighted tower window."""

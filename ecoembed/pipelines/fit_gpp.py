@@ -26,6 +26,7 @@ import io
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,12 @@ class RunResult:
     days_lost: pd.DataFrame
     synthetic: bool
     seconds: dict[str, float] = field(default_factory=dict)
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["site_id", "reason"]))
+
+    @property
+    def n_skipped(self) -> int:
+        """Sites skipped for unusable input (``skipped_sites.csv``)."""
+        return len(self.skipped)
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
@@ -102,6 +109,14 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+GPP_TARGET_RULES: dict[str, str] = {
+    "mean": "mean of night-time (NT) and day-time (DT) partitioned GPP where both exist, else the one that exists",
+    "NT": "night-time partitioned GPP (NT) only",
+    "DT": "day-time partitioned GPP (DT) only",
+}
+"""How the target is made from the flux files, per ``gpp_method`` (stated in provenance and the report)."""
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
@@ -114,43 +129,101 @@ def load_sites(sites_csv: str | os.PathLike[str], *, allow_absolute_paths: bool 
         raise InputError(str(exc)) from None
 
 
+SKIP_ERRORS = (InputError, CubeError, FluxDataError)
+"""Per-site input problems that skip the site (named in ``skipped_sites.csv`` and the report) unless ``strict``."""
+
+
 def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: int = DEFAULT_WINDOW_PX,
-                qc_min: float = DEFAULT_QC_MIN, max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
-                progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any]]:
+                qc_min: float = DEFAULT_QC_MIN, max_gap_days: int = DEFAULT_MAX_GAP_DAYS, gpp_method: str = "mean",
+                qc_missing: str = "nan", strict: bool = False, progress: bool = True,
+                ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any]]:
     """Joined daily table of every site, days lost, columns of each feature set, and input info.
 
+    A site whose inputs are unusable (no flux file, unreadable flux or cube, tower outside
+    the cube, no overlapping days, a feature set without columns) is skipped: one line on
+    stderr (by :func:`run_fit_gpp`, once the run can go on), and ``info["skipped"]`` (``site_id, reason``) names it; with ``strict`` the
+    first such problem raises instead.
+
     Raises:
-        InputError/CubeError: a site lacks a needed path, its flux file is unreadable, the
-            tower is outside a cube, or a feature set has no columns.
+        InputError/CubeError: ``strict`` and a site's input is unusable, or no site is usable.
     """
-    tables, lost = [], []
-    set_cols: dict[str, list[str]] = {}
+    tables, lost, skipped = [], [], []
+    site_cols: dict[str, dict[str, list[str]]] = {}
     info: dict[str, Any] = {"synthetic": False, "inputs": []}
-    for _, site in tqdm(sites.iterrows(), total=len(sites), desc="join sites", disable=not progress, leave=False):
+    bar = tqdm(list(sites.iterrows()), desc="join sites", disable=not progress, leave=False)
+    for _, site in bar:
         sid = str(site["site_id"])
-        fp = site.get("flux_path")
-        if not isinstance(fp, str) or not fp:
-            raise InputError(f"site {sid}: flux_path is empty in sites.csv; every site needs its tower file")
         try:
-            flux = read_flux(split_path_list(fp), site_id=sid)
-        except FluxDataError as exc:
-            raise InputError(f"site {sid}: {exc}") from None
-        info["inputs"] += split_path_list(fp)
-        feats, finfo = site_features(site, flux, feature_sets, window_px=window_px, max_gap_days=max_gap_days)
-        info["inputs"] += finfo["inputs"]
+            table, dl, cols, finfo, paths = _join_one(site, feature_sets, window_px=window_px, qc_min=qc_min,
+                                                      max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing)
+        except SKIP_ERRORS as exc:
+            message = str(exc) if str(exc).startswith(f"site {sid}") else f"site {sid}: {exc}"
+            if strict:
+                raise InputError(message) from None
+            skipped.append({"site_id": sid, "reason": message})
+            continue
+        site_cols[sid] = cols
+        info["inputs"] += paths + finfo["inputs"]
         info["synthetic"] |= finfo["synthetic"] or bool(site.get("synthetic", False) is True) or any(
-            "synthetic" in Path(p).name.lower() for p in split_path_list(fp))
-        cols = {fs: columns_for(fs, list(feats.columns)) for fs in feature_sets}
-        for fs, c in cols.items():
-            if fs in set_cols and set_cols[fs] != c:
-                raise InputError(f"site {sid}: feature set {fs!r} has columns {c[:5]}... but an earlier site had "
-                                 f"{set_cols[fs][:5]}...; all sites need cubes with the same bands/embedding size")
-            set_cols[fs] = c
-        table, dl = join_site(flux, feats, qc_min=qc_min, feature_sets=cols, site_id=sid, source=f"site {sid}")
+            "synthetic" in Path(p).name.lower() for p in paths)
         table["igbp"] = site.get("igbp", np.nan) if "igbp" in sites.columns else np.nan
         tables.append(table)
         lost.append(dl)
+    info["skipped"] = pd.DataFrame(skipped, columns=["site_id", "reason"])
+    if not tables:
+        first = skipped[0]["reason"] if skipped else "sites.csv has no rows"
+        raise InputError(f"no usable site: all {len(skipped)} were skipped (first: {first})")
+    set_cols, info["dropped_columns"] = common_columns(site_cols, feature_sets)
     return pd.concat(tables, ignore_index=True), pd.concat(lost, ignore_index=True), set_cols, info
+
+
+def common_columns(site_cols: dict[str, dict[str, list[str]]], feature_sets: Sequence[str],
+                   ) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
+    """Columns of each feature set that every site has, and the dropped ones with the sites that lack them.
+
+    Sites may differ in optional inputs (an index table with PPI and LAI at some towers,
+    only bands at others): a model needs one column list, so it uses what all sites share
+    and the run says what it left out.
+
+    Raises:
+        InputError: the sites share no column of a feature set.
+    """
+    out: dict[str, list[str]] = {}
+    dropped: dict[str, dict[str, list[str]]] = {}
+    for fs in feature_sets:
+        per_site = [(sid, cols[fs]) for sid, cols in site_cols.items()]
+        union = list(dict.fromkeys(c for _, cols in per_site for c in cols))
+        common = [c for c in union if all(c in cols for _, cols in per_site)]
+        if not common:
+            raise InputError(f"feature set {fs!r}: the sites share none of its columns ({union[:6]}...); give every site "
+                             "the same kind of input (band cube, index table or embedding)")
+        out[fs] = common
+        lacking = {c: [sid for sid, cols in per_site if c not in cols] for c in union if c not in common}
+        if lacking:
+            dropped[fs] = lacking
+    return out, dropped
+
+
+def _join_one(site: pd.Series, feature_sets: Sequence[str], *, window_px: int, qc_min: float,
+              max_gap_days: int, gpp_method: str, qc_missing: str,
+              ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any], list[str]]:
+    """One site's joined table, days lost, feature columns, feature info and flux paths (errors name the site)."""
+    sid = str(site["site_id"])
+    fp = site.get("flux_path")
+    if not isinstance(fp, str) or not fp:
+        raise InputError(f"site {sid}: flux_path is empty in sites.csv; every site needs its tower file")
+    for column in ("lat", "lon"):
+        if not np.isfinite(float(site.get(column, np.nan))):
+            raise InputError(f"site {sid}: no {column} in sites.csv; give the tower's coordinates (WGS84 degrees)")
+    paths = split_path_list(fp)
+    try:
+        flux = read_flux(paths, site_id=sid, gpp_method=gpp_method, qc_missing=qc_missing)
+    except FluxDataError as exc:
+        raise InputError(f"site {sid}: {exc}") from None
+    feats, finfo = site_features(site, flux, feature_sets, window_px=window_px, max_gap_days=max_gap_days)
+    cols = {fs: columns_for(fs, list(feats.columns)) for fs in feature_sets}
+    table, dl = join_site(flux, feats, qc_min=qc_min, feature_sets=cols, site_id=sid, source=f"site {sid}")
+    return table, dl, cols, finfo, paths
 
 
 def write_analysis(run_dir: Path, predictions: pd.DataFrame) -> None:
@@ -248,6 +321,12 @@ def run_fit_gpp(
     allow_absolute_paths: bool = False,
     n_jobs: int = 1,
     interpret: bool = True,
+    gpp_method: str = "mean",
+    qc_missing: str = "nan",
+    strict: bool = False,
+    paired: bool = False,
+    test_years: str | None = None,
+    train_years: str | None = None,
 ) -> RunResult:
     """Fit every head on every feature set with site-level cross-validation and write the run folder.
 
@@ -256,7 +335,7 @@ def run_fit_gpp(
         out_dir: output folder (must be absent or empty unless ``overwrite``).
         feature_sets: specs such as ``"embeddings"``, ``"indices+meteo"`` (see :mod:`ecoembed.gpp.features`).
         heads: ``linear``, ``xgboost``, ``mlp``.
-        cv: ``loso``, ``groupkfold`` (``folds``), ``year`` or ``month``.
+        cv: ``loso``, ``groupkfold`` (``folds``), ``year``, ``month`` or ``holdout`` (``test_years``, ``train_years``).
         window_px: tower window edge in pixels (Gaussian weights).
         seed: seeds heads and fold shuffling.
         overwrite: replace a non-empty ``out_dir`` (the old one is removed only after the new one is complete).
@@ -269,6 +348,14 @@ def run_fit_gpp(
         interpret: also explain the first combined embedding set (``embeddings+...``), else the
             first embedding set, else the first set (:func:`write_interpretation`; site-level
             folds, needs >= 2 sites) and keep a PCA-RGB chip of the first site's embedding cube.
+        gpp_method: the target: ``mean`` of the NT and DT partitionings where both exist (else the
+            one that exists), ``NT`` or ``DT``.
+        qc_missing: days without a QC value: ``nan`` (fail the QC test), ``pass`` (files their source
+            already QC-filtered, with days missing rather than flagged) or ``fail``.
+        strict: stop at the first site with unusable input instead of skipping it.
+        paired: every feature set uses the same site-days (those where all sets have every feature),
+            so their skills compare like with like.
+        test_years, train_years: years of ``cv="holdout"`` (``"2020"``, ``"2017-2019"``).
 
     Returns:
         :class:`RunResult`.
@@ -292,7 +379,18 @@ def run_fit_gpp(
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     table, days_lost, set_cols, info = build_table(sites, feature_sets, window_px=window_px, qc_min=qc_min,
-                                                   max_gap_days=max_gap_days, progress=progress)
+                                                   max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing,
+                                                   strict=strict, progress=progress)
+    skipped: pd.DataFrame = info["skipped"]
+    n_sites = table["site_id"].nunique()
+    if cv in ("loso", "groupkfold") and n_sites < 2 and len(skipped):
+        raise InputError(f"only {n_sites} usable site left for site-level CV ({len(skipped)} skipped; first: "
+                         f"{skipped['reason'].iloc[0]})")
+    for reason in skipped["reason"]:  # said once the run goes on (otherwise the one error line says why)
+        print(f"warning: skipped {reason}", file=sys.stderr)
+    if paired:
+        every = sorted({c for cols in set_cols.values() for c in cols})
+        table = table[np.isfinite(table[every].to_numpy(float)).all(axis=1)].reset_index(drop=True)
     synthetic = bool(info["synthetic"] or ("synthetic" in sites.columns and sites["synthetic"].astype(bool).any()))
     seconds["join"] = time.perf_counter() - t
 
@@ -308,7 +406,7 @@ def run_fit_gpp(
             if sub.empty:
                 raise InputError(f"feature set {fs!r}: no day has GPP and all features; see days_lost (try a larger "
                                  "--window-px or check the cube period)")
-            splits = cv_splits(sub, cv, k=folds, seed=seed)
+            splits = cv_splits(sub, cv, k=folds, seed=seed, test_years=test_years, train_years=train_years)
             fold_coefs: list[pd.DataFrame] = []
 
             def keep_coefs(fold: str, est: object, sink: list[pd.DataFrame] = fold_coefs) -> None:
@@ -340,6 +438,7 @@ def run_fit_gpp(
         (tmp / "metrics_per_site.md").write_text(f"{banner}# Per-site out-of-fold skill (GPP, gC m-2 d-1)\n\n{md_table(per_site)}\n",
                                                  encoding="utf-8")
         days_lost.to_csv(tmp / "days_lost.csv", index=False)
+        skipped.to_csv(tmp / "skipped_sites.csv", index=False)
         for fs, c in coefs.items():
             c.to_csv(tmp / f"coefficients_{_safe(fs)}.csv", index=False)
             coefficient_summary(c).to_csv(tmp / f"coefficients_{_safe(fs)}_summary.csv", index=False)
@@ -360,14 +459,20 @@ def run_fit_gpp(
                        **{str(p): {"sha256": sha256_of(p)} for p in dict.fromkeys(info["inputs"])}},
             "seeds": {"seed": seed},
             "options": {"feature_sets": feature_sets, "heads": heads, "cv": cv, "folds": folds, "window_px": window_px,
-                        "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "interpret": interpret},
+                        "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "interpret": interpret,
+                        "gpp_method": gpp_method, "qc_missing": qc_missing, "strict": strict, "paired": paired,
+                        "test_years": test_years, "train_years": train_years},
+            "gpp_target": GPP_TARGET_RULES[gpp_method],
+            "skipped_sites": skipped.to_dict(orient="records"),
+            "dropped_columns": info["dropped_columns"],
             "interpreted_feature_set": interpreted,
             "feature_columns": set_cols,
             "sites": sites[[c for c in ("site_id", "lat", "lon", "igbp") if c in sites.columns]].astype(str).to_dict(orient="records"),
             "seconds": seconds,
-            "units": {"GPP": "gC m-2 d-1", "PAR": "mol m-2 d-1", "TA": "degC", "SW_IN": "W m-2", "VPD": "hPa"},
+            "units": {"GPP": "gC m-2 d-1", "PAR": "mol m-2 d-1", "TA": "degC", "SW_IN": "W m-2", "VPD": "hPa",
+                      "SW_IN_POT": "W m-2 (daily mean, top of atmosphere)"},
         }
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, default=str), encoding="utf-8")
         build_report(tmp)
     seconds["total"] = time.perf_counter() - t_start
-    return RunResult(out, predictions, pooled, per_site, days_lost, synthetic, seconds)
+    return RunResult(out, predictions, pooled, per_site, days_lost, synthetic, seconds, skipped)

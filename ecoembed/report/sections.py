@@ -254,6 +254,21 @@ def data_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
     """Days lost per site and reason, linear coefficients (mean over folds), run options and provenance."""
     run = Path(run_dir)
     parts_h, parts_m = [], []
+    prov = read_provenance(run)
+    if prov and prov.get("gpp_target"):
+        target = f"Target: {prov['gpp_target']} (gC m-2 d-1)."
+        parts_h.append(f"<p>{html_lib.escape(target)}</p>")
+        parts_m.append(target)
+    dropped = (prov or {}).get("dropped_columns")
+    for fs, lacking in (dropped.items() if isinstance(dropped, dict) else []):
+        note = (f"Feature set {fs}: column(s) left out because some sites lack them: "
+                + "; ".join(f"{c} (missing at {', '.join(map(str, sites))})" for c, sites in lacking.items()) + ".")
+        parts_h.append(f"<p>{html_lib.escape(note)}</p>")
+        parts_m.append(note)
+    skipped = read_table(run, "skipped_sites.csv")
+    if skipped is not None and len(skipped):
+        parts_h.append(f"<h3>Sites skipped ({len(skipped)})</h3>{html_table(skipped, table_id='skipped-sites')}")
+        parts_m.append(f"### Sites skipped ({len(skipped)})\n\n{md_table(skipped)}")
     dl = read_table(run, "days_lost.csv")
     if dl is not None:
         parts_h.append(f"<h3>Days lost</h3>{html_table(dl, table_id='days-lost')}")
@@ -263,7 +278,6 @@ def data_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
         name = p.stem[len("coefficients_"):-len("_summary")]
         parts_h.append(f"<h3>Linear coefficients, {html_lib.escape(name)} (per sd of input; mean over folds)</h3>{html_table(agg)}")
         parts_m.append(f"### Linear coefficients, {name} (per sd; mean over folds)\n\n{md_table(agg)}")
-    prov = read_provenance(run)
     if prov:
         text = json.dumps({k: prov.get(k) for k in ("options", "seeds", "versions", "seconds", "inputs")}, indent=1, default=str)
         parts_h.append(f"<h3>Provenance</h3><pre>{html_lib.escape(text)}</pre>")

@@ -66,6 +66,7 @@ from ecoembed.sources.grid import (
     resample_to,
     subdivide,
 )
+from ecoembed.sources.points import is_point_table, merge_point_cubes, point_cube
 
 TIME_NAMES: tuple[str, ...] = ("time", "t", "timestamp", "date", "datetime", "times", "acquisition_time")
 """Names of the time axis accepted in files (the first present becomes ``time``)."""
@@ -243,8 +244,13 @@ def _onto(part: _Part, grid: Grid, spec: SensorSpec, what: str, reference: str) 
 
 def open_cube(paths: PathLike | Sequence[PathLike], sensor: str | None = None, *, bands: Sequence[str] | None = None,
               like: xr.Dataset | None = None, values: str | None = None, nodata: float | None = None,
-              orbit: str | None = None, harmonized: bool | None = None, validate: bool = True) -> xr.Dataset:
+              orbit: str | None = None, harmonized: bool | None = None, validate: bool = True,
+              point: tuple[float, float] | None = None) -> xr.Dataset:
     """Open one or several NetCDF (``.nc``) / Zarr (``.zarr``) files of one sensor as one contract cube.
+
+    Point tables (``.csv``/``.parquet``, one row per acquisition, :mod:`ecoembed.sources.points`)
+    open as a 1 x 1 cube at ``point`` (lat, lon in WGS84 degrees) or at the table's own
+    lat/lon columns.
 
     Data stay lazy (dask) until used; only the contract checks read them.
 
@@ -259,15 +265,19 @@ def open_cube(paths: PathLike | Sequence[PathLike], sensor: str | None = None, *
         harmonized: S2 digital numbers already have the processing-baseline offset removed
             (default: from the product conventions, else no).
         validate: run the contract checks.
+        point: (lat, lon) of a point table without position columns.
 
     Raises:
-        InputError: a path does not exist.
+        InputError: a path does not exist; a point table without a position.
         CubeError: unreadable file, unknown bands, a grid in degrees or not nesting, unparsable time,
             missing required bands, or any other break of the contract (the message names the file).
     """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not items:
         raise InputError("open_cube needs at least one file")
+    if any(is_point_table(p) for p in items):
+        return _open_point_tables(items, sensor, values=values, nodata=nodata, harmonized=harmonized, point=point,
+                                  validate=validate)
     spec = get_sensor(sensor) if sensor else None
     parts: list[_Part] = []
     for item in items:
@@ -340,6 +350,29 @@ def _with_validity(ds: xr.Dataset, spec: SensorSpec, parts: Sequence[_Part]) -> 
     return ds
 
 
+def _open_point_tables(items: Sequence[PathLike], sensor: str | None, *, values: str | None, nodata: float | None,
+                       harmonized: bool | None, point: tuple[float, float] | None, validate: bool) -> xr.Dataset:
+    """:func:`open_cube` for point tables: one 1 x 1 cube (several tables of one site merged on dates)."""
+    if not all(is_point_table(p) for p in items):
+        raise InputError(f"{', '.join(map(str, items))}: point tables and cube files cannot be merged; give one kind")
+    lat, lon = point if point is not None else (None, None)
+    cubes = []
+    for item in items:
+        if not Path(item).exists():
+            raise InputError(f"{item} does not exist")
+        try:
+            cubes.append(point_cube(item, lat=lat, lon=lon, sensor=sensor, values=values, nodata=nodata, harmonized=harmonized))
+        except InputError as exc:
+            if "no position" in str(exc):
+                raise InputError(f"{item} is a point table without lat/lon columns; give the site's position "
+                                 "(--lat/--lon, or lat/lon in sites.csv)") from None
+            raise
+    ds = merge_point_cubes(cubes)
+    if validate:
+        validate_cube(ds, source=", ".join(map(str, items)))
+    return ds
+
+
 @dataclass(frozen=True)
 class CubeRequest:
     """What to open as one sensor cube (picklable: block tasks of a cluster carry it instead of arrays).
@@ -357,6 +390,7 @@ class CubeRequest:
     nodata: float | None = None
     orbit: str | None = None
     like: CubeRequest | None = None
+    point: tuple[float, float] | None = None
 
     @classmethod
     def of(cls, paths: PathLike | Sequence[PathLike], sensor: str, **options: Any) -> CubeRequest:
@@ -366,7 +400,8 @@ class CubeRequest:
 
     def open(self, like: xr.Dataset | None = None) -> xr.Dataset:
         """:func:`open_cube` of this request (``like``: the opened reference cube, when :attr:`like` is set)."""
-        return open_cube(list(self.paths), self.sensor, values=self.values, nodata=self.nodata, orbit=self.orbit, like=like)
+        return open_cube(list(self.paths), self.sensor, values=self.values, nodata=self.nodata, orbit=self.orbit, like=like,
+                         point=self.point)
 
     def describe(self) -> str:
         """The files, comma-separated (for attributes and messages)."""

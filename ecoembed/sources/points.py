@@ -50,8 +50,23 @@ ID_COLUMNS: tuple[str, ...] = ("sample_id", "site_id", "location_id", "point_id"
 """Names of a column that separates several sites/samples in one table."""
 INDEX_NAMES: tuple[str, ...] = ("NDVI", "EVI", "EVI2", "NIRV", "KNDVI", "PPI", "LAI", "FAPAR", "NDWI", "NDMI")
 """Index columns kept as index variables (matched case-insensitively, optional ``_mean`` suffix)."""
+POINT_TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".csv.zip", ".parquet", ".pq", ".feather")
+"""File endings read as point tables (anything else is a cube: ``.nc``, ``.zarr``)."""
 IMPLAUSIBLE_BELOW = -1000.0
-"""A reflectance or index value below this can only be an undeclared fill value."""
+"""A reflectance or index value below this can only be an undeclared fill value (when it is a whole number)."""
+INDEX_VALID_RANGES: dict[str, tuple[float, float]] = {
+    "NDVI": (-1.0, 1.0), "EVI2": (-1.0, 2.5), "NIRV": (-1.0, 1.0), "KNDVI": (-1.0, 1.0), "NDWI": (-1.0, 1.0),
+    "NDMI": (-1.0, 1.0), "FAPAR": (0.0, 1.0), "EVI": (-3.0, 3.0), "PPI": (0.0, 5.0), "LAI": (0.0, 15.0),
+}
+"""Physical range of each index (its definition; HR-VPP PPI 0-5, LAI 0-15 m2 m-2): values outside are masked
+and counted in the cube's ``masked_out_of_range`` attribute (e.g. a tower mean that averaged in pixels' fill
+values: PPI -4467.81). A whole number below :data:`IMPLAUSIBLE_BELOW` is a fill value and must be declared."""
+
+
+def is_point_table(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a point table by its ending (:data:`POINT_TABLE_SUFFIXES`)."""
+    name = Path(path).name.lower()
+    return any(name.endswith(suffix) for suffix in POINT_TABLE_SUFFIXES)
 
 
 def _sidecar(path: Path) -> dict[str, Any]:
@@ -184,15 +199,21 @@ def _site_cube(rows: pd.DataFrame, sid: str, lat: float, lon: float, spec: Any, 
             rule = f"{rule}; {why}"
         ds[canonical] = da.where(np.isfinite(da)).astype(np.float32)
         rules.setdefault(band.role, rule)
+    masked: dict[str, int] = {}
     for column, name in indices.items():
         vals = pd.to_numeric(rows[column], errors="coerce").to_numpy(np.float64)
         vals = np.where(np.isfinite(vals), vals, np.nan)
         if nodata is not None:
             vals = np.where(vals == float(nodata), np.nan, vals)
-        bad = vals[np.isfinite(vals) & (vals < IMPLAUSIBLE_BELOW)]
+        bad = vals[np.isfinite(vals) & (vals < IMPLAUSIBLE_BELOW) & (vals == np.round(vals))]
         if bad.size:
             raise InputError(f"{source}: site {sid}: column {column} holds {bad[0]:g}, which can only be an undeclared fill "
                              f"value; declare it with --nodata {bad[0]:g} (or \"nodata\" in {Path(source).with_suffix('.json').name})")
+        lo, hi = INDEX_VALID_RANGES.get(name, (-np.inf, np.inf))
+        outside = np.isfinite(vals) & ((vals < lo) | (vals > hi))
+        if outside.any():
+            masked[name] = int(outside.sum())
+            vals = np.where(outside, np.nan, vals)
         ds[name] = (("time", "y", "x"), vals[:, None, None].astype(np.float32), {"units": "1", "long_name": f"index {name}"})
     present = [b for b in spec.band_names if b in ds]
     valid = xr.ones_like(ds[present[0]] if present else ds[next(iter(ds.data_vars))], dtype=bool)
@@ -207,6 +228,7 @@ def _site_cube(rows: pd.DataFrame, sid: str, lat: float, lon: float, spec: Any, 
         "values": "; ".join(f"{k}: {v}" for k, v in rules.items()),
         "validity": "every present band finite (a point table is taken as cloud-screened)",
         "site_id": sid, "site_lat": lat, "site_lon": lon, "source": source,
+        "masked_out_of_range": ", ".join(f"{k}: {v}" for k, v in masked.items()) or "none",
     }
     ds.encoding["source"] = f"{source} ({sid})"
     return ds
@@ -223,7 +245,7 @@ def _check_undeclared_fill(raw: xr.DataArray, column: str, nodata: float | None,
                          f"value; declare it with --nodata {bad[0]:g}")
 
 
-def point_cube(path: str | os.PathLike[str], *, lat: float, lon: float, site_id: str | None = None,
+def point_cube(path: str | os.PathLike[str], *, lat: float | None = None, lon: float | None = None, site_id: str | None = None,
                **options: Any) -> xr.Dataset:
     """The cube of a single-site point table (see :func:`read_point_table`).
 

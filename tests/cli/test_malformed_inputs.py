@@ -245,10 +245,6 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return lambda: read_sites_csv(path)
 
 
-@case("sites-empty-lat-cell", FluxDataError, "sites.csv", "lat", "'ZZ-Aaa'")
-def _(tmp: Path, scene: dict[str, Path]) -> Any:
-    path = write_sites(tmp, "site_id,lat,lon\nZZ-Aaa,,9.9\n")
-    return lambda: read_sites_csv(path)
 
 
 @case("sites-empty-site-id", FluxDataError, "sites.csv", "site_id is empty on line 3")
@@ -456,6 +452,16 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     flux.to_csv(new, index=False)
     old.unlink()
     sites.loc[1, "flux_path"] = new.name
+    sites.to_csv(csv, index=False)
+    return ["fit-gpp", "--sites", str(csv), "--out", str(tmp / "run"), "--quiet", "--strict"]  # without --strict: skipped
+
+
+@case("cli-fitgpp-no-site-has-coordinates", InputError, "no usable site", "no lat", "ZZ-T0", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    """An empty lat cell skips that site (the rest go on); when no site is left, the run stops with the reason."""
+    csv = _fit_gpp_sites(tmp)
+    sites = pd.read_csv(csv)
+    sites["lat"] = np.nan
     sites.to_csv(csv, index=False)
     return ["fit-gpp", "--sites", str(csv), "--out", str(tmp / "run"), "--quiet"]
 

@@ -82,10 +82,14 @@ def test_tower_outside_cube_is_one_line_error(tmp_path: Path, capsys: pytest.Cap
     t.loc[1, "lat"] = 46.5
     t.to_csv(csv, index=False)
     out = tmp_path / "run"
-    assert main(["fit-gpp", "--sites", str(csv), "--out", str(out), "--quiet"]) == 2
+    assert main(["fit-gpp", "--sites", str(csv), "--out", str(out), "--quiet", "--strict"]) == 2
     err = capsys.readouterr().err
     assert "ZZ-T1" in err and "outside the cube" in err and err.count("\n") == 1
     assert not out.exists()
+    # without --strict the site is skipped; one site left cannot be cross-validated by site: one line says both
+    assert main(["fit-gpp", "--sites", str(csv), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "only 1 usable site" in err and "ZZ-T1" in err and "outside the cube" in err and err.count("\n") == 1
 
 
 def test_groupkfold_mlp_and_combined_sets(tmp_path: Path) -> None:

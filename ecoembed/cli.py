@@ -259,6 +259,9 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--qc-missing", default="nan", show_default=True, type=click.Choice(QC_MISSING),
               help="Days the flux file gives no QC for: nan fails them; pass keeps them (files already QC-filtered by "
                    "their source, days missing rather than flagged); fail drops them.")
+@click.option("--max-days-to-obs", type=click.IntRange(0), default=None,
+              help="Use only days at most this many days from a valid satellite observation at the tower "
+                   "(embedding quality layers, else band/index dates); the report shows skill by this distance.")
 @click.option("--paired", is_flag=True, help="Score every feature set on the same site-days (where all of them have every feature).")
 @click.option("--strict", is_flag=True, help="Stop at the first site with unusable input instead of skipping it (skips are listed "
                                              "in skipped_sites.csv and the report).")
@@ -273,7 +276,7 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
                     window_px: int, qc_min: float, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool,
                     quiet: bool, test_years: str | None, train_years: str | None, gpp_method: str, qc_missing: str,
-                    paired: bool, strict: bool) -> None:
+                    paired: bool, strict: bool, max_days_to_obs: int | None) -> None:
     """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
 
     Joins each site's QC-passed daily tower GPP with features averaged over a
@@ -290,7 +293,7 @@ def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, 
                       cv=cv, folds=folds, window_px=window_px, qc_min=qc_min, seed=seed, overwrite=overwrite,
                       progress=not quiet, allow_absolute_paths=allow_absolute_paths, interpret=interpret,
                       gpp_method=gpp_method, qc_missing=qc_missing, paired=paired, strict=strict, test_years=test_years,
-                      train_years=train_years)
+                      train_years=train_years, max_days_to_obs=max_days_to_obs)
     cols = ["features", "head", "n", "r2", "nse", "rmse", "mae", "kge"]
     click.echo(("SYNTHETIC DATA\n" if res.synthetic else "") + res.pooled[cols].to_string(index=False, float_format="%.3f"))
     if res.n_skipped:

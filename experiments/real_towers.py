@@ -103,7 +103,7 @@ def inventory(data: Path, sites: pd.DataFrame, listed: set[str]) -> tuple[pd.Dat
             sid = site_of(path)
             if sid not in known:
                 files.append({"file": f"{folder}/{path.name}", "site_id": sid, "use": "skipped",
-                              "why": "beyond --max-sites" if sid in listed else "its site is not in sites.csv"})
+                              "why": "not selected (--sites / --max-sites)" if sid in listed else "its site is not in sites.csv"})
                 continue
             per_site[sid][key].append(str(path.resolve()))
             files.append({"file": f"{folder}/{path.name}", "site_id": sid, "use": key, "why": ""})
@@ -226,11 +226,15 @@ def _best(pooled: pd.DataFrame, exclude_meteo: bool = True) -> pd.Series:
 
 def summarise(out: Path, runs: dict[str, Path], probe: pd.DataFrame | None, files: pd.DataFrame, log: list[str],
               weights_note: str) -> str:
-    lines = ["# Real towers: daily GPP from Sentinel-2 (real data; nothing synthetic)", "",
+    """Write ``summary.md``/``summary.json`` from the finished runs; return the markdown."""
+    synthetic = any(json.loads((r / "provenance.json").read_text()).get("synthetic") for r in runs.values())
+    title = ("# SYNTHETIC DATA: towers from Sentinel-2 (a layout check, not a result)" if synthetic
+             else "# Real towers: daily GPP from Sentinel-2 (real data; nothing synthetic)")
+    lines = [title, "",
              f"Weights evaluated: {weights_note}", "",
              "Target: mean of night-time and day-time partitioned GPP where both exist, gC m-2 d-1; "
              "r2 = squared Pearson correlation of pooled out-of-fold daily predictions.", ""]
-    summary: dict[str, Any] = {"runs": {}}
+    summary: dict[str, Any] = {"synthetic": synthetic, "runs": {}}
     for name, run in runs.items():
         pooled = pd.read_csv(run / "metrics_pooled.csv")
         skipped = pd.read_csv(run / "skipped_sites.csv")
@@ -330,8 +334,9 @@ def _decomposition(run: Path, label: str) -> list[str]:
     d = d[d["group"].astype(str) == "all"] if "group" in d.columns else d
     keep = [c for c in ("features", "head", "component", "nse", "r2", "n") if c in d.columns]
     return [f"## Mean seasonal cycle vs anomalies ({label}, {run.name})", "",
-            "FLUXCOM decomposition of the out-of-fold predictions: `msc` = mean seasonal cycle per site, "
-            "`anomaly` = daily deviation from it, `across_site` = site means.", "", md_table(d[keep].round(3)), ""]
+            "FLUXCOM decomposition of the out-of-fold predictions: `seasonal_cycle` = each site's mean seasonal cycle, "
+            "`anomalies` = daily deviations from it, `across_site` = site means, `interannual` = yearly means about the "
+            "site mean (empty where sites have too few years).", "", md_table(d[keep].round(3)), ""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="Run folder (created; a re-run resumes).")
     parser.add_argument("--heads", default="linear,xgboost", help="Comma-separated heads (linear, xgboost, mlp).")
     parser.add_argument("--max-sites", type=int, default=None, help="Use the first N sites of sites.csv (a quick check).")
+    parser.add_argument("--sites", default=None, help="Comma-separated site ids to use (default: every site of sites.csv).")
     parser.add_argument("--runs", default=None, help=f"Comma-separated subset of {', '.join(RUNS)}.")
     parser.add_argument("--nodata", type=float, default=-32768.0,
                         help="Fill value of the index tables (HR-VPP documents -32768) [default: %(default)s].")
@@ -352,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     listed = set(sites["site_id"].astype(str))
+    if args.sites:
+        wanted = [x.strip() for x in args.sites.split(",") if x.strip()]
+        unknown = sorted(set(wanted) - listed)
+        if unknown:
+            print(f"error: --sites {', '.join(unknown)} not in {args.data / 'sites.csv'}", file=sys.stderr)
+            return 2
+        sites = sites[sites["site_id"].isin(wanted)]
     if args.max_sites:
         sites = sites.iloc[: args.max_sites]
     out: Path = args.out

@@ -67,7 +67,14 @@ from ecoembed.embed.infer import contextualize_pixels, days_to_nearest, empty_pi
 from ecoembed.errors import InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_location
 from ecoembed.sources.chips import PixelSeries, encoder_series
-from ecoembed.sources.embedding_cube import FLOAT_ENCODING, INT8_ENCODING, NO_OBSERVATION, embedding_template, encode_int8
+from ecoembed.sources.embedding_cube import (
+    FLOAT_ENCODING,
+    INT8_ENCODING,
+    NO_OBSERVATION,
+    QUALITY_LAYERS,
+    embedding_template,
+    encode_int8,
+)
 from ecoembed.sources.local import CubeRequest, PathLike
 from ecoembed.weights.fusion_checkpoint import LoadedModel, load_fusion_checkpoint
 from ecoembed.weights.shipped import load_fusion_model
@@ -158,7 +165,8 @@ def _run_block(job: _BlockJob) -> BlockResult:
         emb_arr = group["embedding"]
         scale_arr = group["embedding_scale"] if job.int8 else None
         assert isinstance(emb_arr, zarr.Array) and (scale_arr is None or isinstance(scale_arr, zarr.Array))
-        layers = {name: group[f"days_to_{name}"] for name in series}
+        # every quality layer is written: a sensor without input has no observation (NO_OBSERVATION), not distance 0
+        layers = {q[len("days_to_"):]: group[q] for q in QUALITY_LAYERS if q in group}
         all_days = np.arange(job.first_day, job.first_day + job.n_days, dtype=np.int64)
         for d0 in range(0, job.n_days, job.days_per_chunk):
             d1 = min(job.n_days, d0 + job.days_per_chunk)
@@ -175,7 +183,8 @@ def _run_block(job: _BlockJob) -> BlockResult:
                 emb_arr[region] = slab
             for name, layer in layers.items():
                 grid = np.full((d1 - d0, by, bx), NO_OBSERVATION, dtype=np.int16)
-                grid[:, rows, cols] = days_to_nearest(series[name], all_days[d0:d1]).T
+                if name in series:
+                    grid[:, rows, cols] = days_to_nearest(series[name], all_days[d0:d1]).T
                 assert isinstance(layer, zarr.Array)
                 layer[region] = grid
     result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()))

@@ -36,7 +36,7 @@ from ecoembed.gpp.join import aggregate_cube, to_daily
 from ecoembed.gpp.options import DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, FEATURE_SETS
 from ecoembed.gpp.radiation import potential_radiation
 from ecoembed.sensors import indices as ix
-from ecoembed.sources.embedding_cube import open_embeddings
+from ecoembed.sources.embedding_cube import NO_OBSERVATION, QUALITY_LAYERS, open_embeddings
 from ecoembed.sources.local import open_cube
 from ecoembed.sources.points import is_point_table, merge_point_cubes, point_cube
 from fluxnet import split_path_list
@@ -125,6 +125,30 @@ def s2_variables(cube: xr.Dataset) -> xr.Dataset:
     return out
 
 
+DAYS_TO_OBS = "days_to_obs"
+"""Column of the joined table: days from each day to the nearest valid satellite observation at the tower
+(the embedding cube's quality layers, min over S2 and S1; else the band/index observation dates)."""
+
+
+def _days_to_obs(ds: xr.Dataset, raw: pd.DataFrame, lat: float, lon: float, window_px: int, source: str, key: str) -> pd.Series:
+    """Daily days-to-nearest-observation of one source: quality layers of an embedding cube, else its dates."""
+    layers = [q for q in QUALITY_LAYERS if q in ds]
+    if key == "embeddings" and layers:
+        table = aggregate_cube(ds, lat, lon, size_px=1, source=source, variables=layers)
+        days = table.where(table < NO_OBSERVATION).min(axis=1)
+        return days.groupby(pd.DatetimeIndex(days.index).floor("D")).min()
+    obs = pd.DatetimeIndex(raw.index[np.isfinite(raw.to_numpy(float)).any(axis=1)]).floor("D").unique().sort_values()
+    if not len(obs):
+        return pd.Series(dtype=float)
+    every_day = pd.date_range(obs.min(), obs.max(), freq="D")
+    t_obs = obs.to_numpy().astype("datetime64[D]").astype(np.int64)
+    t = every_day.to_numpy().astype("datetime64[D]").astype(np.int64)
+    pos = np.searchsorted(t_obs, t)
+    before = np.abs(t - t_obs[np.clip(pos - 1, 0, len(t_obs) - 1)])
+    after = np.abs(t_obs[np.clip(pos, 0, len(t_obs) - 1)] - t)
+    return pd.Series(np.minimum(before, after).astype(float), index=every_day)
+
+
 def _nodata(site: pd.Series) -> float | None:
     """The fill value sites.csv declares for a site's point tables (``nodata`` column), or None."""
     value = site.get("nodata")
@@ -185,6 +209,7 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
         return isinstance(value, str) and bool(value.strip())
 
     sources: list[tuple[str, str]] = []
+    support: list[pd.Series] = []
     if "embeddings" in need:
         if not has("features_path"):
             raise InputError(f"site {sid}: the feature sets need features_path in sites.csv, but it is empty")
@@ -212,6 +237,7 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
         with ds:
             raw = aggregate_cube(ds, float(site["lat"]), float(site["lon"]), size_px=window_px, source=src,
                                  variables=["embedding"] if key == "embeddings" else None)
+            support.append(_days_to_obs(ds, raw, float(site["lat"]), float(site["lon"]), window_px, src, key))
         if key == "indices" and any(k == "s2" for k, _ in sources):
             raw = raw.drop(columns=[c for c in ("NDVI", "NIRv", "kNDVI", "EVI2") if c in raw.columns])
         parts.append(to_daily(raw, max_gap_days=max_gap_days))
@@ -223,6 +249,8 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
         feats = pd.concat([p.reindex(days) for p in parts], axis=1)
     else:
         feats = pd.DataFrame(index=pd.DatetimeIndex(fdates.unique(), name="date").sort_values())
+    if support:
+        feats[DAYS_TO_OBS] = pd.concat([d.reindex(feats.index) for d in support], axis=1).min(axis=1).to_numpy()
     met = pd.DataFrame({c: flux[c].to_numpy(float) for c in METEO_COLUMNS if c in flux}, index=fdates)
     met["PAR"] = par_mol_per_day(flux)
     met = met[~met.index.duplicated()].reindex(feats.index)

@@ -123,3 +123,32 @@ def pooled_metrics(oof: pd.DataFrame, model_cols: Sequence[str] = ("features", "
 def per_site_metrics(oof: pd.DataFrame, model_cols: Sequence[str] = ("features", "head")) -> pd.DataFrame:
     """Metrics per model and ``site_id``."""
     return metrics_table(oof, [*[c for c in model_cols if c in oof.columns], "site_id"])
+
+
+SUPPORT_BINS: tuple[tuple[int, int], ...] = ((0, 0), (1, 2), (3, 5), (6, 10), (11, 20), (21, 30), (31, 32766))
+"""Bins (inclusive, days) of ``days_to_obs``: how far each predicted day is from a valid satellite observation."""
+
+
+def support_bin_label(lo: int, hi: int) -> str:
+    """``"0"``, ``"1-2"`` ... ``">30"`` (days to the nearest observation)."""
+    return str(lo) if lo == hi else (f">{lo - 1}" if hi >= 32766 else f"{lo}-{hi}")
+
+
+def skill_by_support(oof: pd.DataFrame, model_cols: Sequence[str] = ("features", "head")) -> pd.DataFrame:
+    """Metrics per model and bin of ``days_to_obs`` (:data:`SUPPORT_BINS`): does skill fall far from observations?
+
+    Returns:
+        Columns ``features, head, days_to_obs`` (bin label), then :data:`METRICS`; empty when the
+        predictions carry no ``days_to_obs``.
+    """
+    if "days_to_obs" not in oof.columns:
+        return pd.DataFrame(columns=[*model_cols, "days_to_obs", *METRICS])
+    days = oof["days_to_obs"].to_numpy(float)
+    labels = np.full(len(oof), "", dtype=object)
+    for lo, hi in SUPPORT_BINS:
+        labels[(days >= lo) & (days <= hi)] = support_bin_label(lo, hi)
+    df = oof.assign(days_to_obs=labels)[labels != ""]
+    out = metrics_table(df, [*[c for c in model_cols if c in oof.columns], "days_to_obs"])
+    order = {support_bin_label(lo, hi): i for i, (lo, hi) in enumerate(SUPPORT_BINS)}
+    return out.sort_values([*[c for c in model_cols if c in out.columns], "days_to_obs"],
+                           key=lambda s: s.map(order) if s.name == "days_to_obs" else s).reset_index(drop=True)

@@ -41,11 +41,11 @@ from tqdm.auto import tqdm
 from ecoembed.errors import CubeError, InputError, OutputExistsError
 from ecoembed.gpp.cv import cv_splits, out_of_fold
 from ecoembed.gpp.decomposition import daily_vs_8day, decompose_skill
-from ecoembed.gpp.features import columns_for, parse_feature_set, site_features
+from ecoembed.gpp.features import DAYS_TO_OBS, columns_for, parse_feature_set, site_features
 from ecoembed.gpp.heads import LinearHead, coefficient_summary, make_head
 from ecoembed.gpp.interpret import interpret_out_of_fold, pca_rgb
 from ecoembed.gpp.join import join_site
-from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics
+from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics, skill_by_support
 from ecoembed.gpp.options import DEFAULT_FOLDS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
 from ecoembed.gpp.phenology import lag_analysis, lag_summary, phenology_summary, phenology_table
 from ecoembed.io_utils import atomic_path, atomic_write_text
@@ -327,6 +327,7 @@ def run_fit_gpp(
     paired: bool = False,
     test_years: str | None = None,
     train_years: str | None = None,
+    max_days_to_obs: int | None = None,
 ) -> RunResult:
     """Fit every head on every feature set with site-level cross-validation and write the run folder.
 
@@ -356,6 +357,8 @@ def run_fit_gpp(
         paired: every feature set uses the same site-days (those where all sets have every feature),
             so their skills compare like with like.
         test_years, train_years: years of ``cv="holdout"`` (``"2020"``, ``"2017-2019"``).
+        max_days_to_obs: use only days at most this many days from a valid satellite observation at
+            the tower (``days_to_obs``: the embedding cube's quality layers, else the band/index dates).
 
     Returns:
         :class:`RunResult`.
@@ -386,6 +389,12 @@ def run_fit_gpp(
     if cv in ("loso", "groupkfold") and n_sites < 2 and len(skipped):
         raise InputError(f"only {n_sites} usable site left for site-level CV ({len(skipped)} skipped; first: "
                          f"{skipped['reason'].iloc[0]})")
+    if max_days_to_obs is not None:
+        if DAYS_TO_OBS not in table.columns:
+            raise InputError("--max-days-to-obs needs satellite inputs (an embedding cube, s2_path or indices_path)")
+        table = table[table[DAYS_TO_OBS].to_numpy(float) <= max_days_to_obs].reset_index(drop=True)
+        if table.empty:
+            raise InputError(f"--max-days-to-obs {max_days_to_obs}: no day is that close to an observation; raise it")
     for reason in skipped["reason"]:  # said once the run goes on (otherwise the one error line says why)
         print(f"warning: skipped {reason}", file=sys.stderr)
     if paired:
@@ -420,6 +429,9 @@ def run_fit_gpp(
             oof = out_of_fold(sub, cols, new_head, splits, head=h, features=fs, on_fit=keep_coefs)
             seconds[f"cv {fs} / {h}"] = time.perf_counter() - t
             oof["igbp"] = oof["site_id"].map(sub.drop_duplicates("site_id").set_index("site_id")["igbp"])
+            if DAYS_TO_OBS in sub.columns:
+                key = sub.assign(date=pd.to_datetime(sub["date"])).drop_duplicates(["site_id", "date"])
+                oof = oof.merge(key[["site_id", "date", DAYS_TO_OBS]], on=["site_id", "date"], how="left")
             preds.append(oof)
             if fold_coefs:
                 coefs[fs] = pd.concat(fold_coefs, ignore_index=True)
@@ -432,6 +444,7 @@ def run_fit_gpp(
         table.to_parquet(tmp / "joined.parquet", index=False)
         pooled.to_csv(tmp / "metrics_pooled.csv", index=False)
         per_site.to_csv(tmp / "metrics_per_site.csv", index=False)
+        skill_by_support(predictions).to_csv(tmp / "skill_by_support.csv", index=False)
         banner = "**SYNTHETIC DATA**\n\n" if synthetic else ""
         (tmp / "metrics_pooled.md").write_text(f"{banner}# Pooled out-of-fold skill (GPP, gC m-2 d-1)\n\n{md_table(pooled)}\n",
                                                encoding="utf-8")
@@ -461,7 +474,7 @@ def run_fit_gpp(
             "options": {"feature_sets": feature_sets, "heads": heads, "cv": cv, "folds": folds, "window_px": window_px,
                         "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "interpret": interpret,
                         "gpp_method": gpp_method, "qc_missing": qc_missing, "strict": strict, "paired": paired,
-                        "test_years": test_years, "train_years": train_years},
+                        "test_years": test_years, "train_years": train_years, "max_days_to_obs": max_days_to_obs},
             "gpp_target": GPP_TARGET_RULES[gpp_method],
             "skipped_sites": skipped.to_dict(orient="records"),
             "dropped_columns": info["dropped_columns"],

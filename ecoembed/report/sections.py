@@ -109,6 +109,24 @@ def seasonal_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
 
 
 @register_section
+def support_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
+    """Skill by days to the nearest valid satellite observation (``skill_by_support.csv``), best model and all."""
+    run = Path(run_dir)
+    table = read_table(run, "skill_by_support.csv")
+    title = "Skill by support (days to the nearest satellite observation)"
+    if table is None or table.empty:
+        return (title, *_missing("days to the nearest observation (the run has no satellite inputs, or predates it)"))
+    features, head = best_model(_pooled(run))
+    best = table[(table["features"] == features) & (table["head"] == head)]
+    cols = ["features", "head", "days_to_obs", "n", "r2", "nse", "rmse", "bias"]
+    text = (f"Days far from any valid observation rest on interpolation (bands, indices) or on the encoder's "
+            f"temporal context (embeddings); `fit-gpp --max-days-to-obs N` drops them. Best model: {model_label(features, head)}.")
+    return (title, f"<p>{html_lib.escape(text)}</p>{html_table(best[cols], table_id='support-best')}"
+                   f"<details><summary>all models</summary>{html_table(table[cols], table_id='support-all')}</details>",
+            f"{text}\n\n{md_table(best[cols])}")
+
+
+@register_section
 def decomposition_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
     """FLUXCOM skill decomposition (``decomposition.csv``), per IGBP class, and daily vs 8-day (``daily_vs_8day.csv``)."""
     run = Path(run_dir)

@@ -85,6 +85,12 @@ def test_point_towers_fit_gpp_light_use_efficiency_beats_radiation_alone(towers:
     assert prov["options"]["qc_missing"] == "pass" and "mean of night-time" in prov["gpp_target"]
     assert prov["units"]["SW_IN_POT"].startswith("W m-2")
     assert "mean of night-time (NT) and day-time (DT)" in (tmp_path / "run" / "report.md").read_text()
+    support = pd.read_csv(tmp_path / "run" / "skill_by_support.csv")
+    assert list(support["days_to_obs"].astype(str).unique()) == ["0", "1-2"]  # revisit 5 days: at most 2 days away
+    assert "Skill by support" in (tmp_path / "run" / "report.md").read_text()
+    near = run_fit_gpp(towers, tmp_path / "near", feature_sets=["indices_x_potrad"], heads=["linear"], qc_missing="pass",
+                       progress=False, interpret=False, max_days_to_obs=0)
+    assert (near.predictions["days_to_obs"] == 0).all() and 0 < len(near.predictions) < pooled["n"].iloc[0]
 
 
 def _bad_sites(root: Path) -> Path:
@@ -176,6 +182,7 @@ def test_embed_point_table_daily_s2_only(tmp_path: Path) -> None:
         assert e.sizes["x"] == e.sizes["y"] == 1 and e.sizes["time"] == (obs.max() - obs.min()).days + 1  # daily
         assert e.attrs["modalities"] == "s2" and np.isfinite(e["embedding"].values).all()
         assert int(e["days_to_s2"].max()) <= 2  # every 5 days observed: at most 2 days from an observation
+        assert (e["days_to_s1"].values == 32767).all()  # no S1 given: no S1 observation, not "0 days away"
     rc, text = _cli(["embed", "--s2", str(p["bands"]), "--out", str(tmp_path / "e2.nc")])
     assert rc == 2 and "--lat/--lon" in text and "Traceback" not in text
     rc, text = _cli(["embed", "--s2", str(p["bands"]), "--lat", "48.0", "--out", str(tmp_path / "e3.nc")])

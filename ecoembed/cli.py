@@ -241,7 +241,8 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
               help="Output run folder (must be absent or empty) [default: runs/<sites file stem>].")
 @click.option("--features", "feature_sets", multiple=True,
               help=f"Feature set, repeatable: {' | '.join(FEATURE_SETS)}, combinable with '+' "
-                   "(e.g. embeddings+meteo) [default: embeddings].")
+                   "(e.g. embeddings+meteo) [default: embeddings when sites.csv names embedding cubes, else "
+                   "indices_x_potrad and indices+potrad with S2 inputs, else meteo for tower files alone].")
 @click.option("--head", "heads", multiple=True, type=click.Choice(HEADS),
               help="Regression head, repeatable [default: linear, xgboost and mlp].")
 @click.option("--cv", default=CV_SCHEMES[0], show_default=True, type=click.Choice(CV_SCHEMES),
@@ -259,6 +260,10 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--qc-missing", default="nan", show_default=True, type=click.Choice(QC_MISSING),
               help="Days the flux file gives no QC for: nan fails them; pass keeps them (files already QC-filtered by "
                    "their source, days missing rather than flagged); fail drops them.")
+@click.option("--footprint", default="window", show_default=True, type=click.Choice(["window", "ffp"]),
+              help="Pixel weights around the tower: window (Gaussian, --window-px) or ffp (Kljun et al. 2015 footprint "
+                   "climatology from half-hourly u*, wind and heat flux: sites.csv needs measurement_height, canopy_height "
+                   "and a half-hourly file, halfhourly_path or flux_path; else the window, with the reason).")
 @click.option("--max-days-to-obs", type=click.IntRange(0), default=None,
               help="Use only days at most this many days from a valid satellite observation at the tower "
                    "(embedding quality layers, else band/index dates); the report shows skill by this distance.")
@@ -276,7 +281,7 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
                     window_px: int, qc_min: float, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool,
                     quiet: bool, test_years: str | None, train_years: str | None, gpp_method: str, qc_missing: str,
-                    paired: bool, strict: bool, max_days_to_obs: int | None) -> None:
+                    paired: bool, strict: bool, max_days_to_obs: int | None, footprint: str) -> None:
     """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
 
     Joins each site's QC-passed daily tower GPP with features averaged over a
@@ -289,11 +294,11 @@ def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, 
     from ecoembed.pipelines.fit_gpp import run_fit_gpp
 
     out = out if out is not None else Path("runs") / sites_csv.stem
-    res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or ["embeddings"], heads=list(heads) or list(HEADS),
+    res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or None, heads=list(heads) or list(HEADS),
                       cv=cv, folds=folds, window_px=window_px, qc_min=qc_min, seed=seed, overwrite=overwrite,
                       progress=not quiet, allow_absolute_paths=allow_absolute_paths, interpret=interpret,
                       gpp_method=gpp_method, qc_missing=qc_missing, paired=paired, strict=strict, test_years=test_years,
-                      train_years=train_years, max_days_to_obs=max_days_to_obs)
+                      train_years=train_years, max_days_to_obs=max_days_to_obs, footprint=footprint)
     cols = ["features", "head", "n", "r2", "nse", "rmse", "mae", "kge"]
     click.echo(("SYNTHETIC DATA\n" if res.synthetic else "") + res.pooled[cols].to_string(index=False, float_format="%.3f"))
     if res.n_skipped:

@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from ecoembed.errors import InputError
+from ecoembed.gpp.footprint import TowerWindow, tower_window
 from ecoembed.gpp.join import aggregate_cube, to_daily
 from ecoembed.gpp.options import DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, FEATURE_SETS
 from ecoembed.gpp.radiation import potential_radiation
@@ -184,7 +185,8 @@ def open_index_source(paths: Sequence[str], site: pd.Series) -> xr.Dataset:
 
 
 def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[str], *,
-                  window_px: int = DEFAULT_WINDOW_PX, max_gap_days: int = DEFAULT_MAX_GAP_DAYS) -> tuple[pd.DataFrame, dict[str, Any]]:
+                  window_px: int = DEFAULT_WINDOW_PX, max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
+                  footprint: str = "window") -> tuple[pd.DataFrame, dict[str, Any]]:
     """Daily feature table of one site (index = date) for the union of ``feature_sets``.
 
     Cube features are aggregated over the tower window and interpolated to days
@@ -192,8 +194,12 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
     ``SW_IN_POT`` from the site's latitude. The table spans the cubes' common
     period (the flux period when no cube is used).
 
+    ``footprint="ffp"`` weights cube pixels by the site's FFP footprint climatology
+    (:mod:`ecoembed.gpp.footprint`; the Gaussian window, with the reason, when inputs are missing).
+
     Returns:
-        ``(features, info)``; ``info`` has ``synthetic`` (any cube flagged synthetic) and ``inputs`` (paths read).
+        ``(features, info)``; ``info`` has ``synthetic`` (any cube flagged synthetic), ``inputs`` (paths
+        read) and ``footprint`` (how the first cube's pixels were weighted, a ``footprint.csv`` row).
 
     Raises:
         InputError/CubeError: a needed path is empty, a cube is unreadable or the tower is outside it.
@@ -210,6 +216,7 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
 
     sources: list[tuple[str, str]] = []
     support: list[pd.Series] = []
+    windows: dict[tuple[Any, ...], TowerWindow] = {}
     if "embeddings" in need:
         if not has("features_path"):
             raise InputError(f"site {sid}: the feature sets need features_path in sites.csv, but it is empty")
@@ -235,8 +242,13 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
         info["synthetic"] |= bool(ds.attrs.get("synthetic", False))
         info["inputs"] += paths
         with ds:
+            grid_key = (str(ds.attrs.get("crs")), ds.sizes["y"], ds.sizes["x"], float(ds["x"].values[0]), float(ds["y"].values[0]))
+            if grid_key not in windows:
+                windows[grid_key] = tower_window(ds, site, method=footprint, window_px=window_px, source=src)
+                info.setdefault("footprint", windows[grid_key].describe(sid))
+            tw = windows[grid_key]
             raw = aggregate_cube(ds, float(site["lat"]), float(site["lon"]), size_px=window_px, source=src,
-                                 variables=["embedding"] if key == "embeddings" else None)
+                                 variables=["embedding"] if key == "embeddings" else None, window=(tw.rows, tw.cols, tw.weights))
             support.append(_days_to_obs(ds, raw, float(site["lat"]), float(site["lon"]), window_px, src, key))
         if key == "indices" and any(k == "s2" for k, _ in sources):
             raw = raw.drop(columns=[c for c in ("NDVI", "NIRv", "kNDVI", "EVI2") if c in raw.columns])

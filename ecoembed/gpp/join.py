@@ -110,12 +110,15 @@ def to_daily(series: pd.DataFrame, *, max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
 
 
 def aggregate_cube(ds: xr.Dataset, lat: float, lon: float, *, variables: Sequence[str] | None = None,
-                   size_px: int = DEFAULT_WINDOW_PX, source: str = "cube") -> pd.DataFrame:
+                   size_px: int = DEFAULT_WINDOW_PX, source: str = "cube",
+                   window: tuple[slice, slice, np.ndarray] | None = None) -> pd.DataFrame:
     """Window-mean of a cube's per-time variables at the tower.
 
     ``variables`` (default all ``time, y, x`` variables except ``valid``/``SCL``)
     become columns; a variable ``embedding`` with a ``feature`` dim becomes
     ``emb_000``, ``emb_001``, ... A ``valid`` mask, when present, masks every variable.
+    ``window`` (row slice, column slice, weights) replaces the Gaussian window, e.g. footprint
+    weights (:mod:`ecoembed.gpp.footprint`).
 
     Returns:
         Table indexed by the cube's ``time`` (one row per time step).
@@ -123,7 +126,7 @@ def aggregate_cube(ds: xr.Dataset, lat: float, lon: float, *, variables: Sequenc
     Raises:
         CubeError: tower outside the cube, or every window pixel invalid at every time.
     """
-    rows, cols, w = window_indices(ds, lat, lon, size_px, source=source)
+    rows, cols, w = window if window is not None else window_indices(ds, lat, lon, size_px, source=source)
     win = ds.isel(y=rows, x=cols)
     valid = None
     if "valid" in win:

@@ -39,12 +39,13 @@ from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from ecoembed.errors import CubeError, InputError, OutputExistsError
-from ecoembed.gpp.cv import cv_splits, out_of_fold
+from ecoembed.gpp.cv import cv_splits, out_of_fold, parse_years
 from ecoembed.gpp.decomposition import daily_vs_8day, decompose_skill
 from ecoembed.gpp.features import DAYS_TO_OBS, columns_for, parse_feature_set, site_features
+from ecoembed.gpp.footprint import FOOTPRINT_METHODS
 from ecoembed.gpp.heads import LinearHead, coefficient_summary, make_head
 from ecoembed.gpp.interpret import interpret_out_of_fold, pca_rgb
-from ecoembed.gpp.join import join_site
+from ecoembed.gpp.join import LOSS_REASONS, join_site
 from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics, skill_by_support
 from ecoembed.gpp.options import DEFAULT_FOLDS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
 from ecoembed.gpp.phenology import lag_analysis, lag_summary, phenology_summary, phenology_table
@@ -135,27 +136,36 @@ SKIP_ERRORS = (InputError, CubeError, FluxDataError)
 
 def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: int = DEFAULT_WINDOW_PX,
                 qc_min: float = DEFAULT_QC_MIN, max_gap_days: int = DEFAULT_MAX_GAP_DAYS, gpp_method: str = "mean",
-                qc_missing: str = "nan", strict: bool = False, progress: bool = True,
+                qc_missing: str = "nan", strict: bool = False, progress: bool = True, footprint: str = "window",
                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any]]:
     """Joined daily table of every site, days lost, columns of each feature set, and input info.
 
     A site whose inputs are unusable (no flux file, unreadable flux or cube, tower outside
     the cube, no overlapping days, a feature set without columns) is skipped: one line on
-    stderr (by :func:`run_fit_gpp`, once the run can go on), and ``info["skipped"]`` (``site_id, reason``) names it; with ``strict`` the
-    first such problem raises instead.
+    stderr (by :func:`run_fit_gpp`, once the run can go on), and ``info["skipped"]`` (``site_id, reason``)
+    names it; so is a site left with no usable day. With ``strict`` the first such problem raises instead.
 
     Raises:
         InputError/CubeError: ``strict`` and a site's input is unusable, or no site is usable.
     """
-    tables, lost, skipped = [], [], []
+    tables: dict[str, pd.DataFrame] = {}
+    lost: list[pd.DataFrame] = []
+    skipped: list[dict[str, str]] = []
     site_cols: dict[str, dict[str, list[str]]] = {}
+    footprints: list[dict[str, object]] = []
     info: dict[str, Any] = {"synthetic": False, "inputs": []}
     bar = tqdm(list(sites.iterrows()), desc="join sites", disable=not progress, leave=False)
     for _, site in bar:
         sid = str(site["site_id"])
         try:
             table, dl, cols, finfo, paths = _join_one(site, feature_sets, window_px=window_px, qc_min=qc_min,
-                                                      max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing)
+                                                      max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing,
+                                                      footprint=footprint)
+            if (dl["n_used"] == 0).all():
+                first = dl.iloc[0]
+                counts = ", ".join(f"{r} {int(first[r])}" for r in LOSS_REASONS if int(first[r]))
+                raise InputError(f"site {sid}: no usable day ({int(first['n_flux_days'])} flux days: {counts}); check "
+                                 "--qc-min / --qc-missing, the flux and cube periods, and days_lost.csv")
         except SKIP_ERRORS as exc:
             message = str(exc) if str(exc).startswith(f"site {sid}") else f"site {sid}: {exc}"
             if strict:
@@ -163,18 +173,21 @@ def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: 
             skipped.append({"site_id": sid, "reason": message})
             continue
         site_cols[sid] = cols
+        if "footprint" in finfo:
+            footprints.append(finfo["footprint"])
         info["inputs"] += paths + finfo["inputs"]
         info["synthetic"] |= finfo["synthetic"] or bool(site.get("synthetic", False) is True) or any(
             "synthetic" in Path(p).name.lower() for p in paths)
         table["igbp"] = site.get("igbp", np.nan) if "igbp" in sites.columns else np.nan
-        tables.append(table)
+        tables[sid] = table
         lost.append(dl)
     info["skipped"] = pd.DataFrame(skipped, columns=["site_id", "reason"])
+    info["footprint"] = pd.DataFrame(footprints, columns=["site_id", "method", "extent_80_m", "n_halfhours", "fallback_reason"])
     if not tables:
-        first = skipped[0]["reason"] if skipped else "sites.csv has no rows"
-        raise InputError(f"no usable site: all {len(skipped)} were skipped (first: {first})")
+        first_reason = skipped[0]["reason"] if skipped else "sites.csv has no rows"
+        raise InputError(f"no usable site: all {len(skipped)} were skipped (first: {first_reason})")
     set_cols, info["dropped_columns"] = common_columns(site_cols, feature_sets)
-    return pd.concat(tables, ignore_index=True), pd.concat(lost, ignore_index=True), set_cols, info
+    return pd.concat(tables.values(), ignore_index=True), pd.concat(lost, ignore_index=True), set_cols, info
 
 
 def common_columns(site_cols: dict[str, dict[str, list[str]]], feature_sets: Sequence[str],
@@ -205,7 +218,7 @@ def common_columns(site_cols: dict[str, dict[str, list[str]]], feature_sets: Seq
 
 
 def _join_one(site: pd.Series, feature_sets: Sequence[str], *, window_px: int, qc_min: float,
-              max_gap_days: int, gpp_method: str, qc_missing: str,
+              max_gap_days: int, gpp_method: str, qc_missing: str, footprint: str = "window",
               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any], list[str]]:
     """One site's joined table, days lost, feature columns, feature info and flux paths (errors name the site)."""
     sid = str(site["site_id"])
@@ -220,10 +233,30 @@ def _join_one(site: pd.Series, feature_sets: Sequence[str], *, window_px: int, q
         flux = read_flux(paths, site_id=sid, gpp_method=gpp_method, qc_missing=qc_missing)
     except FluxDataError as exc:
         raise InputError(f"site {sid}: {exc}") from None
-    feats, finfo = site_features(site, flux, feature_sets, window_px=window_px, max_gap_days=max_gap_days)
+    feats, finfo = site_features(site, flux, feature_sets, window_px=window_px, max_gap_days=max_gap_days, footprint=footprint)
     cols = {fs: columns_for(fs, list(feats.columns)) for fs in feature_sets}
     table, dl = join_site(flux, feats, qc_min=qc_min, feature_sets=cols, site_id=sid, source=f"site {sid}")
     return table, dl, cols, finfo, paths
+
+
+def _window_comparison(sites: pd.DataFrame, feature_sets: Sequence[str], heads: Sequence[str], *, cv: str, folds: int,
+                       seed: int, n_jobs: int, window_px: int, qc_min: float, max_gap_days: int, gpp_method: str,
+                       qc_missing: str, test_years: str | None, train_years: str | None, sites_used: set[str]) -> pd.DataFrame:
+    """Pooled skill of the same models with the Gaussian window instead of the footprint (same sites, same folds rule)."""
+    table, _, set_cols, _ = build_table(sites[sites["site_id"].astype(str).isin(sites_used)], feature_sets, window_px=window_px,
+                                        qc_min=qc_min, max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing,
+                                        progress=False)
+    preds = []
+    for fs in feature_sets:
+        cols = set_cols[fs]
+        sub = table[np.isfinite(table[cols].to_numpy(float)).all(axis=1)].reset_index(drop=True)
+        splits = cv_splits(sub, cv, k=folds, seed=seed, test_years=test_years, train_years=train_years)
+        for h in heads:
+            def new_head(name: str = h) -> BaseEstimator:
+                return make_head(name, seed=seed, n_jobs=n_jobs)
+
+            preds.append(out_of_fold(sub, cols, new_head, splits, head=h, features=fs))
+    return pooled_metrics(pd.concat(preds, ignore_index=True))
 
 
 def write_analysis(run_dir: Path, predictions: pd.DataFrame) -> None:
@@ -304,10 +337,28 @@ def _interpret(tmp: Path, table: pd.DataFrame, sites: pd.DataFrame, feature_sets
     return fs
 
 
+def default_feature_sets(sites: pd.DataFrame) -> tuple[list[str], str]:
+    """Feature sets used when none are given, from what sites.csv provides, and the one-line reason.
+
+    Embedding cubes (``features_path``) -> ``embeddings``; else S2 cubes/tables (``s2_path``,
+    ``indices_path``) -> ``indices_x_potrad`` and ``indices+potrad``; else (tower files only) -> ``meteo``.
+    """
+    def given(column: str) -> bool:
+        return bool(column in sites.columns and sites[column].astype(str).str.strip().replace("nan", "").str.len().gt(0).any())
+
+    if given("features_path"):
+        return ["embeddings"], "sites.csv names embedding cubes (features_path): using the feature set embeddings"
+    if given("s2_path") or given("indices_path"):
+        return (["indices_x_potrad", "indices+potrad"],
+                "sites.csv names S2 inputs but no embedding cube: using indices_x_potrad and indices+potrad")
+    return ["meteo"], ("sites.csv names no cube or table (tower files only): using the tower-only feature set meteo "
+                       "(TA, SW_IN, VPD from the flux files)")
+
+
 def run_fit_gpp(
     sites_csv: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
-    feature_sets: Sequence[str] = ("embeddings",),
+    feature_sets: Sequence[str] | None = ("embeddings",),
     heads: Sequence[str] = HEADS,
     cv: str = "loso",
     window_px: int = DEFAULT_WINDOW_PX,
@@ -328,13 +379,15 @@ def run_fit_gpp(
     test_years: str | None = None,
     train_years: str | None = None,
     max_days_to_obs: int | None = None,
+    footprint: str = "window",
 ) -> RunResult:
     """Fit every head on every feature set with site-level cross-validation and write the run folder.
 
     Args:
         sites_csv: ``site_id,lat,lon[,igbp,flux_path,features_path,s2_path,s1_path,synthetic]`` (paths relative to it).
         out_dir: output folder (must be absent or empty unless ``overwrite``).
-        feature_sets: specs such as ``"embeddings"``, ``"indices+meteo"`` (see :mod:`ecoembed.gpp.features`).
+        feature_sets: specs such as ``"embeddings"``, ``"indices+meteo"`` (see :mod:`ecoembed.gpp.features`);
+            None: :func:`default_feature_sets` (tower-only files get ``meteo``), said in one line on stderr.
         heads: ``linear``, ``xgboost``, ``mlp``.
         cv: ``loso``, ``groupkfold`` (``folds``), ``year``, ``month`` or ``holdout`` (``test_years``, ``train_years``).
         window_px: tower window edge in pixels (Gaussian weights).
@@ -357,6 +410,9 @@ def run_fit_gpp(
         paired: every feature set uses the same site-days (those where all sets have every feature),
             so their skills compare like with like.
         test_years, train_years: years of ``cv="holdout"`` (``"2020"``, ``"2017-2019"``).
+        footprint: ``window`` (Gaussian, ``window_px``) or ``ffp`` (Kljun et al. 2015 footprint climatology
+            per site, :mod:`ecoembed.gpp.footprint`; the run also scores the window weighting on the
+            same options and writes both in ``footprint_vs_window.csv``).
         max_days_to_obs: use only days at most this many days from a valid satellite observation at
             the tower (``days_to_obs``: the embedding cube's quality layers, else the band/index dates).
 
@@ -370,20 +426,28 @@ def run_fit_gpp(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
         raise OutputExistsError(f"output folder {out} exists and is not empty; pass --overwrite or choose another --out")
-    feature_sets = list(dict.fromkeys(feature_sets))
     heads = list(dict.fromkeys(heads))
-    for fs in feature_sets:
+    for fs in feature_sets or []:
         parse_feature_set(fs)
     bad = [h for h in heads if h not in HEADS]
-    if bad or not heads or not feature_sets:
-        raise InputError(f"heads {bad or '(none)'} / feature sets {feature_sets or '(none)'}: choose heads from "
+    if bad or not heads or (feature_sets is not None and not feature_sets):
+        raise InputError(f"heads {bad or '(none)'} / feature sets {list(feature_sets or []) or '(none)'}: choose heads from "
                          f"{', '.join(HEADS)} and at least one feature set")
+    if cv == "holdout" and not parse_years(test_years):
+        raise InputError("--cv holdout needs --test-years (e.g. 2020; train on --train-years, default the other years)")
+    parse_years(train_years)
+    if footprint not in FOOTPRINT_METHODS:
+        raise InputError(f"footprint {footprint!r}: choose {' or '.join(FOOTPRINT_METHODS)}")
     sites = load_sites(sites_csv, allow_absolute_paths=allow_absolute_paths)
+    if feature_sets is None:
+        feature_sets, why = default_feature_sets(sites)
+        print(f"note: no --features given: {why}", file=sys.stderr)
+    feature_sets = list(dict.fromkeys(feature_sets))
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     table, days_lost, set_cols, info = build_table(sites, feature_sets, window_px=window_px, qc_min=qc_min,
                                                    max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing,
-                                                   strict=strict, progress=progress)
+                                                   strict=strict, progress=progress, footprint=footprint)
     skipped: pd.DataFrame = info["skipped"]
     n_sites = table["site_id"].nunique()
     if cv in ("loso", "groupkfold") and n_sites < 2 and len(skipped):
@@ -445,6 +509,18 @@ def run_fit_gpp(
         pooled.to_csv(tmp / "metrics_pooled.csv", index=False)
         per_site.to_csv(tmp / "metrics_per_site.csv", index=False)
         skill_by_support(predictions).to_csv(tmp / "skill_by_support.csv", index=False)
+        info["footprint"].to_csv(tmp / "footprint.csv", index=False)
+        if footprint == "ffp":
+            t = time.perf_counter()
+            window_pooled = _window_comparison(sites, feature_sets, heads, cv=cv, folds=folds, seed=seed, n_jobs=n_jobs,
+                                               window_px=window_px, qc_min=qc_min, max_gap_days=max_gap_days,
+                                               gpp_method=gpp_method, qc_missing=qc_missing, test_years=test_years,
+                                               train_years=train_years, sites_used=set(table["site_id"]))
+            both = pooled[["features", "head", "n", "r2", "rmse"]].merge(
+                window_pooled[["features", "head", "n", "r2", "rmse"]], on=["features", "head"], suffixes=("_ffp", "_window"))
+            both["r2_change"] = both["r2_ffp"] - both["r2_window"]
+            both.to_csv(tmp / "footprint_vs_window.csv", index=False)
+            seconds["footprint comparison"] = time.perf_counter() - t
         banner = "**SYNTHETIC DATA**\n\n" if synthetic else ""
         (tmp / "metrics_pooled.md").write_text(f"{banner}# Pooled out-of-fold skill (GPP, gC m-2 d-1)\n\n{md_table(pooled)}\n",
                                                encoding="utf-8")
@@ -474,7 +550,8 @@ def run_fit_gpp(
             "options": {"feature_sets": feature_sets, "heads": heads, "cv": cv, "folds": folds, "window_px": window_px,
                         "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "interpret": interpret,
                         "gpp_method": gpp_method, "qc_missing": qc_missing, "strict": strict, "paired": paired,
-                        "test_years": test_years, "train_years": train_years, "max_days_to_obs": max_days_to_obs},
+                        "test_years": test_years, "train_years": train_years, "max_days_to_obs": max_days_to_obs,
+                        "footprint": footprint},
             "gpp_target": GPP_TARGET_RULES[gpp_method],
             "skipped_sites": skipped.to_dict(orient="records"),
             "dropped_columns": info["dropped_columns"],

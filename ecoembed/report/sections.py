@@ -287,6 +287,14 @@ def data_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
     if skipped is not None and len(skipped):
         parts_h.append(f"<h3>Sites skipped ({len(skipped)})</h3>{html_table(skipped, table_id='skipped-sites')}")
         parts_m.append(f"### Sites skipped ({len(skipped)})\n\n{md_table(skipped)}")
+    fp = read_table(run, "footprint.csv")
+    if fp is not None and len(fp) and (fp["method"] == "ffp").any() | fp["fallback_reason"].notna().any():
+        parts_h.append(f"<h3>Footprint weighting per site (80 % source-area extent, m)</h3>{html_table(fp, table_id='footprint')}")
+        parts_m.append(f"### Footprint weighting per site (80 % source-area extent, m)\n\n{md_table(fp)}")
+    cmp_fp = read_table(run, "footprint_vs_window.csv")
+    if cmp_fp is not None and len(cmp_fp):
+        parts_h.append(f"<h3>Skill with footprint vs Gaussian-window weights</h3>{html_table(cmp_fp, table_id='footprint-vs-window')}")
+        parts_m.append(f"### Skill with footprint vs Gaussian-window weights\n\n{md_table(cmp_fp)}")
     dl = read_table(run, "days_lost.csv")
     if dl is not None:
         parts_h.append(f"<h3>Days lost</h3>{html_table(dl, table_id='days-lost')}")

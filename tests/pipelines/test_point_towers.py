@@ -187,3 +187,37 @@ def test_embed_point_table_daily_s2_only(tmp_path: Path) -> None:
     assert rc == 2 and "--lat/--lon" in text and "Traceback" not in text
     rc, text = _cli(["embed", "--s2", str(p["bands"]), "--lat", "48.0", "--out", str(tmp_path / "e3.nc")])
     assert rc == 2 and "go together" in text
+
+
+# --- tower files alone -------------------------------------------------------------------------
+
+
+def test_tower_only_sites_default_to_meteo_and_name_a_site_without_usable_days(tmp_path: Path) -> None:
+    from ecoembed.sources.synthetic import write_embedding_sites
+
+    csv = write_embedding_sites(tmp_path / "d", n_sites=4, days=200)
+    sites = pd.read_csv(csv).drop(columns=["features_path"])
+    sites.to_csv(csv, index=False)
+    flux = csv.parent / sites.loc[3, "flux_path"]
+    table = pd.read_csv(flux)
+    table["NEE_VUT_REF_QC"] = 0.5  # every day below --qc-min 0.8
+    table.to_csv(flux, index=False)
+    rc, text = _cli(["fit-gpp", "--sites", str(csv), "--out", str(tmp_path / "run"), "--head", "linear", "--no-interpret",
+                     "--quiet"])
+    assert rc == 0, text
+    assert "tower-only feature set meteo" in text
+    assert "skipped site ZZ-T3: no usable day" in text and "qc_failed" in text
+    pooled = pd.read_csv(tmp_path / "run" / "metrics_pooled.csv")
+    assert list(pooled["features"]) == ["meteo"] and pooled["n"].iloc[0] > 300
+    assert "Sites skipped (1)" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_configuration_is_checked_before_any_file_is_read(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "sites.csv"
+    missing.parent.mkdir()
+    missing.write_text("site_id,lat,lon,flux_path\nZZ-A,45,9,does_not_exist.csv\n")
+    with pytest.raises(InputError, match="--test-years"):
+        run_fit_gpp(missing, tmp_path / "run", feature_sets=["meteo"], heads=["linear"], cv="holdout")
+    with pytest.raises(InputError, match="unknown part"):
+        run_fit_gpp(missing, tmp_path / "run", feature_sets=["meteorology"], heads=["linear"])
+    assert not (tmp_path / "run").exists()

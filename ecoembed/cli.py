@@ -20,7 +20,7 @@ import click
 
 from ecoembed import __version__
 from ecoembed.errors import EcoembedError, InputError
-from ecoembed.gpp.options import CV_SCHEMES, DEFAULT_FOLDS, DEFAULT_WINDOW_PX, FEATURE_SETS, HEADS
+from ecoembed.gpp.options import CV_SCHEMES, DEFAULT_FOLDS, DEFAULT_HEADS, DEFAULT_WINDOW_PX, FEATURE_SETS, HEADS
 from fluxnet import DEFAULT_QC_MIN, GPP_METHODS, QC_MISSING, FluxDataError
 
 
@@ -203,7 +203,7 @@ def demo_command(out: Path, n_sites: int, size_px: int, seed: int, heads: tuple[
     """
     from ecoembed.pipelines.demo import run_demo
 
-    res = run_demo(out, n_sites=n_sites, size_px=size_px, seed=seed, heads=heads or HEADS,
+    res = run_demo(out, n_sites=n_sites, size_px=size_px, seed=seed, heads=heads or DEFAULT_HEADS,
                    overwrite=overwrite, progress=not quiet)
     click.echo(res.summary_md.read_text(encoding="utf-8"))
     click.echo(f"report: {res.run_dir / 'index.html'}   (SYNTHETIC DATA; total {res.seconds['total']:.0f} s)")
@@ -244,7 +244,8 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
                    "(e.g. embeddings+meteo) [default: embeddings when sites.csv names embedding cubes, else "
                    "indices_x_potrad and indices+potrad with S2 inputs, else meteo for tower files alone].")
 @click.option("--head", "heads", multiple=True, type=click.Choice(HEADS),
-              help="Regression head, repeatable [default: linear, xgboost and mlp].")
+              help="Regression head, repeatable: linear (OLS, statsmodels), ridge (penalty chosen on inner site folds), "
+                   "xgboost, mlp [default: linear, xgboost and mlp].")
 @click.option("--cv", default=CV_SCHEMES[0], show_default=True, type=click.Choice(CV_SCHEMES),
               help="loso: leave one site out; groupkfold: K site folds (IGBP-stratified when igbp is given); "
                    "year / month: leave one year / month out (single-site data); holdout: train on --train-years, "
@@ -294,7 +295,7 @@ def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, 
     from ecoembed.pipelines.fit_gpp import run_fit_gpp
 
     out = out if out is not None else Path("runs") / sites_csv.stem
-    res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or None, heads=list(heads) or list(HEADS),
+    res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or None, heads=list(heads) or list(DEFAULT_HEADS),
                       cv=cv, folds=folds, window_px=window_px, qc_min=qc_min, seed=seed, overwrite=overwrite,
                       progress=not quiet, allow_absolute_paths=allow_absolute_paths, interpret=interpret,
                       gpp_method=gpp_method, qc_missing=qc_missing, paired=paired, strict=strict, test_years=test_years,

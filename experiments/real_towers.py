@@ -81,7 +81,6 @@ COMPARISONS: list[tuple[str, str, str, float, str]] = [
      "issue 'real towers'"),
     ("band_loso_paired", "embeddings", "synthetic-trained embeddings, ridge / xgboost (before this work)", 0.50,
      "issue 'real towers'"),
-    ("band_loso_paired", "best", "bands + potential radiation, ridge (independent script)", 0.63, "icos_towers README"),
 ]
 YEAR_SPLIT_REFERENCE_MAE = 1.8
 """Test MAE (gC m-2 d-1) of the seed study's year split (train 2017-2019, test 2020, 9 sites)."""
@@ -343,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "icos_towers")
     parser.add_argument("--out", type=Path, required=True, help="Run folder (created; a re-run resumes).")
-    parser.add_argument("--heads", default="linear,xgboost", help="Comma-separated heads (linear, xgboost, mlp).")
+    parser.add_argument("--heads", default="linear,ridge,xgboost", help="Comma-separated heads (linear, ridge, xgboost, mlp).")
     parser.add_argument("--max-sites", type=int, default=None, help="Use the first N sites of sites.csv (a quick check).")
     parser.add_argument("--sites", default=None, help="Comma-separated site ids to use (default: every site of sites.csv).")
     parser.add_argument("--runs", default=None, help=f"Comma-separated subset of {', '.join(RUNS)}.")

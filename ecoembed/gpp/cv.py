@@ -15,6 +15,7 @@ fold, head, features`` (GPP in gC m-2 d-1).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -142,9 +143,13 @@ def out_of_fold(
     X = table[cols].to_numpy(dtype=float)
     y = table[target].to_numpy(dtype=float)
     parts = []
+    sites = table["site_id"].astype(str).to_numpy()
     for fold, tr, te in splits:
         est = make()
-        est.fit(pd.DataFrame(X[tr], columns=cols), y[tr])
+        if "groups" in inspect.signature(est.fit).parameters:  # heads that tune on inner site folds (RidgeHead)
+            est.fit(pd.DataFrame(X[tr], columns=cols), y[tr], groups=sites[tr])
+        else:
+            est.fit(pd.DataFrame(X[tr], columns=cols), y[tr])
         if on_fit is not None:
             on_fit(fold, est)
         pred = est.predict(pd.DataFrame(X[te], columns=cols))

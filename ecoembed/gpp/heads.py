@@ -105,6 +105,61 @@ class LinearHead(_Scaled):
                              "ci_low": self.ci_low_, "ci_high": self.ci_high_, "p": self.pvalues_})
 
 
+RIDGE_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 4, 13))
+"""Penalties (on standardised features, sklearn ``Ridge`` scale: sum of squares + alpha |w|^2) tried by :class:`RidgeHead`."""
+
+
+class RidgeHead(_Scaled):
+    """Ridge regression whose penalty is chosen by an inner cross-validation grouped by site.
+
+    With many correlated inputs (64 embedding dimensions, 10 bands) and few training sites,
+    OLS fits each site's offsets and extrapolates badly to a new site. The penalty is picked
+    from :data:`RIDGE_ALPHAS` by mean squared error over inner folds of whole sites
+    (``groups``, given by :func:`ecoembed.gpp.cv.out_of_fold`; at most 5 folds), so it is
+    chosen for new sites, not for new days of known sites; without groups (or < 3 of them)
+    by 5 contiguous blocks of rows.
+    """
+
+    def __init__(self, alphas: Sequence[float] = RIDGE_ALPHAS) -> None:
+        self.alphas = alphas
+
+    def fit(self, X: object, y: object, groups: object = None) -> RidgeHead:
+        """Fit on the finite rows; ``groups`` (site ids per row) drive the inner choice of the penalty."""
+        from sklearn.linear_model import Ridge
+        from sklearn.model_selection import GroupKFold, KFold
+
+        A, self.feature_names_in_ = _as_array(X)
+        t = np.asarray(y, dtype=float).ravel()
+        ok = self._finite_rows(A, t)
+        if ok.sum() < 5:
+            raise InputError("RidgeHead.fit: fewer than 5 rows with finite features and target")
+        Z, t = self._fit_scaler(A[ok]), t[ok]
+        g = None if groups is None else np.asarray(groups).ravel()[ok]
+        if g is not None and len(np.unique(g)) >= 3:
+            splits = list(GroupKFold(n_splits=min(5, len(np.unique(g)))).split(Z, t, g))
+        else:
+            splits = list(KFold(n_splits=5, shuffle=False).split(Z))
+        errors = []
+        for alpha in self.alphas:
+            sse = 0.0
+            for tr, te in splits:
+                model = Ridge(alpha=float(alpha)).fit(Z[tr], t[tr])
+                sse += float(np.sum((model.predict(Z[te]) - t[te]) ** 2))
+            errors.append(sse)
+        self.alpha_ = float(self.alphas[int(np.argmin(errors))])
+        self.model_ = Ridge(alpha=self.alpha_).fit(Z, t)
+        return self
+
+    def predict(self, X: object) -> np.ndarray:
+        """GPP (gC m-2 d-1) of the rows of ``X``; NaN where a feature is not finite."""
+        A, _ = _as_array(X)
+        ok = self._finite_rows(A)
+        out = np.full(len(A), np.nan)
+        if ok.any():
+            out[ok] = self.model_.predict(self._scale(A[ok]))
+        return out
+
+
 def coefficient_summary(coefficients: pd.DataFrame) -> pd.DataFrame:
     """Mean and sd over folds of :meth:`LinearHead.coef_table` rows stacked with a ``fold`` column, and the median p."""
     return (coefficients.groupby("term", sort=False)
@@ -243,13 +298,15 @@ class MLPHead(_Scaled):
 
 
 def make_head(name: str, seed: int = 0, n_jobs: int = 1) -> BaseEstimator:
-    """A fresh head by name (``linear``, ``xgboost``, ``mlp``), seeded.
+    """A fresh head by name (``linear``, ``ridge``, ``xgboost``, ``mlp``), seeded.
 
     Raises:
         InputError: unknown name.
     """
     if name == "linear":
         return LinearHead()
+    if name == "ridge":
+        return RidgeHead()
     if name == "xgboost":
         return XGBHead(seed=seed, n_jobs=n_jobs)
     if name == "mlp":

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ecoembed.embed.pipeline import embed
 from ecoembed.errors import InputError, OutputExistsError
-from ecoembed.gpp.options import HEADS
+from ecoembed.gpp.options import DEFAULT_HEADS
 from ecoembed.io_utils import atomic_write_text
 from ecoembed.pipelines.fit_gpp import run_fit_gpp
 from ecoembed.report.common import md_table
@@ -117,7 +117,7 @@ def run_demo(
     size_px: int = 16,
     seed: int = 0,
     feature_sets: Sequence[str] = DEFAULT_FEATURE_SETS,
-    heads: Sequence[str] = HEADS,
+    heads: Sequence[str] = DEFAULT_HEADS,
     model: str | None = None,
     overwrite: bool = False,
     progress: bool = True,

@@ -47,7 +47,7 @@ from ecoembed.gpp.heads import LinearHead, coefficient_summary, make_head
 from ecoembed.gpp.interpret import interpret_out_of_fold, pca_rgb
 from ecoembed.gpp.join import LOSS_REASONS, join_site
 from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics, skill_by_support
-from ecoembed.gpp.options import DEFAULT_FOLDS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
+from ecoembed.gpp.options import DEFAULT_FOLDS, DEFAULT_HEADS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
 from ecoembed.gpp.phenology import lag_analysis, lag_summary, phenology_summary, phenology_table
 from ecoembed.io_utils import atomic_path, atomic_write_text
 from ecoembed.report.common import md_table
@@ -359,7 +359,7 @@ def run_fit_gpp(
     sites_csv: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     feature_sets: Sequence[str] | None = ("embeddings",),
-    heads: Sequence[str] = HEADS,
+    heads: Sequence[str] = DEFAULT_HEADS,
     cv: str = "loso",
     window_px: int = DEFAULT_WINDOW_PX,
     seed: int = 0,

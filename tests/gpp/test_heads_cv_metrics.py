@@ -99,3 +99,29 @@ def test_linear_coef_table_and_determinism() -> None:
     np.testing.assert_allclose(m1, m2)
     with pytest.raises(InputError, match="unknown head"):
         make_head("svm")
+
+
+def test_ridge_head_tunes_its_penalty_on_inner_site_folds() -> None:
+    """Many noise inputs and few days: OLS fits the noise, the grouped inner CV picks a penalty that does not."""
+    from ecoembed.gpp.cv import cv_splits, out_of_fold
+    from ecoembed.gpp.heads import RIDGE_ALPHAS, LinearHead, RidgeHead
+    from ecoembed.gpp.metrics import compute_metrics
+
+    rng = np.random.default_rng(0)
+    n_sites, per_site, n_noise = 6, 12, 40
+    site = np.repeat([f"S{i}" for i in range(n_sites)], per_site)
+    signal = rng.normal(size=len(site))
+    noise = rng.normal(size=(len(site), n_noise))
+    X = pd.DataFrame(np.column_stack([signal, noise]), columns=[f"f{i}" for i in range(n_noise + 1)])
+    y = 2.0 * signal + rng.normal(0, 0.5, len(site))
+    table = X.assign(GPP=y, site_id=site, date=pd.Timestamp("2020-01-01"))
+    splits = cv_splits(table, "loso")
+    cols = list(X.columns)
+    ridge = out_of_fold(table, cols, RidgeHead, splits, head="ridge", features="x")
+    ols = out_of_fold(table, cols, LinearHead, splits, head="linear", features="x")
+    r_ridge = compute_metrics(ridge["observed"], ridge["predicted"])
+    r_ols = compute_metrics(ols["observed"], ols["predicted"])
+    assert r_ridge["rmse"] < 0.9 * r_ols["rmse"]
+    fitted = RidgeHead().fit(X, y, groups=site)
+    assert fitted.alpha_ in RIDGE_ALPHAS and fitted.alpha_ > RIDGE_ALPHAS[0]
+    assert np.isfinite(fitted.predict(X)).all()

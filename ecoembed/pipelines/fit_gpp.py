@@ -439,9 +439,10 @@ def run_fit_gpp(
     if footprint not in FOOTPRINT_METHODS:
         raise InputError(f"footprint {footprint!r}: choose {' or '.join(FOOTPRINT_METHODS)}")
     sites = load_sites(sites_csv, allow_absolute_paths=allow_absolute_paths)
+    note = None
     if feature_sets is None:
         feature_sets, why = default_feature_sets(sites)
-        print(f"note: no --features given: {why}", file=sys.stderr)
+        note = f"note: no --features given: {why}"
     feature_sets = list(dict.fromkeys(feature_sets))
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -459,7 +460,9 @@ def run_fit_gpp(
         table = table[table[DAYS_TO_OBS].to_numpy(float) <= max_days_to_obs].reset_index(drop=True)
         if table.empty:
             raise InputError(f"--max-days-to-obs {max_days_to_obs}: no day is that close to an observation; raise it")
-    for reason in skipped["reason"]:  # said once the run goes on (otherwise the one error line says why)
+    if note:  # said once the run goes on (otherwise the one error line says why)
+        print(note, file=sys.stderr)
+    for reason in skipped["reason"]:
         print(f"warning: skipped {reason}", file=sys.stderr)
     if paired:
         every = sorted({c for cols in set_cols.values() for c in cols})

@@ -112,7 +112,8 @@ def test_report_has_every_section_with_figures_and_tables(synthetic_run: tuple[P
     _, out, _, _ = synthetic_run
     md = (out / "report.md").read_text()
     titles = re.findall(r"^## (.+)$", md, re.M)
-    assert titles == ["Cross-validated skill", "Seasonal GPP per site", "Skill decomposition", "Temporal fidelity",
+    assert titles == ["Cross-validated skill", "Seasonal GPP per site", "Skill by support (days to the nearest satellite observation)",
+                      "Skill decomposition", "Temporal fidelity",
                       "Interpretability", "Data and provenance"], titles
     assert "section skipped" not in md and "Not available for this run" not in md
     for name in ("obs_vs_pred", "site_skill_r2", "seasonal_sites", "decomposition", "daily_vs_8day", "phenology",

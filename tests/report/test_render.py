@@ -120,7 +120,8 @@ def test_interpretability_section(run_dir: Path) -> None:
 
 def test_report_sections_registry_order(run_dir: Path) -> None:
     titles = [section(run_dir)[0] for section in SECTIONS]
-    assert titles == ["Cross-validated skill", "Seasonal GPP per site", "Skill decomposition", "Temporal fidelity",
+    assert titles == ["Cross-validated skill", "Seasonal GPP per site", "Skill by support (days to the nearest satellite observation)",
+                      "Skill decomposition", "Temporal fidelity",
                       "Interpretability", "Data and provenance"]
 
 

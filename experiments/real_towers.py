@@ -165,7 +165,7 @@ RUNS: dict[str, dict[str, Any]] = {
 
 
 def fit_runs(p_index: Path, p_band: Path, out: Path, heads: list[str], *, only: list[str] | None, quiet: bool,
-             log: list[str]) -> dict[str, Path]:
+             log: list[str], interpret: bool = True) -> dict[str, Path]:
     done: dict[str, Path] = {}
     for name, cfg in RUNS.items():
         if only and name not in only:
@@ -183,7 +183,7 @@ def fit_runs(p_index: Path, p_band: Path, out: Path, heads: list[str], *, only: 
             res = run_fit_gpp(csv, run_dir, feature_sets=cfg["features"], heads=heads, cv=cfg["cv"], folds=cfg.get("folds", 5),
                               allow_absolute_paths=True, progress=not quiet, qc_missing="pass", gpp_method="mean",
                               paired=cfg.get("paired", False), test_years=cfg.get("test_years"),
-                              train_years=cfg.get("train_years"), interpret=cfg["sites"] == "band")
+                              train_years=cfg.get("train_years"), interpret=interpret and cfg["sites"] == "band")
         except (EcoembedError, FluxDataError) as exc:
             log.append(f"run {name}: failed: {exc}")
             continue
@@ -348,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default=None, help=f"Comma-separated subset of {', '.join(RUNS)}.")
     parser.add_argument("--nodata", type=float, default=-32768.0,
                         help="Fill value of the index tables (HR-VPP documents -32768) [default: %(default)s].")
+    parser.add_argument("--no-interpret", action="store_true", help="Skip the interpretation of the band-site run (faster).")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -381,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"embedded {len(emb)} band tables in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     p_index, p_band = write_sites(sites, files, emb, out, args.nodata)
     runs = fit_runs(p_index, p_band, out, [h.strip() for h in args.heads.split(",") if h.strip()],
-                    only=args.runs.split(",") if args.runs else None, quiet=args.quiet, log=log)
+                    only=args.runs.split(",") if args.runs else None, quiet=args.quiet, log=log,
+                    interpret=not args.no_interpret)
     probe = probe_bands(p_band) if len(pd.read_csv(p_band)) >= 2 else None
     if probe is not None:
         probe.to_csv(out / "probe_bands.csv", index=False)

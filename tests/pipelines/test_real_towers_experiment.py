@@ -29,7 +29,7 @@ def _layout(root: Path) -> Path:
     for i, (site, igbp, bands) in enumerate([("XX-Aa", "GRA", True), ("XX-Bb", "CRO", True), ("XX-Cc", "DBF", True),
                                              ("XX-Dd", "ENF", False), ("XX-Ee", "WET", False)]):
         lat = 44.0 + 2 * i
-        p = write_tower(root / "tmp" / site, site, lat, seed=i, start="2018-01-01", end="2020-12-31", ppi_fill_days=2)
+        p = write_tower(root / "tmp" / site, site, lat, seed=i, start="2019-01-01", end="2020-12-31", ppi_fill_days=2)
         rows.append({"site_id": site, "name": f"synthetic {site}", "lat": lat, "lon": 2.0 + i, "igbp": igbp})
         if site != "XX-Ee":
             (root / "gpp_daily").mkdir(parents=True, exist_ok=True)
@@ -50,23 +50,21 @@ def test_real_towers_runs_on_a_folder_it_has_never_seen(tmp_path: Path) -> None:
     data = _layout(tmp_path / "data")
     before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
     out = tmp_path / "run"
-    rc = _experiment().main(["--data", str(data), "--out", str(out), "--heads", "linear", "--quiet",
-                             "--runs", "index_groupkfold,band_loso_paired,index_years"])
+    rc = _experiment().main(["--data", str(data), "--out", str(out), "--heads", "linear", "--quiet", "--no-interpret",
+                             "--runs", "index_groupkfold,band_loso_paired"])
     assert rc == 0
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# SYNTHETIC DATA")
     assert "XX-Ee: no file in gpp_daily/" in summary and "ZZ-Stray_S2_LAI_synthetic.csv" in summary
     inventory = pd.read_csv(out / "inventory.csv")
     assert set(inventory.loc[inventory["use"] == "skipped", "site_id"]) == {"ZZ-Stray"}
-    for run in ("index_groupkfold", "band_loso_paired", "index_years"):
+    for run in ("index_groupkfold", "band_loso_paired"):
         pooled = pd.read_csv(out / "runs" / run / "metrics_pooled.csv")
         assert {"features", "head", "n", "r2", "rmse", "mae"} <= set(pooled.columns) and len(pooled)
         assert (out / "runs" / run / "metrics_per_site.csv").is_file() and (out / "runs" / run / "index.html").is_file()
     band = pd.read_csv(out / "runs" / "band_loso_paired" / "metrics_pooled.csv")
     assert len(set(band["n"])) == 1 and {"embeddings", "bands+potrad", "indices_x_potrad"} <= set(band["features"])
     assert set(pd.read_csv(out / "runs" / "band_loso_paired" / "predictions.csv")["site_id"]) == {"XX-Aa", "XX-Bb", "XX-Cc"}
-    years = pd.read_csv(out / "runs" / "index_years" / "predictions.csv")
-    assert set(pd.to_datetime(years["date"]).dt.year) == {2020}
     assert (out / "figures" / "seasonal_3_igbp.png").stat().st_size > 10_000
     probe = pd.read_csv(out / "probe_bands.csv")
     assert set(probe["target"]) >= {"NDVI", "B04", "B08"} and probe["r2_loso"].notna().all()
@@ -75,7 +73,7 @@ def test_real_towers_runs_on_a_folder_it_has_never_seen(tmp_path: Path) -> None:
     assert before == {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}  # nothing written into the input folder
     # a re-run resumes: finished runs and embeddings are kept, not refitted
     stamp = (out / "runs" / "band_loso_paired" / "provenance.json").stat().st_mtime_ns
-    assert _experiment().main(["--data", str(data), "--out", str(out), "--heads", "linear", "--quiet",
+    assert _experiment().main(["--data", str(data), "--out", str(out), "--heads", "linear", "--quiet", "--no-interpret",
                                "--runs", "band_loso_paired"]) == 0
     assert (out / "runs" / "band_loso_paired" / "provenance.json").stat().st_mtime_ns == stamp
 
@@ -85,7 +83,7 @@ def test_real_towers_three_real_sites(shared_data: Path, tmp_path: Path) -> None
     if not (data / "sites.csv").is_file():
         pytest.skip(f"{data} is absent (real ICOS towers)")
     out = tmp_path / "real3"
-    rc = _experiment().main(["--data", str(data), "--out", str(out), "--heads", "linear", "--quiet",
+    rc = _experiment().main(["--data", str(data), "--out", str(out), "--heads", "linear", "--quiet", "--no-interpret",
                              "--sites", "DE-Gri,DE-HoH,FI-Hyy", "--runs", "band_loso_paired"])
     assert rc == 0
     pooled = pd.read_csv(out / "runs" / "band_loso_paired" / "metrics_pooled.csv").set_index("features")

@@ -368,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_sites:
         sites = sites.iloc[: args.max_sites]
     out: Path = args.out
+    data_dir, out_dir = args.data.resolve(), out.resolve()
+    if out_dir == data_dir or data_dir in out_dir.parents or out_dir in data_dir.parents:
+        print(f"error: --out {out} overlaps --data {args.data}; write the run outside the data folder", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     log: list[str] = []
     files, listing = inventory(args.data, sites, listed)

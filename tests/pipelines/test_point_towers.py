@@ -221,3 +221,21 @@ def test_configuration_is_checked_before_any_file_is_read(tmp_path: Path) -> Non
     with pytest.raises(InputError, match="unknown part"):
         run_fit_gpp(missing, tmp_path / "run", feature_sets=["meteorology"], heads=["linear"])
     assert not (tmp_path / "run").exists()
+
+
+def test_band_table_variants_gzip_other_names_missing_bands(towers: Path, tmp_path: Path) -> None:
+    """A gzipped table with Earth Engine style names (SR-like B4/B8 only, 'system:time_start' in ms) still gives indices."""
+    sites = read_sites_csv(towers)
+    site = sites.iloc[1].copy()
+    table = pd.read_csv(site["s2_path"])
+    ms = pd.to_datetime(table["date"]).astype("int64") // 1_000_000
+    variant = pd.DataFrame({"system:time_start": ms, "B4": table["B4"], "B8": table["B8"]})
+    path = tmp_path / "ZZ-P1_ee_export.csv.gz"
+    variant.to_csv(path, index=False, compression="gzip")
+    site["s2_path"] = str(path)
+    flux = read_flux(str(site["flux_path"]), site_id=str(site["site_id"]), qc_missing="pass")
+    feats, info = site_features(site, flux, ["indices"])
+    full, _ = site_features(sites.iloc[1], flux, ["indices"])
+    both = feats.index.intersection(full.index)
+    np.testing.assert_allclose(feats.loc[both, "NDVI"].dropna(), full.loc[both, "NDVI"].dropna(), atol=1e-6)
+    assert str(path) in info["inputs"]

@@ -76,6 +76,9 @@ def test_real_towers_runs_on_a_folder_it_has_never_seen(tmp_path: Path) -> None:
     assert _experiment().main(["--data", str(data), "--out", str(out), "--heads", "linear", "--quiet", "--no-interpret",
                                "--runs", "band_loso_paired"]) == 0
     assert (out / "runs" / "band_loso_paired" / "provenance.json").stat().st_mtime_ns == stamp
+    # an output inside the data folder is refused before anything is written
+    assert _experiment().main(["--data", str(data), "--out", str(data / "run"), "--quiet"]) == 2
+    assert not (data / "run").exists()
 
 
 def test_real_towers_three_real_sites(shared_data: Path, tmp_path: Path) -> None:

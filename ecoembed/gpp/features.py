@@ -131,8 +131,8 @@ DAYS_TO_OBS = "days_to_obs"
 (the embedding cube's quality layers, min over S2 and S1; else the band/index observation dates)."""
 
 
-def _days_to_obs(ds: xr.Dataset, raw: pd.DataFrame, lat: float, lon: float, window_px: int, source: str, key: str) -> pd.Series:
-    """Daily days-to-nearest-observation of one source: quality layers of an embedding cube, else its dates."""
+def _days_to_obs(ds: xr.Dataset, raw: pd.DataFrame, lat: float, lon: float, source: str, key: str) -> pd.Series:
+    """Daily days-to-nearest-observation of one source: quality layers (tower pixel) of an embedding cube, else its dates."""
     layers = [q for q in QUALITY_LAYERS if q in ds]
     if key == "embeddings" and layers:
         table = aggregate_cube(ds, lat, lon, size_px=1, source=source, variables=layers)
@@ -224,7 +224,7 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
     if "s2" in need:
         if has("s2_path"):
             sources.append(("s2", "s2_path"))
-        if has("indices_path"):
+        if has("indices_path") and comps & {"indices", "indices_x_par", "indices_x_potrad"}:
             sources.append(("indices", "indices_path"))
         if not has("s2_path") and ("bands" in comps or not has("indices_path")):
             raise InputError(f"site {sid}: the feature sets need s2_path{'' if 'bands' in comps else ' or indices_path'} "
@@ -249,7 +249,7 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
             tw = windows[grid_key]
             raw = aggregate_cube(ds, float(site["lat"]), float(site["lon"]), size_px=window_px, source=src,
                                  variables=["embedding"] if key == "embeddings" else None, window=(tw.rows, tw.cols, tw.weights))
-            support.append(_days_to_obs(ds, raw, float(site["lat"]), float(site["lon"]), window_px, src, key))
+            support.append(_days_to_obs(ds, raw, float(site["lat"]), float(site["lon"]), src, key))
         if key == "indices" and any(k == "s2" for k, _ in sources):
             raw = raw.drop(columns=[c for c in ("NDVI", "NIRv", "kNDVI", "EVI2") if c in raw.columns])
         parts.append(to_daily(raw, max_gap_days=max_gap_days))

@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs-fusion", type=int, default=6)
     parser.add_argument("--max-pixels", type=int, default=3000, help="pixels drawn per patch/cube for stage 1")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", choices=["s2", "s1"], default=None,
+                        help="stop after this sensor's stage 1 (e.g. to re-create the S2 work checkpoint whose decoder "
+                             "experiments/eval_real_patch.py --stage1-checkpoint needs); use with --out elsewhere")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -148,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     s1_inputs = [s1 for _, s1 in patches.values()] + [sc.s1 for sc in synthetic]
     encoders = {}
     for sensor, inputs, epochs in (("s2", s2_inputs, args.epochs_s2), ("s1", s1_inputs, args.epochs_s1)):
+        if args.only and sensor != args.only:
+            continue
         t = time.perf_counter()
         work = args.work / f"{sensor}_stage1.safetensors"
         cfg = Stage1Config(epochs=epochs, batch_size=256, max_pixels_per_cube=args.max_pixels, seed=0,
@@ -160,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             "reconstruction_mse_per_epoch": [e["recon_mse_masked_valid"] for e in res.epoch_log]})
         encoders[sensor] = load_encoder_checkpoint(args.out / f"{sensor}_encoder.safetensors", sensor=sensor).encoder
         print(f"  wrote {sensor}_encoder.safetensors sha256 {sha}")
+        if args.only == sensor:
+            return 0
     scenes = [scene_from_cubes(s2, s1, name=p) for p, (s2, s1) in patches.items()]
     scenes += [scene_from_cubes(sc.s2, sc.s1, name=f"synthetic-{seed}") for sc, seed in zip(synthetic, SYNTHETIC_SEEDS, strict=True)]
     specs = {k: encoder_spec(e) for k, e in encoders.items()}

@@ -65,3 +65,13 @@ def daily_range(acquisitions: object, start: str | None = None, end: str | None 
     if last < first:
         raise InputError(f"--end {end} is before --start {start}")
     return np.arange(first, last + 1, dtype=np.int64)
+
+
+def days_to_nearest(observed: object, query: object) -> np.ndarray:
+    """int64 days from each ``query`` day to the nearest ``observed`` day (both int days, ``observed`` sorted, non-empty)."""
+    d = np.asarray(observed, np.int64)
+    q = np.asarray(query, np.int64)
+    if d.size == 1:
+        return np.abs(q - d[0])
+    i = np.clip(np.searchsorted(d, q), 1, d.size - 1)
+    return np.minimum(np.abs(q - d[i - 1]), np.abs(q - d[i]))

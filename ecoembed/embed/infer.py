@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ecoembed.dates import days_to_nearest as nearest_day_distance
 from ecoembed.errors import InputError
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionContext, SensorBatch
 
@@ -43,13 +44,8 @@ def days_to_nearest(series: Any, query_days: np.ndarray, cap: int = 32767) -> np
     out = np.full((valid.shape[0], len(q)), cap, dtype=np.int64)
     for n in range(valid.shape[0]):
         d = days[valid[n]]
-        if d.size == 0:
-            continue
-        i = np.clip(np.searchsorted(d, q), 1, max(d.size - 1, 1))
-        if d.size == 1:
-            out[n] = np.abs(q - d[0])
-        else:
-            out[n] = np.minimum(np.abs(q - d[i - 1]), np.abs(q - d[i]))
+        if d.size:
+            out[n] = nearest_day_distance(d, q)
     return np.minimum(out, cap).astype(np.int16)
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ecoembed.dates import days_to_nearest, to_days
 from ecoembed.errors import InputError
 from ecoembed.gpp.footprint import TowerWindow, tower_window
 from ecoembed.gpp.join import aggregate_cube, to_daily
@@ -142,12 +143,7 @@ def _days_to_obs(ds: xr.Dataset, raw: pd.DataFrame, lat: float, lon: float, sour
     if not len(obs):
         return pd.Series(dtype=float)
     every_day = pd.date_range(obs.min(), obs.max(), freq="D")
-    t_obs = obs.to_numpy().astype("datetime64[D]").astype(np.int64)
-    t = every_day.to_numpy().astype("datetime64[D]").astype(np.int64)
-    pos = np.searchsorted(t_obs, t)
-    before = np.abs(t - t_obs[np.clip(pos - 1, 0, len(t_obs) - 1)])
-    after = np.abs(t_obs[np.clip(pos, 0, len(t_obs) - 1)] - t)
-    return pd.Series(np.minimum(before, after).astype(float), index=every_day)
+    return pd.Series(days_to_nearest(to_days(obs), to_days(every_day)).astype(float), index=every_day)
 
 
 def _nodata(site: pd.Series) -> float | None:

@@ -268,7 +268,13 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--max-days-to-obs", type=click.IntRange(0), default=None,
               help="Use only days at most this many days from a valid satellite observation at the tower "
                    "(embedding quality layers, else band/index dates); the report shows skill by this distance.")
-@click.option("--paired", is_flag=True, help="Score every feature set on the same site-days (where all of them have every feature).")
+@click.option("--paired/--unpaired", default=False, show_default=True,
+              help="Score every model on the same site-days (where all feature sets, baselines included, have every "
+                   "feature); paired_days.csv says what each set lost to the pairing and to which set.")
+@click.option("--baselines/--no-baselines", default=False, show_default=True,
+              help="Also score the light-use-efficiency baselines where every site has their inputs: index x tower PAR "
+                   "with TA and VPD (linear), index x potential radiation (linear) and MOD17 with its biome parameters "
+                   "(not fitted); the report ranks every model against the first LUE baseline.")
 @click.option("--strict", is_flag=True, help="Stop at the first site with unusable input instead of skipping it (skips are listed "
                                              "in skipped_sites.csv and the report).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the heads and fold shuffling.")
@@ -282,7 +288,7 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
                     window_px: int, qc_min: float, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool,
                     quiet: bool, test_years: str | None, train_years: str | None, gpp_method: str, qc_missing: str,
-                    paired: bool, strict: bool, max_days_to_obs: int | None, footprint: str) -> None:
+                    paired: bool, baselines: bool, strict: bool, max_days_to_obs: int | None, footprint: str) -> None:
     """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
 
     Joins each site's QC-passed daily tower GPP with features averaged over a
@@ -298,9 +304,10 @@ def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, 
     res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or None, heads=list(heads) or list(DEFAULT_HEADS),
                       cv=cv, folds=folds, window_px=window_px, qc_min=qc_min, seed=seed, overwrite=overwrite,
                       progress=not quiet, allow_absolute_paths=allow_absolute_paths, interpret=interpret,
-                      gpp_method=gpp_method, qc_missing=qc_missing, paired=paired, strict=strict, test_years=test_years,
+                      gpp_method=gpp_method, qc_missing=qc_missing, paired=paired, baselines=baselines, strict=strict,
+                      test_years=test_years,
                       train_years=train_years, max_days_to_obs=max_days_to_obs, footprint=footprint)
-    cols = ["features", "head", "n", "r2", "nse", "rmse", "mae", "kge"]
+    cols = ["features", "head", "n", "r2", "r2_lo", "r2_hi", "nse", "rmse", "mae", "kge"]
     click.echo(("SYNTHETIC DATA\n" if res.synthetic else "") + res.pooled[cols].to_string(index=False, float_format="%.3f"))
     if res.n_skipped:
         click.echo(f"{res.n_skipped} site(s) skipped: see {res.out_dir / 'skipped_sites.csv'}")

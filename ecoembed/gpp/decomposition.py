@@ -255,12 +255,43 @@ def aggregate_8day(oof: pd.DataFrame, *, min_days: int = 4) -> pd.DataFrame:
     return agg[agg["n_days"] >= min_days].reset_index(drop=True)
 
 
-def daily_vs_8day(oof: pd.DataFrame, *, min_days: int = 4) -> pd.DataFrame:
+def period_8day(dates: object) -> pd.DatetimeIndex:
+    """First day of each date's 8-day period (MODIS calendar: 1, 9, 17 ... 361 of each year)."""
+    d = pd.DatetimeIndex(pd.to_datetime(pd.Series(dates)))
+    start = pd.to_datetime(d.year.astype(str) + "-01-01")
+    return pd.DatetimeIndex(start + pd.to_timedelta((d.day_of_year - 1) // 8 * 8, unit="D"))
+
+
+def aggregate_table_8day(table: pd.DataFrame, columns: Sequence[str], *, target: str = "GPP", min_days: int = 4) -> pd.DataFrame:
+    """A joined daily table (``site_id, date``, target, feature columns) as 8-day means, for models fitted at 8 days.
+
+    Target and features are averaged over the same days of each period (the
+    rows given); periods with fewer than ``min_days`` days are dropped. ``igbp``
+    is carried when present; ``n_days`` counts the days averaged.
+    """
+    cols = list(dict.fromkeys([target, *columns]))
+    df = table[["site_id", "date", *cols, *[c for c in ("igbp",) if c in table.columns]]].copy()
+    df["date"] = period_8day(df["date"])
+    agg = df.groupby(["site_id", "date"], sort=True).agg(
+        **{c: (c, "mean") for c in cols}, n_days=(target, "size"),
+        **({"igbp": ("igbp", "first")} if "igbp" in df.columns else {})).reset_index()
+    return agg[agg["n_days"] >= min_days].reset_index(drop=True)
+
+
+def daily_vs_8day(oof: pd.DataFrame, *, min_days: int = 4, eight_day_models: pd.DataFrame | None = None) -> pd.DataFrame:
     """Pooled skill of each model at daily and at 8-day resolution, side by side.
+
+    Args:
+        oof: daily out-of-fold predictions.
+        min_days: fewest days of an 8-day period.
+        eight_day_models: out-of-fold predictions of the same models fitted on 8-day means
+            (:func:`aggregate_table_8day`), scored in the ``*_8day_model`` columns.
 
     Returns:
         One row per ``(features, head)`` with ``n_daily, r2_daily, nse_daily,
-        rmse_daily, n_8day, r2_8day, nse_8day, rmse_8day`` (RMSE in gC m-2 d-1).
+        rmse_daily, n_8day, r2_8day, nse_8day, rmse_8day`` (the daily predictions
+        averaged to 8 days; RMSE in gC m-2 d-1) and, with ``eight_day_models``,
+        ``n_8day_model, r2_8day_model, nse_8day_model, rmse_8day_model``.
     """
     daily = clean_oof(oof)
     eight = aggregate_8day(oof, min_days=min_days)
@@ -268,7 +299,11 @@ def daily_vs_8day(oof: pd.DataFrame, *, min_days: int = 4) -> pd.DataFrame:
     for key, d in daily.groupby(list(GROUP_COLUMNS), sort=True):
         e = eight[(eight["features"] == key[0]) & (eight["head"] == key[1])]
         row: dict[str, object] = {"features": key[0], "head": key[1]}
-        for label, sub in (("daily", d), ("8day", e)):
+        subsets = [("daily", d), ("8day", e)]
+        if eight_day_models is not None:
+            m = eight_day_models
+            subsets.append(("8day_model", m[(m["features"] == key[0]) & (m["head"] == key[1])]))
+        for label, sub in subsets:
             s = compute_metrics(sub["observed"], sub["predicted"])
             row.update({f"n_{label}": int(s["n"]), f"r2_{label}": s["r2"], f"nse_{label}": s["nse"], f"rmse_{label}": s["rmse"]})
         rows.append(row)

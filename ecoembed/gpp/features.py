@@ -2,7 +2,10 @@
 
 Feature set names, combinable with ``+`` (``"embeddings+meteo"``):
 
-* ``embeddings``: the embedding cube (``features_path``), columns ``emb_000`` ...
+* ``embeddings``: the embedding cube (``features_path``), columns ``emb_000`` ...;
+  ``embeddings:NAME`` another embedding product of the same sites (column ``features_path_NAME``
+  of sites.csv, e.g. ``embeddings:s2only``), columns ``emb_NAME_000`` ..., so products compare
+  in one run on the same days
 * ``bands``: Sentinel-2 reflectances (``s2_path``), columns ``B02`` ... (0..1)
 * ``indices``: ``NDVI``, ``NIRv``, ``kNDVI``, ``EVI2`` (unitless), per pixel then window-averaged,
   from the bands of ``s2_path``; index tables (``indices_path``, ``;``-separated, e.g. HR-VPP
@@ -13,6 +16,9 @@ Feature set names, combinable with ``+`` (``"embeddings+meteo"``):
   (``PPFD_IN`` umol m-2 s-1 x 0.0864, else ``SW_IN`` W m-2 x 2.04 umol J-1 x 0.0864)
 * ``potrad``: ``SW_IN_POT`` (W m-2, daily mean top-of-atmosphere shortwave from latitude and
   day of year, :mod:`ecoembed.gpp.radiation`): a light driver for towers without meteorology
+* ``mod17``: ``GPP_MOD17`` (gC m-2 d-1), the MODIS MOD17 light-use-efficiency model with its
+  fixed biome parameters (:mod:`ecoembed.gpp.lue`) from NDVI, SW_IN (or PPFD_IN), TA and VPD;
+  scored as it is with the ``fixed`` head (no fitting)
 * ``indices_x_potrad``: ``NDVI_x_SWPOT``, ``NIRv_x_SWPOT``, ``EVI2_x_SWPOT``, ``PPI_x_SWPOT``
   (index x ``SW_IN_POT``, W m-2; those whose index exists): light-use-efficiency style, meteo-free
 
@@ -23,6 +29,7 @@ Feature set names, combinable with ``+`` (``"embeddings+meteo"``):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,7 @@ from ecoembed.dates import days_to_nearest, to_days
 from ecoembed.errors import InputError
 from ecoembed.gpp.footprint import TowerWindow, tower_window
 from ecoembed.gpp.join import aggregate_cube, to_daily
+from ecoembed.gpp.lue import mod17_gpp
 from ecoembed.gpp.options import DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, FEATURE_SETS
 from ecoembed.gpp.radiation import potential_radiation
 from ecoembed.sensors import indices as ix
@@ -55,6 +63,29 @@ SW_TO_PPFD = 2.04
 """umol J-1: PAR photons per joule of shortwave (0.45 PAR fraction x 4.57 umol J-1)."""
 
 
+VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
+"""Names of embedding variants (``embeddings:NAME``): lower-case letters, digits, ``_``."""
+
+
+def embedding_variant(component: str) -> str | None:
+    """``"s2only"`` for ``"embeddings:s2only"``, ``""`` for ``"embeddings"``, None for other components."""
+    if component == "embeddings":
+        return ""
+    if component.startswith("embeddings:"):
+        return component.split(":", 1)[1]
+    return None
+
+
+def variant_path_column(variant: str) -> str:
+    """sites.csv column of an embedding variant's cubes (``features_path`` or ``features_path_NAME``)."""
+    return f"features_path_{variant}" if variant else "features_path"
+
+
+def variant_prefix(variant: str) -> str:
+    """Column prefix of an embedding variant's dimensions (``emb_`` or ``emb_NAME_``)."""
+    return f"emb_{variant}_" if variant else "emb_"
+
+
 def parse_feature_set(spec: str) -> list[str]:
     """Components of a feature-set spec (``"embeddings+meteo"`` -> ``["embeddings", "meteo"]``).
 
@@ -62,10 +93,10 @@ def parse_feature_set(spec: str) -> list[str]:
         InputError: empty or unknown component.
     """
     parts = [p.strip() for p in str(spec).split("+") if p.strip()]
-    bad = [p for p in parts if p not in FEATURE_SETS]
+    bad = [p for p in parts if p not in FEATURE_SETS and not (p.startswith("embeddings:") and VARIANT_NAME.match(p[11:]))]
     if not parts or bad:
         raise InputError(f"feature set {spec!r}: unknown part(s) {bad or ['(empty)']}; use {', '.join(FEATURE_SETS)} "
-                         "joined with '+'")
+                         "(or embeddings:NAME, read from the sites.csv column features_path_NAME) joined with '+'")
     return parts
 
 
@@ -73,9 +104,9 @@ def needs(feature_sets: Sequence[str]) -> set[str]:
     """Which sources the feature sets need: ``embeddings`` (features_path), ``s2`` (s2_path), ``flux``."""
     comps = {c for s in feature_sets for c in parse_feature_set(s)}
     out = {"flux"}
-    if "embeddings" in comps:
+    if any(embedding_variant(c) is not None for c in comps):
         out.add("embeddings")
-    if comps & {"bands", "indices", "indices_x_par", "indices_x_potrad"}:
+    if comps & {"bands", "indices", "indices_x_par", "indices_x_potrad", "mod17"}:
         out.add("s2")
     return out
 
@@ -89,8 +120,12 @@ def columns_for(spec: str, columns: Sequence[str]) -> list[str]:
     cols = list(columns)
     out: list[str] = []
     for comp in parse_feature_set(spec):
-        if comp == "embeddings":
-            got = [c for c in cols if c.startswith("emb_")]
+        variant = embedding_variant(comp)
+        if variant is not None:
+            pattern = re.compile(rf"^{re.escape(variant_prefix(variant))}\d+$")
+            got = [c for c in cols if pattern.match(c)]
+        elif comp == "mod17":
+            got = [c for c in ("GPP_MOD17",) if c in cols]
         elif comp == "bands":
             got = [c for c in cols if len(c) <= 3 and c.startswith("B") and c[1:3].rstrip("A").isdigit()]
         elif comp == "indices":
@@ -210,22 +245,24 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
         value = site.get(column)
         return isinstance(value, str) and bool(value.strip())
 
-    sources: list[tuple[str, str]] = []
+    sources: list[tuple[str, str, str]] = []  # (kind, sites.csv column, embedding variant)
     support: list[pd.Series] = []
     windows: dict[tuple[Any, ...], TowerWindow] = {}
-    if "embeddings" in need:
-        if not has("features_path"):
-            raise InputError(f"site {sid}: the feature sets need features_path in sites.csv, but it is empty")
-        sources.append(("embeddings", "features_path"))
+    variants = sorted({v for c in comps if (v := embedding_variant(c)) is not None})
+    for variant in variants:
+        column = variant_path_column(variant)
+        if not has(column):
+            raise InputError(f"site {sid}: the feature sets need {column} in sites.csv, but it is empty")
+        sources.append(("embeddings", column, variant))
     if "s2" in need:
         if has("s2_path"):
-            sources.append(("s2", "s2_path"))
-        if has("indices_path") and comps & {"indices", "indices_x_par", "indices_x_potrad"}:
-            sources.append(("indices", "indices_path"))
+            sources.append(("s2", "s2_path", ""))
+        if has("indices_path") and comps & {"indices", "indices_x_par", "indices_x_potrad", "mod17"}:
+            sources.append(("indices", "indices_path", ""))
         if not has("s2_path") and ("bands" in comps or not has("indices_path")):
             raise InputError(f"site {sid}: the feature sets need s2_path{'' if 'bands' in comps else ' or indices_path'} "
                              "in sites.csv, but it is empty")
-    for key, column in sources:
+    for key, column, variant in sources:
         path = str(site[column])
         paths = [path] if key == "embeddings" else split_path_list(path)
         src = f"site {sid} {column} {'; '.join(Path(p).name for p in paths)}"
@@ -246,7 +283,10 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
             raw = aggregate_cube(ds, float(site["lat"]), float(site["lon"]), size_px=window_px, source=src,
                                  variables=["embedding"] if key == "embeddings" else None, window=(tw.rows, tw.cols, tw.weights))
             support.append(_days_to_obs(ds, raw, float(site["lat"]), float(site["lon"]), src, key))
-        if key == "indices" and any(k == "s2" for k, _ in sources):
+        if variant:
+            prefix = variant_prefix(variant)
+            raw = raw.rename(columns={c: prefix + str(c)[4:] for c in raw.columns if str(c).startswith("emb_")})
+        if key == "indices" and any(k == "s2" for k, _, _ in sources):
             raw = raw.drop(columns=[c for c in ("NDVI", "NIRv", "kNDVI", "EVI2") if c in raw.columns])
         parts.append(to_daily(raw, max_gap_days=max_gap_days))
     fdates = pd.DatetimeIndex(pd.to_datetime(flux["date"])).floor("D")
@@ -271,5 +311,8 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
     for name in POTRAD_INDICES:
         if name in feats:
             feats[f"{name}_x_SWPOT"] = feats[name] * feats["SW_IN_POT"]
+    if "NDVI" in feats and {"TA", "VPD"} <= set(feats.columns):
+        feats["GPP_MOD17"] = mod17_gpp(feats["NDVI"].to_numpy(float), feats["PAR"].to_numpy(float),
+                                       feats["TA"].to_numpy(float), feats["VPD"].to_numpy(float), site.get("igbp"))
     feats.index.name = "date"
     return feats, info

@@ -20,7 +20,7 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ecoembed.errors import InputError
-from ecoembed.gpp.options import HEADS
+from ecoembed.gpp.options import FIXED_HEAD, HEADS
 
 
 def _as_array(X: object) -> tuple[np.ndarray, list[str]]:
@@ -297,6 +297,26 @@ class MLPHead(_Scaled):
         return out
 
 
+class FixedHead(_Scaled):
+    """A fixed-parameter model's output scored as it is: predicts its single input column (e.g. ``GPP_MOD17``).
+
+    ``fit`` learns nothing (it only checks the shape), so cross-validation folds
+    change nothing and the skill is that of the published parameters.
+    """
+
+    def fit(self, X: object, y: object) -> FixedHead:
+        """Check that ``X`` has exactly one column (the model's GPP, gC m-2 d-1)."""
+        A, self.feature_names_in_ = _as_array(X)
+        if A.shape[1] != 1:
+            raise InputError(f"the fixed head scores one model column (e.g. mod17); got {A.shape[1]} columns")
+        return self
+
+    def predict(self, X: object) -> np.ndarray:
+        """The input column itself (NaN stays NaN)."""
+        A, _ = _as_array(X)
+        return A[:, 0].astype(float)
+
+
 def make_head(name: str, seed: int = 0, n_jobs: int = 1) -> BaseEstimator:
     """A fresh head by name (``linear``, ``ridge``, ``xgboost``, ``mlp``), seeded.
 
@@ -311,4 +331,6 @@ def make_head(name: str, seed: int = 0, n_jobs: int = 1) -> BaseEstimator:
         return XGBHead(seed=seed, n_jobs=n_jobs)
     if name == "mlp":
         return MLPHead(seed=seed, n_threads=n_jobs)
+    if name == FIXED_HEAD:
+        return FixedHead()
     raise InputError(f"unknown head {name!r}; choose from {', '.join(HEADS)}")

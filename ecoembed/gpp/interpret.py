@@ -159,6 +159,21 @@ def _rmse(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(p, float) - y) ** 2)))
 
 
+def _array_predictor(estimator: Any, columns: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
+    """``f(array) -> predictions``, without a DataFrame per call for xgboost models.
+
+    xgboost models go straight to the booster; others get their ``predict`` on a DataFrame with ``columns``.
+    """
+    probe = pd.DataFrame(np.zeros((1, len(columns))), columns=list(columns))
+    try:
+        booster, _ = _unwrap_xgboost(estimator, probe)
+    except InputError:
+        booster = None
+    if booster is not None and isinstance(estimator, xgb.XGBModel):
+        return lambda arr: np.asarray(booster.inplace_predict(np.ascontiguousarray(arr, dtype=np.float32)), dtype=float).ravel()
+    return lambda arr: np.asarray(estimator.predict(pd.DataFrame(arr, columns=list(columns))), dtype=float).ravel()
+
+
 def permutation_importance_grouped(
     estimator: Any,
     X: pd.DataFrame | np.ndarray,
@@ -199,20 +214,29 @@ def permutation_importance_grouped(
         raise InputError(f"by={by!r}: use 'family' or 'feature'")
     if groups is None:
         groups = family_groups(list(frame.columns), families) if by == "family" else {c: [c] for c in frame.columns}
-    pred = predict or (lambda est, data: np.asarray(est.predict(data), dtype=float).ravel())
-    base = _rmse(yy, pred(estimator, frame))
+    columns = list(frame.columns)
+    custom = predict
+    if custom is not None:
+        def pred_array(arr: np.ndarray) -> np.ndarray:
+            return np.asarray(custom(estimator, pd.DataFrame(arr, columns=columns)), dtype=float).ravel()
+    else:
+        pred_array = _array_predictor(estimator, columns)  # type: ignore[assignment]
+    base_arr = frame.to_numpy(dtype=np.float32)
+    base = _rmse(yy, pred_array(base_arr))
     rng = np.random.default_rng(seed)
     rows = []
+    n = len(frame)
     for name, cols in groups.items():
         unknown = [c for c in cols if c not in frame.columns]
         if unknown:
             raise InputError(f"group {name!r} names columns {unknown} absent from the feature table")
-        scores = []
-        for _ in range(n_repeats):
-            perm = rng.permutation(len(frame))
-            shuffled = frame.copy()
-            shuffled[list(cols)] = frame[list(cols)].to_numpy()[perm]
-            scores.append(_rmse(yy, pred(estimator, shuffled)) - base)
+        idx = [columns.index(c) for c in cols]
+        # every repeat of one group in one prediction call: (n_repeats * n, p)
+        stacked = np.tile(base_arr, (n_repeats, 1))
+        for r in range(n_repeats):
+            stacked[r * n:(r + 1) * n][:, idx] = base_arr[rng.permutation(n)][:, idx]
+        preds = pred_array(stacked).reshape(n_repeats, n)
+        scores = [_rmse(yy, preds[r]) - base for r in range(n_repeats)]
         rows.append({"group": name, "n_features": len(cols), "importance_rmse": float(np.mean(scores)),
                      "importance_rmse_std": float(np.std(scores)), "baseline_rmse": base})
     return pd.DataFrame(rows).sort_values("importance_rmse", ascending=False, ignore_index=True)
@@ -276,6 +300,76 @@ def linear_coefficients(
         })
     tab = tab[tab["feature"] != "const"].copy()
     tab.insert(1, "family", [(families or {}).get(c) or feature_family(c) for c in tab["feature"]])
+    tab["method"] = "OLS, cluster-robust by site" if sites is not None else "OLS, HC3"
+    return tab.reindex(tab["coef"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+
+
+def ridge_coefficients(
+    X: pd.DataFrame | np.ndarray,
+    y: object,
+    *,
+    sites: object,
+    alpha: float = 0.05,
+    n_boot: int = 500,
+    seed: int = 0,
+    feature_names: Sequence[str] | None = None,
+    families: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Ridge coefficients on standardised features with intervals from a bootstrap over sites.
+
+    For many collinear inputs (64 embedding dimensions) and few sites, OLS
+    coefficients are not identified (any of thousands of combinations fits) and a
+    site-clustered covariance has rank <= the number of sites. The ridge solution
+    is unique for a penalty > 0: the penalty is chosen by site-grouped inner CV
+    (:class:`ecoembed.gpp.heads.RidgeHead`); the intervals come from refitting at
+    that penalty on sites drawn with replacement (``n_boot`` times), so they say how
+    much each coefficient depends on which towers were measured.
+
+    Returns:
+        The columns of :func:`linear_coefficients` (``t`` = coef / bootstrap sd, ``p_value``:
+        two-sided bootstrap sign test) plus ``method`` and ``alpha``.
+    """
+    from ecoembed.gpp.heads import RidgeHead
+
+    frame = _as_frame(X, feature_names).astype(float)
+    yy = np.asarray(y, dtype=float).ravel()
+    g = np.asarray(sites).astype(str)
+    ok = np.isfinite(yy) & np.all(np.isfinite(frame.to_numpy()), axis=1)
+    frame, yy, g = frame[ok], yy[ok], g[ok]
+    sd = frame.std(ddof=0)
+    frame = frame.drop(columns=sd[sd == 0].index.tolist())
+    if frame.shape[1] == 0 or len(frame) < 5:
+        raise InputError(f"{len(frame)} complete rows for {frame.shape[1]} non-constant features: too few for ridge")
+    Z = ((frame - frame.mean()) / frame.std(ddof=0)).to_numpy()
+    lam = RidgeHead().fit(Z, yy, groups=g).alpha_
+    uniq, codes = np.unique(g, return_inverse=True)
+    p = Z.shape[1]
+    A = np.hstack([np.ones((len(Z), 1)), Z])
+    # per-site normal-equation pieces: the fit of any resample is one small solve
+    xtx = np.zeros((len(uniq), p + 1, p + 1))
+    xty = np.zeros((len(uniq), p + 1))
+    for k in range(len(uniq)):
+        a = A[codes == k]
+        xtx[k], xty[k] = a.T @ a, a.T @ yy[codes == k]
+    pen = lam * np.eye(p + 1)
+    pen[0, 0] = 0.0  # the intercept is not penalised
+
+    def solve(w: np.ndarray) -> np.ndarray:
+        return np.asarray(np.linalg.lstsq(np.tensordot(w, xtx, 1) + pen, w @ xty, rcond=None)[0])[1:]
+
+    coef = solve(np.ones(len(uniq)))
+    rng = np.random.default_rng(seed)
+    boots = np.array([solve(np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq)).astype(float))
+                      for _ in range(n_boot)])
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2], axis=0)
+    bsd = boots.std(axis=0)
+    pos = (boots > 0).mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tab = pd.DataFrame({"feature": list(frame.columns), "coef": coef, "std_err": bsd, "ci_low": lo, "ci_high": hi,
+                            "t": coef / bsd, "p_value": np.minimum(1.0, 2 * np.minimum(pos, 1 - pos))})
+    tab.insert(1, "family", [(families or {}).get(c) or feature_family(c) for c in tab["feature"]])
+    tab["method"] = f"ridge (penalty by site-grouped CV), {len(uniq)}-site bootstrap intervals"
+    tab["alpha"] = lam
     return tab.reindex(tab["coef"].abs().sort_values(ascending=False).index).reset_index(drop=True)
 
 
@@ -422,12 +516,13 @@ def interpret_out_of_fold(
     target: str = "GPP",
     site_column: str = "site_id",
     n_folds: int = 5,
-    n_repeats: int = 5,
+    n_repeats: int = 3,
     seed: int = 0,
     families: Mapping[str, str] | None = None,
     xgb_params: Mapping[str, Any] | None = None,
     reference_columns: Sequence[str] | None = None,
     progress: bool = False,
+    max_explain_rows: int = 1000,
 ) -> Interpretation:
     """Fit xgboost per site-level fold and explain it on the held-out sites; OLS coefficients on all rows.
 
@@ -435,7 +530,8 @@ def interpret_out_of_fold(
         table: joined daily table: ``site_id``, target GPP (gC m-2 d-1), feature columns.
         feature_columns: the model's inputs.
         n_folds: GroupKFold folds over sites (capped at the number of sites).
-        n_repeats, seed: permutation repeats and seed (also the xgboost seed).
+        n_repeats, seed: permutation repeats (their sd is the error bar) and seed (also the xgboost seed).
+        max_explain_rows: held-out rows per fold explained (a fixed seeded sample when there are more).
         families: column -> family overrides.
         xgb_params: extra ``XGBRegressor`` parameters.
         reference_columns: columns for the embedding correlation matrix (default:
@@ -454,14 +550,16 @@ def interpret_out_of_fold(
     k = min(n_folds, len(np.unique(sites)))
     if k < 2:
         raise InputError(f"interpretation needs >= 2 sites for site-level folds; got {k}")
-    params = {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.08, "subsample": 0.8, "random_state": seed,
-              "n_jobs": 2, "tree_method": "hist"}
+    params = {"n_estimators": 120, "max_depth": 4, "learning_rate": 0.12, "subsample": 0.8, "random_state": seed,
+              "n_jobs": 2, "tree_method": "hist", "max_bin": 64}
     params.update(xgb_params or {})
     parts: dict[str, list[pd.DataFrame]] = {"cf": [], "cfam": [], "pfam": [], "pfeat": []}
-    weights = []
+    weights: list[int] = []
     splits = list(GroupKFold(n_splits=k).split(data, groups=sites))
     for tr, te in tqdm(splits, desc="interpret folds", disable=not progress):
-        model = xgb.XGBRegressor(**params).fit(data.loc[tr, cols], data.loc[tr, target])
+        model = xgb.XGBRegressor(**params).fit(data.loc[tr, cols].to_numpy(np.float32), data.loc[tr, target].to_numpy())
+        if len(te) > max_explain_rows:
+            te = np.sort(np.random.default_rng([seed, len(weights)]).choice(te, max_explain_rows, replace=False))
         X_te, y_te = data.loc[te, cols].reset_index(drop=True), data.loc[te, target].to_numpy()
         cf, cfam = xgb_contributions(model, X_te, families=families)
         parts["cf"].append(cf)
@@ -478,11 +576,19 @@ def interpret_out_of_fold(
     pfam = _weighted_mean_tables(parts["pfam"], "group", value, weights)
     pfeat = _weighted_mean_tables(parts["pfeat"], "group", value, weights)
     pfeat.insert(1, "family", [(families or {}).get(c) or feature_family(c) for c in pfeat["group"]])
-    notes = [f"xgboost fitted on {k} GroupKFold site folds; importances on held-out sites, averaged weighted by rows"]
+    notes = [f"xgboost fitted on {k} GroupKFold site folds; importances on held-out sites (at most {max_explain_rows} "
+             f"rows per fold), averaged weighted by rows; permutation importance over {n_repeats} repeats (± sd)"]
+    n_sites = len(np.unique(sites))
     try:
-        lin = linear_coefficients(data[cols], data[target], sites=sites, families=families)
+        if len(cols) + 1 < n_sites:  # identified: fewer coefficients than site clusters
+            lin = linear_coefficients(data[cols], data[target], sites=sites, families=families)
+        else:
+            lin = ridge_coefficients(data[cols], data[target], sites=sites, families=families, seed=seed)
+            notes.append(f"coefficients: {len(cols)} features and {n_sites} sites leave OLS coefficients unidentified; "
+                         f"ridge with the penalty chosen on site folds (alpha {float(lin['alpha'].iloc[0]):g}) and "
+                         "bootstrap-over-sites intervals instead")
     except Exception as exc:  # a singular design must not sink the other tables
-        lin = pd.DataFrame(columns=["feature", "family", "coef", "std_err", "ci_low", "ci_high", "t", "p_value"])
+        lin = pd.DataFrame(columns=["feature", "family", "coef", "std_err", "ci_low", "ci_high", "t", "p_value", "method"])
         notes.append(f"linear coefficients skipped: {exc}")
     corr = None
     emb = [c for c in data.columns if feature_family(c) == "embedding" and pd.api.types.is_numeric_dtype(data[c])]

@@ -39,15 +39,16 @@ from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from ecoembed.errors import CubeError, InputError, OutputExistsError
+from ecoembed.gpp.bootstrap import bootstrap_intervals, paired_differences
 from ecoembed.gpp.cv import cv_splits, out_of_fold, parse_years
-from ecoembed.gpp.decomposition import daily_vs_8day, decompose_skill
-from ecoembed.gpp.features import DAYS_TO_OBS, columns_for, parse_feature_set, site_features
+from ecoembed.gpp.decomposition import aggregate_table_8day, daily_vs_8day, decompose_skill
+from ecoembed.gpp.features import DAYS_TO_OBS, columns_for, embedding_variant, parse_feature_set, site_features
 from ecoembed.gpp.footprint import FOOTPRINT_METHODS
 from ecoembed.gpp.heads import LinearHead, coefficient_summary, make_head
 from ecoembed.gpp.interpret import interpret_out_of_fold, pca_rgb
 from ecoembed.gpp.join import LOSS_REASONS, join_site
 from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics, skill_by_support
-from ecoembed.gpp.options import DEFAULT_FOLDS, DEFAULT_HEADS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
+from ecoembed.gpp.options import BASELINES, DEFAULT_FOLDS, DEFAULT_HEADS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
 from ecoembed.gpp.phenology import lag_analysis, lag_summary, phenology_summary, phenology_table
 from ecoembed.io_utils import atomic_path, atomic_write_text
 from ecoembed.report.common import md_table
@@ -137,8 +138,13 @@ SKIP_ERRORS = (InputError, CubeError, FluxDataError)
 def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: int = DEFAULT_WINDOW_PX,
                 qc_min: float = DEFAULT_QC_MIN, max_gap_days: int = DEFAULT_MAX_GAP_DAYS, gpp_method: str = "mean",
                 qc_missing: str = "nan", strict: bool = False, progress: bool = True, footprint: str = "window",
+                optional_sets: Sequence[str] = (),
                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any]]:
     """Joined daily table of every site, days lost, columns of each feature set, and input info.
+
+    ``optional_sets`` (the baselines) are joined where a site's inputs allow; a set that
+    some site cannot have is left out of the result (``info["optional_missing"]``: set ->
+    the reason), never the site.
 
     A site whose inputs are unusable (no flux file, unreadable flux or cube, tower outside
     the cube, no overlapping days, a feature set without columns) is skipped: one line on
@@ -160,7 +166,7 @@ def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: 
         try:
             table, dl, cols, finfo, paths = _join_one(site, feature_sets, window_px=window_px, qc_min=qc_min,
                                                       max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing,
-                                                      footprint=footprint)
+                                                      footprint=footprint, optional_sets=optional_sets)
             if (dl["n_used"] == 0).all():
                 first = dl.iloc[0]
                 counts = ", ".join(f"{r} {int(first[r])}" for r in LOSS_REASONS if int(first[r]))
@@ -186,7 +192,16 @@ def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: 
     if not tables:
         first_reason = skipped[0]["reason"] if skipped else "sites.csv has no rows"
         raise InputError(f"no usable site: all {len(skipped)} were skipped (first: {first_reason})")
-    set_cols, info["dropped_columns"] = common_columns(site_cols, feature_sets)
+    info["optional_missing"] = {}
+    for fs in optional_sets:
+        lacking = [sid for sid, cols in site_cols.items() if not cols.get(fs)]
+        if lacking:
+            info["optional_missing"][fs] = (f"{len(lacking)} of {len(site_cols)} sites lack its inputs "
+                                            f"(first: {lacking[0]})")
+            for cols in site_cols.values():
+                cols.pop(fs, None)
+    kept = [*feature_sets, *[fs for fs in optional_sets if fs not in info["optional_missing"] and fs not in feature_sets]]
+    set_cols, info["dropped_columns"] = common_columns(site_cols, kept)
     return pd.concat(tables.values(), ignore_index=True), pd.concat(lost, ignore_index=True), set_cols, info
 
 
@@ -219,8 +234,12 @@ def common_columns(site_cols: dict[str, dict[str, list[str]]], feature_sets: Seq
 
 def _join_one(site: pd.Series, feature_sets: Sequence[str], *, window_px: int, qc_min: float,
               max_gap_days: int, gpp_method: str, qc_missing: str, footprint: str = "window",
+              optional_sets: Sequence[str] = (),
               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any], list[str]]:
-    """One site's joined table, days lost, feature columns, feature info and flux paths (errors name the site)."""
+    """One site's joined table, days lost, feature columns, feature info and flux paths (errors name the site).
+
+    ``optional_sets`` the site cannot have (an input missing) get no entry in the columns; the site is kept.
+    """
     sid = str(site["site_id"])
     fp = site.get("flux_path")
     if not isinstance(fp, str) or not fp:
@@ -233,8 +252,21 @@ def _join_one(site: pd.Series, feature_sets: Sequence[str], *, window_px: int, q
         flux = read_flux(paths, site_id=sid, gpp_method=gpp_method, qc_missing=qc_missing)
     except FluxDataError as exc:
         raise InputError(f"site {sid}: {exc}") from None
-    feats, finfo = site_features(site, flux, feature_sets, window_px=window_px, max_gap_days=max_gap_days, footprint=footprint)
+    optional = [fs for fs in optional_sets if fs not in feature_sets]
+    try:
+        feats, finfo = site_features(site, flux, [*feature_sets, *optional], window_px=window_px,
+                                     max_gap_days=max_gap_days, footprint=footprint)
+    except InputError:
+        if not optional:
+            raise
+        optional = []  # an input only a baseline needs is missing here: the site goes on without the baselines
+        feats, finfo = site_features(site, flux, feature_sets, window_px=window_px, max_gap_days=max_gap_days, footprint=footprint)
     cols = {fs: columns_for(fs, list(feats.columns)) for fs in feature_sets}
+    for fs in optional:
+        try:
+            cols[fs] = columns_for(fs, list(feats.columns))
+        except InputError:
+            continue
     table, dl = join_site(flux, feats, qc_min=qc_min, feature_sets=cols, site_id=sid, source=f"site {sid}")
     return table, dl, cols, finfo, paths
 
@@ -259,12 +291,86 @@ def _window_comparison(sites: pd.DataFrame, feature_sets: Sequence[str], heads: 
     return pooled_metrics(pd.concat(preds, ignore_index=True))
 
 
-def write_analysis(run_dir: Path, predictions: pd.DataFrame) -> None:
-    """Skill decomposition, daily vs 8-day skill, phenology and lags of the out-of-fold predictions, as CSV files."""
+def paired_loss(table: pd.DataFrame, set_cols: dict[str, list[str]]) -> pd.DataFrame:
+    """Per feature set: QC-passed days it could use, days all sets share, days lost to the pairing and to which sets.
+
+    Returns:
+        ``features, n_usable, n_paired, n_lost_to_pairing, limited_by`` (``limited_by``: the other sets
+        without features on the lost days, with day counts, most first).
+    """
+    ok = {fs: np.isfinite(table[cols].to_numpy(float)).all(axis=1) for fs, cols in set_cols.items()}
+    every = np.logical_and.reduce(list(ok.values())) if ok else np.zeros(len(table), bool)
+    rows = []
+    for fs, mask in ok.items():
+        lost = mask & ~every
+        blame = sorted(((int((lost & ~m).sum()), g) for g, m in ok.items() if g != fs), reverse=True)
+        rows.append({"features": fs, "n_usable": int(mask.sum()), "n_paired": int(every.sum()),
+                     "n_lost_to_pairing": int(lost.sum()),
+                     "limited_by": "; ".join(f"{g} ({n} days)" for n, g in blame if n) or "-"})
+    return pd.DataFrame(rows, columns=["features", "n_usable", "n_paired", "n_lost_to_pairing", "limited_by"])
+
+
+def _add_not_paired(days_lost: pd.DataFrame, table: pd.DataFrame, set_cols: dict[str, list[str]], keep: np.ndarray) -> pd.DataFrame:
+    """``days_lost`` with ``not_paired`` (usable days dropped because another set lacks features) and ``n_scored``."""
+    out = days_lost.copy()
+    out["not_paired"] = 0
+    sites = table["site_id"].astype(str).to_numpy()
+    for fs, cols in set_cols.items():
+        lost = np.isfinite(table[cols].to_numpy(float)).all(axis=1) & ~keep
+        counts = pd.Series(sites[lost]).value_counts()
+        hit = out["features"] == fs
+        out.loc[hit, "not_paired"] = out.loc[hit, "site_id"].astype(str).map(counts).fillna(0).astype(int).to_numpy()
+    out["n_scored"] = np.where(out["features"].isin(list(set_cols)), out["n_used"] - out["not_paired"], 0)
+    return out
+
+
+def with_intervals(pooled: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """Pooled metrics with each ``<metric>_lo``/``_hi`` placed right after its metric."""
+    merged = pooled.merge(intervals, on=["features", "head"], how="left")
+    order: list[str] = []
+    for c in pooled.columns:
+        order.append(c)
+        order += [f"{c}_{s}" for s in ("lo", "hi") if f"{c}_{s}" in merged.columns]
+    return merged[order + [c for c in merged.columns if c not in order]]
+
+
+def comparison_pairs(pooled: pd.DataFrame, reference: tuple[str, str] | None) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """Which paired differences a run reports.
+
+    Every model vs the reference (LUE) baseline, each embedding variant
+    (``embeddings:NAME``) vs ``embeddings`` with the same head and extras, and the best embedding model vs the best model
+    without embeddings (by pooled r2).
+    """
+    models = [(str(f), str(h)) for f, h in zip(pooled["features"], pooled["head"], strict=True)]
+    pairs = [(m, reference) for m in models if reference and m != reference]
+    for f, h in models:
+        comps = f.split("+")
+        if any(embedding_variant(c) for c in comps):
+            base = "+".join("embeddings" if embedding_variant(c) else c for c in comps)
+            if (base, h) in models:
+                pairs.append(((f, h), (base, h)))
+    r2 = dict(zip(models, pooled["r2"].astype(float), strict=True))
+    with_emb = [m for m in models if any(embedding_variant(c) is not None for c in m[0].split("+"))]
+    without = [m for m in models if m not in with_emb]
+    if with_emb and without:
+        best_e = max(with_emb, key=lambda m: r2[m] if np.isfinite(r2[m]) else -np.inf)
+        best_o = max(without, key=lambda m: r2[m] if np.isfinite(r2[m]) else -np.inf)
+        if (best_e, best_o) not in pairs:
+            pairs.append((best_e, best_o))
+    return pairs
+
+
+def write_analysis(run_dir: Path, predictions: pd.DataFrame, eight_day_models: pd.DataFrame | None = None) -> None:
+    """Skill decomposition, daily vs 8-day skill, phenology and lags of the out-of-fold predictions, as CSV files.
+
+    ``eight_day_models``: out-of-fold predictions of the models refitted on 8-day means (also ``predictions_8day.csv``).
+    """
     tables: dict[str, pd.DataFrame] = {
         "decomposition": decompose_skill(predictions),
-        "daily_vs_8day": daily_vs_8day(predictions),
+        "daily_vs_8day": daily_vs_8day(predictions, eight_day_models=eight_day_models),
     }
+    if eight_day_models is not None:
+        tables["predictions_8day"] = eight_day_models
     pheno = phenology_table(predictions)
     lags = lag_analysis(predictions)
     tables.update({"phenology": pheno, "phenology_summary": phenology_summary(pheno) if not pheno.empty else pd.DataFrame(),
@@ -376,6 +482,7 @@ def run_fit_gpp(
     qc_missing: str = "nan",
     strict: bool = False,
     paired: bool = False,
+    baselines: bool = False,
     test_years: str | None = None,
     train_years: str | None = None,
     max_days_to_obs: int | None = None,
@@ -408,7 +515,11 @@ def run_fit_gpp(
             already QC-filtered, with days missing rather than flagged) or ``fail``.
         strict: stop at the first site with unusable input instead of skipping it.
         paired: every feature set uses the same site-days (those where all sets have every feature),
-            so their skills compare like with like.
+            so their skills compare like with like; ``paired_days.csv`` and the
+            ``not_paired`` column of ``days_lost.csv`` say what each set lost to the pairing and to which set.
+        baselines: also score the light-use-efficiency baselines (:data:`~ecoembed.gpp.options.BASELINES`)
+            where every site has their inputs; the first LUE baseline is the reference of
+            ``skill_differences.csv`` and of the report's ranking.
         test_years, train_years: years of ``cv="holdout"`` (``"2020"``, ``"2017-2019"``).
         footprint: ``window`` (Gaussian, ``window_px``) or ``ffp`` (Kljun et al. 2015 footprint climatology
             per site, :mod:`ecoembed.gpp.footprint`; the run also scores the window weighting on the
@@ -446,9 +557,14 @@ def run_fit_gpp(
     feature_sets = list(dict.fromkeys(feature_sets))
     seconds: dict[str, float] = {}
     t = time.perf_counter()
+    optional = [fs for _, fs, _ in BASELINES] if baselines else []
     table, days_lost, set_cols, info = build_table(sites, feature_sets, window_px=window_px, qc_min=qc_min,
                                                    max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing,
-                                                   strict=strict, progress=progress, footprint=footprint)
+                                                   strict=strict, progress=progress, footprint=footprint, optional_sets=optional)
+    baseline_info = [{"label": label, "features": fs, "head": h, "run": fs in set_cols,
+                      "why_not": "" if fs in set_cols else info["optional_missing"].get(fs, "")}
+                     for label, fs, h in (BASELINES if baselines else ())]
+    reference = next(((str(b["features"]), str(b["head"])) for b in baseline_info if b["run"] and str(b["label"]).startswith("LUE")), None)
     skipped: pd.DataFrame = info["skipped"]
     n_sites = table["site_id"].nunique()
     if cv in ("loso", "groupkfold") and n_sites < 2 and len(skipped):
@@ -464,9 +580,15 @@ def run_fit_gpp(
         print(note, file=sys.stderr)
     for reason in skipped["reason"]:
         print(f"warning: skipped {reason}", file=sys.stderr)
+    paired_days = paired_loss(table, set_cols)
     if paired:
         every = sorted({c for cols in set_cols.values() for c in cols})
-        table = table[np.isfinite(table[every].to_numpy(float)).all(axis=1)].reset_index(drop=True)
+        keep = np.isfinite(table[every].to_numpy(float)).all(axis=1)
+        days_lost = _add_not_paired(days_lost, table, set_cols, keep)
+        table = table[keep].reset_index(drop=True)
+        if table.empty:
+            raise InputError("no site-day has every feature of every set (the paired evaluation needs the intersection); "
+                             "see paired_days.csv or pass --unpaired")
     synthetic = bool(info["synthetic"] or ("synthetic" in sites.columns and sites["synthetic"].astype(bool).any()))
     seconds["join"] = time.perf_counter() - t
 
@@ -474,6 +596,9 @@ def run_fit_gpp(
         tmp.mkdir()
         preds, coefs = [], {}
         jobs = [(fs, h) for fs in feature_sets for h in heads]
+        jobs += [(str(b["features"]), str(b["head"])) for b in baseline_info
+                 if b["run"] and (b["features"], b["head"]) not in jobs]
+        preds8: list[pd.DataFrame] = []
         bar = tqdm(jobs, desc="fit-gpp CV", disable=not progress, leave=False)
         for fs, h in bar:
             bar.set_postfix_str(f"{fs} / {h}")
@@ -500,12 +625,27 @@ def run_fit_gpp(
                 key = sub.assign(date=pd.to_datetime(sub["date"])).drop_duplicates(["site_id", "date"])
                 oof = oof.merge(key[["site_id", "date", DAYS_TO_OBS]], on=["site_id", "date"], how="left")
             preds.append(oof)
+            t = time.perf_counter()
+            table8 = aggregate_table_8day(sub, cols)
+            if table8["site_id"].nunique() >= (2 if cv in ("loso", "groupkfold") else 1) and len(table8) >= 10:
+                try:
+                    splits8 = cv_splits(table8, cv, k=folds, seed=seed, test_years=test_years, train_years=train_years)
+                    preds8.append(out_of_fold(table8, cols, new_head, splits8, head=h, features=fs))
+                except InputError:
+                    pass  # too few 8-day periods for this scheme: the 8-day model column stays empty
+            seconds[f"cv 8-day {fs} / {h}"] = time.perf_counter() - t
             if fold_coefs:
                 coefs[fs] = pd.concat(fold_coefs, ignore_index=True)
         predictions = pd.concat(preds, ignore_index=True)
         predictions["synthetic"] = synthetic
-        pooled = pooled_metrics(predictions)
+        t = time.perf_counter()
+        pooled = with_intervals(pooled_metrics(predictions), bootstrap_intervals(predictions, seed=seed))
+        differences = paired_differences(predictions, comparison_pairs(pooled, reference), seed=seed)
+        seconds["bootstrap"] = time.perf_counter() - t
         per_site = per_site_metrics(predictions)
+        differences.to_csv(tmp / "skill_differences.csv", index=False)
+        paired_days.to_csv(tmp / "paired_days.csv", index=False)
+        pd.DataFrame(baseline_info, columns=["label", "features", "head", "run", "why_not"]).to_csv(tmp / "baselines.csv", index=False)
         predictions.to_csv(tmp / "predictions.csv", index=False, date_format="%Y-%m-%d")
         predictions.to_parquet(tmp / "predictions.parquet", index=False)
         table.to_parquet(tmp / "joined.parquet", index=False)
@@ -535,7 +675,7 @@ def run_fit_gpp(
             c.to_csv(tmp / f"coefficients_{_safe(fs)}.csv", index=False)
             coefficient_summary(c).to_csv(tmp / f"coefficients_{_safe(fs)}_summary.csv", index=False)
         t = time.perf_counter()
-        write_analysis(tmp, predictions)
+        write_analysis(tmp, predictions, pd.concat(preds8, ignore_index=True) if preds8 else None)
         seconds["analysis"] = time.perf_counter() - t
         interpreted = None
         if interpret:
@@ -554,7 +694,9 @@ def run_fit_gpp(
                         "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "interpret": interpret,
                         "gpp_method": gpp_method, "qc_missing": qc_missing, "strict": strict, "paired": paired,
                         "test_years": test_years, "train_years": train_years, "max_days_to_obs": max_days_to_obs,
-                        "footprint": footprint},
+                        "footprint": footprint, "baselines": baselines},
+            "baselines": baseline_info,
+            "reference_model": list(reference) if reference else None,
             "gpp_target": GPP_TARGET_RULES[gpp_method],
             "skipped_sites": skipped.to_dict(orient="records"),
             "dropped_columns": info["dropped_columns"],

@@ -57,6 +57,7 @@ def test_mod17_uses_biome_parameters_and_ramps() -> None:
     unlimited = mod17_gpp(ndvi, par, np.array([20.0]), np.array([vpd_lo / 100]), "DBF")
     assert np.isclose(unlimited[0], eps * fpar * 40.0 / 4.57)
     assert mod17_gpp(ndvi, par, np.array([tmin_lo - 1]), np.array([5.0]), "DBF")[0] == 0.0
+    assert np.isclose(mod17_gpp(ndvi, par, np.array([tmin_hi]), np.array([vpd_lo / 100]), "DBF")[0], unlimited[0])
     assert mod17_gpp(ndvi, par, np.array([20.0]), np.array([vpd_hi / 100 + 1]), "DBF")[0] == 0.0
     assert mod17_parameters("XYZ")[1] == "mean" and mod17_parameters("WET")[1] == "GRA"
 

@@ -22,12 +22,18 @@ REQUIRED_SITE_COLUMNS: tuple[str, ...] = ("site_id", "lat", "lon")
 """Columns every ``sites.csv`` must have."""
 
 PATH_COLUMN_SUFFIX = "_path"
-"""Any column ending in this suffix names a file (or folder) relative to the CSV."""
+"""Any column ending in this suffix (or with ``_path_NAME``) names a file (or folder) relative to the CSV."""
 
 MULTI_PATH_COLUMNS: frozenset[str] = frozenset({"flux_path", "indices_path", "s2_path", "s1_path"})
 """Path columns whose cells may list several files separated by ``;``."""
 
 PATH_LIST_SEPARATOR = ";"
+
+
+def is_path_column(column: str) -> bool:
+    """Whether a sites-table column holds paths: ``*_path`` or a named variant ``*_path_NAME`` (``features_path_s2only``)."""
+    return column.endswith(PATH_COLUMN_SUFFIX) or (PATH_COLUMN_SUFFIX + "_") in column
+
 
 _TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", ""})
@@ -209,7 +215,7 @@ def read_sites_csv(path: str | os.PathLike[str], *, allow_absolute_paths: bool =
         table["igbp"] = igbp.where(igbp != "", np.nan)
     if "synthetic" in table.columns:
         table["synthetic"] = _parse_bool_column(table, "synthetic", source)
-    for column in [c for c in table.columns if c.endswith(PATH_COLUMN_SUFFIX)]:
+    for column in [c for c in table.columns if is_path_column(c)]:
         resolved_cells: list[object] = []
         for site, cell in zip(table["site_id"], table[column].str.strip(), strict=True):
             if cell == "":

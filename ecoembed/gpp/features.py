@@ -294,7 +294,7 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
         lo = max(p.index.min() for p in parts)
         hi = min(p.index.max() for p in parts)
         days = pd.date_range(lo, hi, freq="D", name="date") if lo <= hi else pd.DatetimeIndex([], name="date")
-        feats = pd.concat([p.reindex(days) for p in parts], axis=1)
+        feats = pd.concat([p.reindex(days) for p in parts], axis=1).copy()  # one block: later inserts stay cheap
     else:
         feats = pd.DataFrame(index=pd.DatetimeIndex(fdates.unique(), name="date").sort_values())
     if support:
@@ -302,17 +302,20 @@ def site_features(site: pd.Series, flux: pd.DataFrame, feature_sets: Sequence[st
     met = pd.DataFrame({c: flux[c].to_numpy(float) for c in METEO_COLUMNS if c in flux}, index=fdates)
     met["PAR"] = par_mol_per_day(flux)
     met = met[~met.index.duplicated()].reindex(feats.index)
-    for c in met.columns:
-        feats[c] = met[c].to_numpy()
+    derived: dict[str, np.ndarray] = {c: met[c].to_numpy(float) for c in met.columns}  # added at once (no fragmentation)
+    par = derived["PAR"]
     if "NIRv" in feats:
-        feats["NIRv_x_PAR"] = feats["NIRv"] * feats["PAR"]
-        feats["NDVI_x_PAR"] = feats["NDVI"] * feats["PAR"]
-    feats["SW_IN_POT"] = potential_radiation(float(site["lat"]), pd.DatetimeIndex(feats.index)) if len(feats) else np.zeros(0)
+        derived["NIRv_x_PAR"] = feats["NIRv"].to_numpy(float) * par
+        derived["NDVI_x_PAR"] = feats["NDVI"].to_numpy(float) * par
+    potrad = np.asarray(potential_radiation(float(site["lat"]), pd.DatetimeIndex(feats.index)) if len(feats) else np.zeros(0),
+                        dtype=float)
+    derived["SW_IN_POT"] = potrad
     for name in POTRAD_INDICES:
         if name in feats:
-            feats[f"{name}_x_SWPOT"] = feats[name] * feats["SW_IN_POT"]
-    if "NDVI" in feats and {"TA", "VPD"} <= set(feats.columns):
-        feats["GPP_MOD17"] = mod17_gpp(feats["NDVI"].to_numpy(float), feats["PAR"].to_numpy(float),
-                                       feats["TA"].to_numpy(float), feats["VPD"].to_numpy(float), site.get("igbp"))
+            derived[f"{name}_x_SWPOT"] = feats[name].to_numpy(float) * potrad
+    if "NDVI" in feats and {"TA", "VPD"} <= set(derived):
+        derived["GPP_MOD17"] = mod17_gpp(feats["NDVI"].to_numpy(float), par, derived["TA"], derived["VPD"], site.get("igbp"))
+    feats = pd.concat([feats.drop(columns=[c for c in derived if c in feats.columns]),
+                       pd.DataFrame(derived, index=feats.index)], axis=1)
     feats.index.name = "date"
     return feats, info

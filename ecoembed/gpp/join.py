@@ -91,7 +91,7 @@ def to_daily(series: pd.DataFrame, *, max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
     lo = pd.Timestamp(start) if start is not None else df.index.min()
     hi = pd.Timestamp(end) if end is not None else df.index.max()
     days = pd.date_range(lo, hi, freq="D", name="date")
-    out = pd.DataFrame(index=days, columns=df.columns, dtype=float)
+    cols: dict[object, np.ndarray] = {c: np.full(len(days), np.nan) for c in df.columns}
     t_day = days.to_numpy().astype("datetime64[D]").astype(np.int64)
     for col in df.columns:
         s = df[col].dropna()
@@ -105,8 +105,8 @@ def to_daily(series: pd.DataFrame, *, max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
         next_t = np.where(next_pos < t_obs.size, t_obs[np.clip(next_pos, None, t_obs.size - 1)], np.iinfo(np.int64).max // 2)
         exact = prev_t == t_day
         gap_ok = exact | ((next_t - prev_t) <= max_gap_days)
-        out[col] = np.where(gap_ok, vals, np.nan)
-    return out
+        cols[col] = np.where(gap_ok, vals, np.nan)
+    return pd.DataFrame(cols, index=days, columns=df.columns, dtype=float)  # built at once: one block, not one per column
 
 
 def aggregate_cube(ds: xr.Dataset, lat: float, lon: float, *, variables: Sequence[str] | None = None,
@@ -206,6 +206,6 @@ def join_site(flux: pd.DataFrame, features: pd.DataFrame, *, qc_min: float = DEF
             counts[reason] = int(hit.sum())
             left &= ~hit
         rows.append({"site_id": sid, "features": name, "n_flux_days": len(merged), **counts, "n_used": int(left.sum())})
-    table = merged[gpp_ok & qc_ok & inside.to_numpy()].reset_index(drop=True)
+    table = merged[gpp_ok & qc_ok & inside.to_numpy()].reset_index(drop=True).copy()  # copy: one block per dtype
     table["site_id"] = sid
     return table, pd.DataFrame(rows)

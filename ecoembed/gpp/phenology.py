@@ -36,6 +36,12 @@ from ecoembed.gpp.decomposition import GROUP_COLUMNS, clean_oof
 METHODS: tuple[str, ...] = ("threshold", "derivative")
 
 
+MIN_COVERAGE = 0.7
+"""Default fewest valid days of a site-year for SOS/EOS (fraction of the calendar year)."""
+MAX_GAP_DAYS = 30
+"""Default longest run of missing days in a site-year for SOS/EOS (days); equals the gap :func:`smooth_curve` fills."""
+
+
 def smooth_curve(values: object, window_days: int = 15, max_gap_days: int = 30) -> np.ndarray:
     """Gap-fill (linear, gaps up to ``max_gap_days``) and smooth a daily series with a centred moving mean.
 
@@ -155,14 +161,32 @@ def season_transitions(
     return sos, eos
 
 
-def _site_year_curves(df: pd.DataFrame, min_days: int) -> Iterable[tuple[tuple[object, ...], pd.DataFrame]]:
-    """Each (features, head, site, year) with >= min_days valid days, reindexed on the full calendar year."""
+def longest_gap_days(valid: np.ndarray) -> int:
+    """Longest run of ``False`` in a daily validity mask (days; leading and trailing runs count too)."""
+    v = np.asarray(valid, dtype=bool)
+    if v.all():
+        return 0
+    edges = np.diff(np.r_[0, (~v).astype(np.int8), 0])
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return int((ends - starts).max())
+
+
+def _site_year_curves(df: pd.DataFrame, min_coverage: float, max_gap_days: int
+                      ) -> Iterable[tuple[tuple[object, ...], pd.DataFrame]]:
+    """Yield each (features, head, site, year) curve that passes the coverage rule, on the full calendar year.
+
+    A site-year passes when its valid days cover ``min_coverage`` of the year with no gap longer than
+    ``max_gap_days`` (the gap :func:`smooth_curve` bridges).
+    """
     for key, g in df.groupby([*GROUP_COLUMNS, "site_id", "year"], sort=True):
-        if len(g) < min_days:
-            continue
         year = int(str(key[-1]))
         cal = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+        if len(g) < min_coverage * len(cal):
+            continue
         full = g.set_index("date")[["observed", "predicted"]].groupby(level=0).mean().reindex(cal)
+        valid = full["observed"].notna().to_numpy() & full["predicted"].notna().to_numpy()
+        if valid.sum() < min_coverage * len(cal) or longest_gap_days(valid) > max_gap_days:
+            continue
         full["doy"] = np.arange(1, len(cal) + 1)
         yield key, full
 
@@ -173,7 +197,8 @@ def phenology_table(
     methods: Iterable[str] = METHODS,
     fraction: float = 0.5,
     smooth_days: int = 15,
-    min_days: int = 300,
+    min_coverage: float = MIN_COVERAGE,
+    max_gap_days: int = MAX_GAP_DAYS,
     min_amplitude: float = 0.5,
     progress: bool = False,
 ) -> pd.DataFrame:
@@ -184,7 +209,10 @@ def phenology_table(
             optional ``features, head``).
         methods: subset of :data:`METHODS`.
         fraction, smooth_days, min_amplitude: see :func:`season_transitions`.
-        min_days: site-years with fewer valid days are skipped.
+        min_coverage: fewest valid days of a site-year, as a fraction of its calendar days (ONEFlux towers lose
+            ~10-20 % of days to QC, so a fixed day count would drop most real site-years).
+        max_gap_days: a site-year with a longer run of missing days (the start of the year and its end included)
+            is skipped: the smoother bridges gaps up to this length, longer ones would hide a transition.
         progress: show a progress bar over site-years.
 
     Returns:
@@ -194,7 +222,7 @@ def phenology_table(
     df = clean_oof(oof)
     methods = list(methods)
     rows = []
-    for key, full in tqdm(list(_site_year_curves(df, min_days)), desc="phenology", disable=not progress):
+    for key, full in tqdm(list(_site_year_curves(df, min_coverage, max_gap_days)), desc="phenology", disable=not progress):
         feat, head, site, year = key
         for m in methods:
             so, eo = season_transitions(full["doy"], full["observed"], method=m, fraction=fraction,

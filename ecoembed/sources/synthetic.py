@@ -34,6 +34,7 @@ import xarray as xr
 from pyproj import Transformer
 from tqdm.auto import tqdm
 
+from ecoembed.errors import InputError
 from ecoembed.io_utils import atomic_write_text
 from ecoembed.sensors.sentinel2 import S2_BANDS, scl_valid
 from ecoembed.sources.local import save_cube
@@ -360,6 +361,28 @@ def site_id(i: int) -> str:
     return f"ZZ-Sy{i}" if i < 10 else f"ZZ-S{i:02d}"
 
 
+def oneflux_like_qc(days: int, rng: np.random.Generator, *, gap_fraction: float = 0.15,
+                    mean_gap_days: float = 4.0) -> np.ndarray:
+    """SYNTHETIC daily QC (fraction of measured half-hours, 0-1) with clustered gaps like an ONEFlux DD file.
+
+    Gaps come in runs (power cuts, sonic failures, post-processing filters): a two-state
+    Markov chain whose gap runs last ``mean_gap_days`` on average and cover ``gap_fraction``
+    of days in the long run. Gap days have QC 0-0.6 (mostly gap-filled), the rest 0.8-1.0
+    (a QC threshold of 0.8 keeps them).
+    """
+    if not 0 <= gap_fraction < 1 or mean_gap_days < 1:
+        raise InputError(f"gap_fraction={gap_fraction}, mean_gap_days={mean_gap_days}: need 0 <= fraction < 1, length >= 1")
+    leave = 1.0 / mean_gap_days  # P(gap -> ok)
+    enter = leave * gap_fraction / (1 - gap_fraction)  # stationary gap share = enter / (enter + leave)
+    gap = np.zeros(days, dtype=bool)
+    state = rng.random() < gap_fraction
+    u = rng.random(days)
+    for t in range(days):
+        gap[t] = state
+        state = u[t] >= leave if state else u[t] < enter
+    return np.where(gap, rng.uniform(0.0, 0.6, days), rng.uniform(0.8, 1.0, days))
+
+
 def write_demo_sites(out_dir: str | os.PathLike[str], n_sites: int = 6, size_px: int = 16, seed: int = 0,
                      start: str = "2019-01-01", end: str = "2020-12-31", progress: bool = True) -> Path:
     """Write ``n_sites`` synthetic sites (flux DD file, S2 and S1 cubes) and their ``sites.csv``.
@@ -367,7 +390,8 @@ def write_demo_sites(out_dir: str | os.PathLike[str], n_sites: int = 6, size_px:
     Each site has its own scene (different land-cover mix, light-use efficiency
     and position). Flux files are FLUXNET2015 SUBSET DD files named
     ``FLX_<id>_FLUXNET2015_SUBSET_DD_<y1>-<y2>_synthetic.csv`` with GPP_NT/GPP_DT
-    (tower GPP plus noise), QC fraction and meteorology.
+    (tower GPP plus noise), QC fraction (:func:`oneflux_like_qc`: ~15 % of days in clustered
+    gaps) and meteorology.
 
     ``progress=False`` hides the progress bar.
 
@@ -390,7 +414,7 @@ def write_demo_sites(out_dir: str | os.PathLike[str], n_sites: int = 6, size_px:
         table = pd.DataFrame({
             "date": scene.tower["date"], "GPP_NT": np.maximum(gpp + rng.normal(0, noise_sd), 0),
             "GPP_DT": np.maximum(gpp + rng.normal(0, noise_sd), 0),
-            "GPP_qc": rng.uniform(0.6, 1.0, len(gpp)), "TA": scene.meteo["TA"], "SW_IN": scene.meteo["SW_IN"],
+            "GPP_qc": oneflux_like_qc(len(gpp), rng), "TA": scene.meteo["TA"], "SW_IN": scene.meteo["SW_IN"],
             "VPD": scene.meteo["VPD"], "P": scene.meteo["P"], "PPFD_IN": scene.meteo["PPFD_IN"]})
         flux = folder / f"FLX_{sid}_FLUXNET2015_SUBSET_DD_{y1}-{y2}_synthetic.csv"
         write_fluxnet_dd(table, flux)

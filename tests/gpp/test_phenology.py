@@ -12,6 +12,7 @@ from ecoembed.errors import InputError
 from ecoembed.gpp.phenology import (
     cross_correlation,
     lag_analysis,
+    longest_gap_days,
     phenology_summary,
     phenology_table,
     season_transitions,
@@ -85,7 +86,22 @@ def test_phenology_table_errors_in_days() -> None:
 def test_short_site_years_are_skipped() -> None:
     doy = np.arange(1, 200)
     curve = double_logistic(doy, 120, 280)
-    assert phenology_table(oof_from_curves({("A", 2010): (curve, curve)}), min_days=300).empty
+    assert phenology_table(oof_from_curves({("A", 2010): (curve, curve)})).empty  # 199 of 365 days
+
+
+def test_coverage_rule_keeps_gappy_years_and_drops_long_gaps() -> None:
+    doy = np.arange(1, 366)
+    curve = double_logistic(doy.astype(float), 120, 280)
+    rng = np.random.default_rng(3)
+    scattered = curve.copy()
+    scattered[rng.random(doy.size) < 0.2] = np.nan  # 20 % of days lost, short gaps: resolved
+    long_gap = curve.copy()
+    long_gap[100:150] = np.nan  # 50 days missing across the spring transition: skipped
+    table = phenology_table(oof_from_curves({("A", 2010): (scattered, scattered), ("B", 2010): (long_gap, long_gap)}),
+                            methods=["threshold"])
+    assert set(table["site_id"]) == {"A"}
+    assert table["sos_obs"].iloc[0] == pytest.approx(120, abs=3)
+    assert longest_gap_days(np.r_[[True] * 3, [False] * 4, [True], [False] * 2]) == 4
 
 
 def test_lag_of_a_shifted_curve() -> None:
@@ -118,7 +134,7 @@ def test_real_fr_pue_observed_season_is_resolved(shared_data) -> None:
     df = pd.DataFrame({"site_id": "FR-Pue", "date": pd.to_datetime(raw[date_col]),
                        "observed": pd.to_numeric(raw[gpp_col], errors="coerce")})
     df["predicted"] = df["observed"]
-    table = phenology_table(df, methods=["threshold"], smooth_days=31, min_days=250)
+    table = phenology_table(df, methods=["threshold"], smooth_days=31, min_coverage=0.68)
     print(table[["year", "sos_obs", "eos_obs"]].to_string())
     assert len(table) >= 4
     ok = table.dropna(subset=["sos_obs", "eos_obs"])

@@ -17,7 +17,7 @@ from ecoembed.sensors.registry import get_sensor
 from ecoembed.sensors.sentinel2 import S2_BANDS
 from ecoembed.sources.chips import cube_to_series, tower_chip, tower_xy
 from ecoembed.sources.local import open_cube, save_cube
-from ecoembed.sources.synthetic import ENL, S1_INCIDENCE_DEG, make_scene, water_cloud_sigma0, write_demo_sites
+from ecoembed.sources.synthetic import ENL, S1_INCIDENCE_DEG, make_scene, oneflux_like_qc, water_cloud_sigma0, write_demo_sites
 
 REAL_S2 = Path("sentinel2") / "raw_s2_ndvi_field.nc"
 
@@ -263,3 +263,15 @@ def test_write_demo_sites_readable_by_fluxnet(tmp_path: Path) -> None:
         np.testing.assert_allclose(s1["x"].values, s2["x"].values)
         x, y = Transformer.from_crs("EPSG:4326", s2.attrs["crs"], always_xy=True).transform(row.lon, row.lat)
         assert abs(x - float(s2.x[4])) <= 5 and abs(y - float(s2.y[4])) <= 5  # tower in the centre pixel
+
+
+def test_oneflux_like_qc_has_clustered_gaps_at_the_requested_rate() -> None:
+    """Long-run gap share ~ gap_fraction; gap runs average mean_gap_days (a geometric run length), not 1 day."""
+    q = oneflux_like_qc(50_000, np.random.default_rng(0), gap_fraction=0.15, mean_gap_days=4.0)
+    gap = q < 0.8
+    assert ((q >= 0) & (q <= 1)).all()
+    assert gap.mean() == pytest.approx(0.15, abs=0.02)
+    starts = np.flatnonzero(np.diff(np.r_[0, gap.astype(int)]) == 1)
+    assert gap.sum() / starts.size == pytest.approx(4.0, rel=0.15)
+    with pytest.raises(InputError):
+        oneflux_like_qc(10, np.random.default_rng(0), gap_fraction=1.0)

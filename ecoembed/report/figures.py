@@ -52,7 +52,7 @@ def plot_obs_vs_pred(oof: pd.DataFrame, pooled: pd.DataFrame, path: str | os.Pat
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     fig.suptitle("Observed vs out-of-fold predicted daily GPP")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.45 / fig.get_figheight()))  # keep the suptitle clear of the panels
     return save_figure(fig, path, synthetic=synthetic)
 
 
@@ -254,4 +254,65 @@ def plot_seasonal(oof: pd.DataFrame, path: str | os.PathLike[str], *, features: 
     axes[-1, 1].set_xlabel("day of year")
     fig.suptitle(f"Seasonal GPP, {model_label(features, head)} (out-of-fold)")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # keep the title clear of the first panel's
+    return save_figure(fig, path, synthetic=synthetic)
+
+
+def plot_site_map(sites: pd.DataFrame, path: str | os.PathLike[str], *, metric: str = "r2", title: str = "",
+                  synthetic: bool = False) -> Path:
+    """Towers at their lat/lon (degrees, WGS84), coloured by a per-site metric; no basemap (nothing is downloaded).
+
+    ``sites``: ``site_id, lat, lon, <metric>``. The x axis is stretched by 1/cos(mean latitude) so distances
+    look right near the sites; a site without a score is drawn hollow.
+    """
+    df = sites.assign(lat=pd.to_numeric(sites["lat"], errors="coerce"), lon=pd.to_numeric(sites["lon"], errors="coerce"),
+                      value=pd.to_numeric(sites[metric], errors="coerce")).dropna(subset=["lat", "lon"])
+    if df.empty:
+        raise InputError("no site has finite lat/lon: nothing to map")
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    scored = df[np.isfinite(df["value"])]
+    vmin = float(min(0.0, scored["value"].min())) if len(scored) else 0.0
+    sc = ax.scatter(scored["lon"], scored["lat"], c=scored["value"], cmap="RdYlGn", vmin=vmin, vmax=1.0 if metric in
+                    ("r2", "nse", "kge") else None, s=70, edgecolor="k", linewidth=0.6, zorder=3)
+    unscored = df[~np.isfinite(df["value"])]
+    ax.scatter(unscored["lon"], unscored["lat"], facecolor="none", edgecolor="grey", s=70, zorder=2,
+               label="no score" if len(unscored) else None)
+    for sid, lon, lat in zip(df["site_id"].astype(str), df["lon"].to_numpy(float), df["lat"].to_numpy(float), strict=True):
+        ax.annotate(sid, (float(lon), float(lat)), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    pad_lat = max(0.05, 0.1 * float(df["lat"].max() - df["lat"].min()))
+    pad_lon = max(0.05, 0.1 * float(df["lon"].max() - df["lon"].min()))
+    ax.set_xlim(float(df["lon"].min()) - pad_lon, float(df["lon"].max()) + pad_lon)
+    ax.set_ylim(float(df["lat"].min()) - pad_lat, float(df["lat"].max()) + pad_lat)
+    ax.set_aspect(1.0 / max(np.cos(np.deg2rad(float(df["lat"].mean()))), 0.1))
+    ax.set_xlabel("longitude (°E)")
+    ax.set_ylabel("latitude (°N)")
+    ax.grid(alpha=0.3)
+    fig.colorbar(sc, ax=ax, label=f"held-out site {metric}", shrink=0.8)
+    if len(unscored):
+        ax.legend(fontsize=7, loc="best")
+    ax.set_title(title or f"Per-site {metric} ({len(scored)} of {len(df)} sites scored)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path, synthetic=synthetic)
+
+
+def plot_skill_ranking(diffs: pd.DataFrame, path: str | os.PathLike[str], *, reference: str,
+                       synthetic: bool = False) -> Path:
+    """Paired r2 difference of each model minus the reference, with its 95 % bootstrap interval (one row per model).
+
+    ``diffs``: ``model, d_r2, d_r2_lo, d_r2_hi`` (a row per model, any order; drawn best on top).
+    """
+    df = diffs.sort_values("d_r2", ascending=True).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7.0, 0.32 * len(df) + 1.4))
+    y = np.arange(len(df))
+    d = df["d_r2"].to_numpy(float)
+    err = np.vstack([d - df["d_r2_lo"].to_numpy(float), df["d_r2_hi"].to_numpy(float) - d])
+    colours = np.where(df["d_r2_lo"].to_numpy(float) > 0, "#1b7837", np.where(df["d_r2_hi"].to_numpy(float) < 0, "#b2182b", "#555555"))
+    for colour in np.unique(colours):
+        k = colours == colour
+        ax.errorbar(d[k], y[k], xerr=np.nan_to_num(err[:, k]), fmt="none", ecolor=str(colour), elinewidth=1.4, capsize=3)
+    ax.scatter(d, y, c=colours, zorder=3, s=25)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, df["model"].astype(str), fontsize=7)
+    ax.set_xlabel(f"r² of model − r² of {reference} (paired site-days, 95 % interval over sites)")
+    ax.set_title("Skill against the reference baseline: green = better, red = worse, grey = not resolved", fontsize=8)
+    fig.tight_layout()
     return save_figure(fig, path, synthetic=synthetic)

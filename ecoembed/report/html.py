@@ -54,6 +54,8 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         except Exception as exc:
             t = getattr(fn, "__name__", "section")
             h, m = f"<p><em>section skipped: {html_lib.escape(str(exc))}</em></p>", f"*section skipped: {exc}*"
+        if not h and not m:
+            continue  # an optional section with nothing for this run (e.g. a single embedding product) is left out
         body_h.append(f"<section><h2>{html_lib.escape(t)}</h2>{h}</section>")
         body_m.append(f"## {t}\n\n{m}")
     banner_h = BANNER_HTML if syn else ""

@@ -51,7 +51,9 @@ def render(html: str | os.PathLike[str], png: str | os.PathLike[str], *, width: 
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         tmp = Path(profile) / "shot.png"
+        # no background networking: the report is self-contained and the machine may have no network at all
         cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
                f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={tmp}", src.as_uri()]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)

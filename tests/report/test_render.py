@@ -6,6 +6,7 @@ models at three towers over two years, plus interpretation files).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import pytest
 
 from ecoembed.cli import main as cli_main
 from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics
-from ecoembed.pipelines.fit_gpp import write_analysis, write_interpretation
+from ecoembed.gpp.bootstrap import bootstrap_intervals, paired_differences
+from ecoembed.pipelines.fit_gpp import comparison_pairs, with_intervals, write_analysis, write_interpretation
 from ecoembed.report.screenshot import find_chromium, render
 from ecoembed.report.sections import (
     SECTIONS,
     decomposition_section,
+    findings_section,
     interpretability_section,
     seasonal_section,
     temporal_fidelity_section,
@@ -120,9 +123,65 @@ def test_interpretability_section(run_dir: Path) -> None:
 
 def test_report_sections_registry_order(run_dir: Path) -> None:
     titles = [section(run_dir)[0] for section in SECTIONS]
-    assert titles == ["Cross-validated skill", "Seasonal GPP per site", "Skill by support (days to the nearest satellite observation)",
+    assert titles == ["Findings", "Cross-validated skill", "Embedding products compared (e.g. fused S1+S2 vs S2-only)",
+                      "Seasonal GPP per site", "Skill by support (days to the nearest satellite observation)",
                       "Skill decomposition", "Temporal fidelity",
                       "Interpretability", "Data and provenance"]
+
+
+@pytest.fixture(scope="module")
+def ranked_run(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run above plus an LUE reference model, intervals, paired differences and tower coordinates."""
+    run = tmp_path_factory.mktemp("ranked")
+    oof = pd.read_csv(run_dir / "oof_predictions.csv", parse_dates=["date"])
+    rng = np.random.default_rng(1)
+    lue = oof[oof["features"] == "meteo"].assign(features="indices_x_par+meteo", head="linear")
+    emb = oof[oof["features"] == "embeddings"]
+    lue["predicted"] = lue["observed"].to_numpy() + rng.normal(0, 1.6, len(lue))  # worse than embeddings (sd 0.8)
+    oof = pd.concat([oof, lue], ignore_index=True)
+    assert len(emb) == len(lue)
+    oof.to_csv(run / "oof_predictions.csv", index=False)
+    pooled = with_intervals(pooled_metrics(oof), bootstrap_intervals(oof, n_boot=200))
+    pooled.to_csv(run / "metrics_pooled.csv", index=False)
+    per_site_metrics(oof).to_csv(run / "metrics_per_site.csv", index=False)
+    ref = ("indices_x_par+meteo", "linear")
+    paired_differences(oof, comparison_pairs(pooled, ref), n_boot=200).to_csv(run / "skill_differences.csv", index=False)
+    sites = [{"site_id": s, "lat": 40.0 + i, "lon": -3.0 + 2 * i} for i, s in enumerate(SITES)]
+    (run / "provenance.json").write_text(json.dumps({"reference_model": list(ref), "sites": sites, "synthetic": True}))
+    return run
+
+
+def test_findings_box_ranks_against_the_reference(ranked_run: Path) -> None:
+    title, html, md = findings_section(ranked_run)
+    assert title == "Findings"
+    assert html.startswith('<div class="findings" id="findings"')
+    box = html[: html.index("</div>")]
+    assert "Best model (pooled daily NSE): embeddings / xgboost" in box
+    assert "Margin over the LUE reference indices_x_par+meteo / linear" in box and ": better." in box
+    assert "every model scored on the same 2190 site-days (paired)" in box
+    assert "SYNTHETIC DATA" in box
+    assert _table_rows(html, "ranking") == 3
+    assert "reference" in html and "**Findings**" in md
+    _figure_ok(ranked_run / "figures" / "ranking_vs_reference.png")
+    assert '<div id="site-map">' in html
+    _figure_ok(ranked_run / "figures" / "site_map.png")
+
+
+def test_embedding_products_section_only_when_there_are_two(run_dir: Path) -> None:
+    from ecoembed.report.sections import embedding_products_section
+
+    assert embedding_products_section(run_dir)[1:] == ("", "")  # one product: the report leaves the section out
+    from ecoembed.report.html import build_report
+
+    html_path, _ = build_report(run_dir)
+    html = html_path.read_text()
+    assert "<h2>Findings</h2>" in html and "Embedding products compared" not in html
+
+
+def test_findings_without_a_reference_says_so(run_dir: Path) -> None:
+    _, html, _ = findings_section(run_dir)
+    assert "No LUE reference baseline in this run" in html
+    assert '<div id="site-map">' not in html  # no coordinates in this run's provenance
 
 
 def test_sections_name_analyses_a_run_does_not_have(tmp_path: Path) -> None:

@@ -268,10 +268,10 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--max-days-to-obs", type=click.IntRange(0), default=None,
               help="Use only days at most this many days from a valid satellite observation at the tower "
                    "(embedding quality layers, else band/index dates); the report shows skill by this distance.")
-@click.option("--paired/--unpaired", default=False, show_default=True,
+@click.option("--paired/--unpaired", default=True, show_default=True,
               help="Score every model on the same site-days (where all feature sets, baselines included, have every "
                    "feature); paired_days.csv says what each set lost to the pairing and to which set.")
-@click.option("--baselines/--no-baselines", default=False, show_default=True,
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also score the light-use-efficiency baselines where every site has their inputs: index x tower PAR "
                    "with TA and VPD (linear), index x potential radiation (linear) and MOD17 with its biome parameters "
                    "(not fitted); the report ranks every model against the first LUE baseline.")

@@ -9,9 +9,10 @@
 2. :func:`ecoembed.embed.pipeline.embed` turns each scene into daily 10 m embeddings with the
    shipped default model, once with both sensors (fused) and once S2-only;
 3. :func:`ecoembed.pipelines.fit_gpp.run_fit_gpp` fits the regression heads against the
-   baselines (raw bands, NDVI/NIRv, meteorology only) with leave-one-site-out
-   cross-validation and writes the report; a second, smaller run compares fused with
-   S2-only embeddings.
+   baselines (light-use efficiency with a fitted and a fixed MOD17 head, raw bands, NDVI/NIRv,
+   meteorology only) with leave-one-site-out cross-validation on paired site-days and writes
+   the report; the S2-only embeddings enter the same run as the variant ``embeddings:s2only``
+   (sites.csv column ``features_path_s2only``), so fused and S2-only are compared on the same days.
 
 Everything written is labelled synthetic (file names, ``synthetic`` columns and
 attributes, the report banner). Swapping in real data means giving ``fit-gpp`` a
@@ -38,8 +39,10 @@ from ecoembed.pipelines.fit_gpp import run_fit_gpp
 from ecoembed.report.common import md_table
 from ecoembed.sources.synthetic import write_demo_sites
 
-DEFAULT_FEATURE_SETS: tuple[str, ...] = ("embeddings", "embeddings+meteo", "bands", "indices", "indices_x_par", "meteo")
-"""Feature sets of the main demo run: the embeddings against the classic baselines."""
+DEFAULT_FEATURE_SETS: tuple[str, ...] = ("embeddings", "embeddings:s2only", "embeddings+meteo", "bands", "indices",
+                                         "indices_x_par", "meteo")
+"""Feature sets of the demo run: fused and S2-only embeddings against the classic baselines (the LUE baselines are added
+by ``fit-gpp`` itself)."""
 
 
 @dataclass
@@ -49,15 +52,17 @@ class DemoResult:
     out_dir: Path
     sites_csv: Path
     run_dir: Path
-    s2only_run_dir: Path
     summary_md: Path
     seconds: dict[str, float] = field(default_factory=dict)
     pooled: pd.DataFrame | None = None
     fused_vs_s2only: pd.DataFrame | None = None
 
 
-def _embed_sites(sites_csv: Path, model: str | None, progress: bool) -> tuple[Path, Path]:
-    """Embed every site (fused S1+S2 and S2-only); returns the two sites files pointing at them."""
+def _embed_sites(sites_csv: Path, model: str | None, progress: bool) -> Path:
+    """Embed every site (fused S1+S2 and S2-only).
+
+    Rewrites ``sites.csv`` with ``features_path`` (fused) and ``features_path_s2only``.
+    """
     folder = sites_csv.parent
     sites = pd.read_csv(sites_csv)
     fused_paths, s2only_paths = [], []
@@ -70,11 +75,23 @@ def _embed_sites(sites_csv: Path, model: str | None, progress: bool) -> tuple[Pa
         embed(s2, folder / s2only, s1=None, model=model, progress=progress)
         fused_paths.append(str(fused))
         s2only_paths.append(str(s2only))
-    fused_csv = folder / "sites.csv"
-    s2only_csv = folder / "sites_s2only.csv"
-    atomic_write_text(s2only_csv, sites.assign(features_path=s2only_paths).to_csv(index=False))
-    atomic_write_text(fused_csv, sites.assign(features_path=fused_paths).to_csv(index=False))
-    return fused_csv, s2only_csv
+    out = folder / "sites.csv"
+    atomic_write_text(out, sites.assign(features_path=fused_paths, features_path_s2only=s2only_paths).to_csv(index=False))
+    return out
+
+
+def fused_vs_variant(pooled: pd.DataFrame, variant: str, heads: Sequence[str]) -> pd.DataFrame:
+    """Pooled r2/RMSE of ``embeddings`` beside an embedding variant, per head (empty when a run lacks either)."""
+    fused = pooled[pooled["features"] == "embeddings"].set_index("head")
+    other = pooled[pooled["features"] == variant].set_index("head")
+    hs = [h for h in heads if h in fused.index and h in other.index]
+    return pd.DataFrame({
+        "head": hs,
+        "r2 fused S1+S2": fused.loc[hs, "r2"].astype(float).to_numpy(),
+        "r2 S2-only": other.loc[hs, "r2"].astype(float).to_numpy(),
+        "RMSE fused (gC m-2 d-1)": fused.loc[hs, "rmse"].astype(float).to_numpy(),
+        "RMSE S2-only (gC m-2 d-1)": other.loc[hs, "rmse"].astype(float).to_numpy(),
+    })
 
 
 def _pooled(run_dir: Path) -> pd.DataFrame:
@@ -83,7 +100,7 @@ def _pooled(run_dir: Path) -> pd.DataFrame:
 
 def _summary_markdown(res: DemoResult, n_sites: int, size_px: int, seed: int) -> str:
     assert res.pooled is not None and res.fused_vs_s2only is not None
-    cols = [c for c in ("features", "head", "n", "r2", "nse", "rmse", "kge") if c in res.pooled.columns]
+    cols = [c for c in ("features", "head", "n", "r2", "r2_lo", "r2_hi", "nse", "rmse", "kge") if c in res.pooled.columns]
     lines = [
         "# ecoembed demo — SYNTHETIC DATA",
         "",
@@ -94,7 +111,7 @@ def _summary_markdown(res: DemoResult, n_sites: int, size_px: int, seed: int) ->
         "",
         md_table(res.pooled[cols]),
         "",
-        "## Fused (S1+S2) vs S2-only embeddings (LOSO, pooled)",
+        "## Fused (S1+S2) vs S2-only embeddings (LOSO, pooled, same site-days)",
         "",
         md_table(res.fused_vs_s2only),
         "",
@@ -126,8 +143,7 @@ def run_demo(
 
     Args:
         out_dir: output folder (``data/`` with the synthetic inputs and embeddings,
-            ``run/`` with the main fit-gpp report, ``run_s2only/`` with the S2-only
-            comparison, ``demo_summary.md``).
+            ``run/`` with the fit-gpp report, ``demo_summary.md``).
         n_sites: synthetic towers (>= 3 so that leave-one-site-out means something).
         size_px: chip edge of each synthetic scene (pixels of 10 m).
         seed: seed of the scenes and the heads.
@@ -155,30 +171,17 @@ def run_demo(
     sites_csv = Path(write_demo_sites(out / "data", n_sites=n_sites, size_px=size_px, seed=seed, progress=progress))
     seconds["synthetic scenes"] = time.perf_counter() - t0
     t = time.perf_counter()
-    fused_csv, s2only_csv = _embed_sites(sites_csv, model, progress)
+    fused_csv = _embed_sites(sites_csv, model, progress)
     seconds["embeddings (fused + S2-only)"] = time.perf_counter() - t
     t = time.perf_counter()
     run_dir = out / "run"
     run_fit_gpp(fused_csv, run_dir, feature_sets=list(feature_sets), heads=list(heads), cv="loso", seed=seed, progress=progress)
-    seconds["fit-gpp LOSO (main run)"] = time.perf_counter() - t
-    t = time.perf_counter()
-    s2only_dir = out / "run_s2only"
-    run_fit_gpp(s2only_csv, s2only_dir, feature_sets=["embeddings"], heads=list(heads), cv="loso", seed=seed,
-                progress=progress, interpret=False)
-    seconds["fit-gpp LOSO (S2-only embeddings)"] = time.perf_counter() - t
+    seconds["fit-gpp LOSO (paired, LUE baselines)"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
 
     pooled = _pooled(run_dir)
-    fused = pooled[pooled["features"] == "embeddings"].set_index("head")
-    s2o = _pooled(s2only_dir).set_index("head")
-    comparison = pd.DataFrame({
-        "head": list(heads),
-        "r2 fused S1+S2": fused.loc[list(heads), "r2"].astype(float).to_numpy(),
-        "r2 S2-only": s2o.loc[list(heads), "r2"].astype(float).to_numpy(),
-        "RMSE fused (gC m-2 d-1)": fused.loc[list(heads), "rmse"].astype(float).to_numpy(),
-        "RMSE S2-only (gC m-2 d-1)": s2o.loc[list(heads), "rmse"].astype(float).to_numpy(),
-    })
-    res = DemoResult(out, fused_csv, run_dir, s2only_dir, out / "demo_summary.md", seconds, pooled, comparison)
+    comparison = fused_vs_variant(pooled, "embeddings:s2only", list(heads))
+    res = DemoResult(out, fused_csv, run_dir, out / "demo_summary.md", seconds, pooled, comparison)
     atomic_write_text(res.summary_md, _summary_markdown(res, n_sites, size_px, seed))
     atomic_write_text(out / "demo_summary.json", json.dumps({
         "synthetic": True, "n_sites": n_sites, "size_px": size_px, "seed": seed, "seconds": seconds,

@@ -49,7 +49,7 @@ from ecoembed.gpp.interpret import interpret_out_of_fold, pca_rgb
 from ecoembed.gpp.join import LOSS_REASONS, join_site
 from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics, skill_by_support
 from ecoembed.gpp.options import BASELINES, DEFAULT_FOLDS, DEFAULT_HEADS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
-from ecoembed.gpp.phenology import lag_analysis, lag_summary, phenology_summary, phenology_table
+from ecoembed.gpp.phenology import MAX_GAP_DAYS, MIN_COVERAGE, lag_analysis, lag_summary, phenology_summary, phenology_table
 from ecoembed.io_utils import atomic_path, atomic_write_text
 from ecoembed.report.common import md_table
 from ecoembed.report.html import build_report
@@ -184,7 +184,7 @@ def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: 
         info["inputs"] += paths + finfo["inputs"]
         info["synthetic"] |= finfo["synthetic"] or bool(site.get("synthetic", False) is True) or any(
             "synthetic" in Path(p).name.lower() for p in paths)
-        table["igbp"] = site.get("igbp", np.nan) if "igbp" in sites.columns else np.nan
+        table = table.assign(igbp=site.get("igbp", np.nan) if "igbp" in sites.columns else np.nan)
         tables[sid] = table
         lost.append(dl)
     info["skipped"] = pd.DataFrame(skipped, columns=["site_id", "reason"])
@@ -202,7 +202,25 @@ def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: 
                 cols.pop(fs, None)
     kept = [*feature_sets, *[fs for fs in optional_sets if fs not in info["optional_missing"] and fs not in feature_sets]]
     set_cols, info["dropped_columns"] = common_columns(site_cols, kept)
-    return pd.concat(tables.values(), ignore_index=True), pd.concat(lost, ignore_index=True), set_cols, info
+    table, days_lost = pd.concat(tables.values(), ignore_index=True), pd.concat(lost, ignore_index=True)
+    # a baseline must not shrink the paired evaluation of the sets asked for: it runs only where its inputs
+    # cover (nearly) every day those sets share
+    def finite(cols: Sequence[str]) -> np.ndarray:
+        return np.isfinite(table[list(cols)].to_numpy(float)).all(axis=1) if cols else np.ones(len(table), bool)
+
+    asked = finite(sorted({c for fs in feature_sets for c in set_cols.get(fs, [])}))
+    for fs in [f for f in optional_sets if f in set_cols and f not in feature_sets]:
+        share = float((finite(set_cols[fs]) & asked).sum() / max(int(asked.sum()), 1))
+        if share < BASELINE_MIN_COVERAGE:
+            info["optional_missing"][fs] = (f"its inputs exist on {share:.0%} of the site-days the requested sets share "
+                                            f"(< {BASELINE_MIN_COVERAGE:.0%}); left out so the paired evaluation keeps them")
+            del set_cols[fs]
+            days_lost = days_lost[days_lost["features"] != fs]
+    return table, days_lost.reset_index(drop=True), set_cols, info
+
+
+BASELINE_MIN_COVERAGE = 0.95
+"""A default baseline runs only when its inputs are finite on this share of the site-days the requested sets share."""
 
 
 def common_columns(site_cols: dict[str, dict[str, list[str]]], feature_sets: Sequence[str],
@@ -481,8 +499,8 @@ def run_fit_gpp(
     gpp_method: str = "mean",
     qc_missing: str = "nan",
     strict: bool = False,
-    paired: bool = False,
-    baselines: bool = False,
+    paired: bool = True,
+    baselines: bool = True,
     test_years: str | None = None,
     train_years: str | None = None,
     max_days_to_obs: int | None = None,
@@ -698,6 +716,7 @@ def run_fit_gpp(
             "baselines": baseline_info,
             "reference_model": list(reference) if reference else None,
             "gpp_target": GPP_TARGET_RULES[gpp_method],
+            "phenology_rule": {"min_coverage": MIN_COVERAGE, "max_gap_days": MAX_GAP_DAYS},
             "skipped_sites": skipped.to_dict(orient="records"),
             "dropped_columns": info["dropped_columns"],
             "interpreted_feature_set": interpreted,

@@ -99,7 +99,9 @@ def test_groupkfold_mlp_and_combined_sets(tmp_path: Path) -> None:
     res = run_fit_gpp(csv, tmp_path / "run", feature_sets=["indices_x_par", "embeddings+meteo"], heads=["mlp"],
                       cv="groupkfold", folds=2, progress=False)
     assert set(res.predictions["fold"]) == {"fold1", "fold2"}
-    assert set(res.pooled["features"]) == {"indices_x_par", "embeddings+meteo"}
+    # the LUE baselines come by default beside the requested sets, all scored on the same days
+    assert set(res.pooled["features"]) == {"indices_x_par", "embeddings+meteo", "indices_x_par+meteo", "indices_x_potrad", "mod17"}
+    assert res.pooled["n"].nunique() == 1
     assert res.pooled.set_index("features").loc["indices_x_par", "r2"] > 0.8
 
 
@@ -112,7 +114,7 @@ def test_report_has_every_section_with_figures_and_tables(synthetic_run: tuple[P
     _, out, _, _ = synthetic_run
     md = (out / "report.md").read_text()
     titles = re.findall(r"^## (.+)$", md, re.M)
-    assert titles == ["Cross-validated skill", "Seasonal GPP per site", "Skill by support (days to the nearest satellite observation)",
+    assert titles == ["Findings", "Cross-validated skill", "Seasonal GPP per site", "Skill by support (days to the nearest satellite observation)",
                       "Skill decomposition", "Temporal fidelity",
                       "Interpretability", "Data and provenance"], titles
     assert "section skipped" not in md and "Not available for this run" not in md

@@ -174,6 +174,10 @@ def _array_predictor(estimator: Any, columns: Sequence[str]) -> Callable[[np.nda
     return lambda arr: np.asarray(estimator.predict(pd.DataFrame(arr, columns=list(columns))), dtype=float).ravel()
 
 
+PERMUTATION_BATCH_ROWS = 200_000
+"""Rows per prediction call when permuting (several groups x repeats stacked; about 50 MB for 64 float32 columns)."""
+
+
 def permutation_importance_grouped(
     estimator: Any,
     X: pd.DataFrame | np.ndarray,
@@ -230,15 +234,22 @@ def permutation_importance_grouped(
         unknown = [c for c in cols if c not in frame.columns]
         if unknown:
             raise InputError(f"group {name!r} names columns {unknown} absent from the feature table")
-        idx = [columns.index(c) for c in cols]
-        # every repeat of one group in one prediction call: (n_repeats * n, p)
-        stacked = np.tile(base_arr, (n_repeats, 1))
-        for r in range(n_repeats):
-            stacked[r * n:(r + 1) * n][:, idx] = base_arr[rng.permutation(n)][:, idx]
-        preds = pred_array(stacked).reshape(n_repeats, n)
-        scores = [_rmse(yy, preds[r]) - base for r in range(n_repeats)]
-        rows.append({"group": name, "n_features": len(cols), "importance_rmse": float(np.mean(scores)),
-                     "importance_rmse_std": float(np.std(scores)), "baseline_rmse": base})
+    names = list(groups)
+    # every repeat of several groups in one prediction call: chunks of about PERMUTATION_BATCH_ROWS rows
+    per_call = max(1, PERMUTATION_BATCH_ROWS // max(n * n_repeats, 1))
+    for start in range(0, len(names), per_call):
+        chunk = names[start:start + per_call]
+        stacked = np.tile(base_arr, (n_repeats * len(chunk), 1))
+        for j, name in enumerate(chunk):
+            idx = [columns.index(c) for c in groups[name]]
+            for r in range(n_repeats):
+                lo = (j * n_repeats + r) * n
+                stacked[lo:lo + n][:, idx] = base_arr[rng.permutation(n)][:, idx]
+        preds = pred_array(stacked).reshape(len(chunk), n_repeats, n)
+        for j, name in enumerate(chunk):
+            scores = [_rmse(yy, preds[j, r]) - base for r in range(n_repeats)]
+            rows.append({"group": name, "n_features": len(groups[name]), "importance_rmse": float(np.mean(scores)),
+                         "importance_rmse_std": float(np.std(scores)), "baseline_rmse": base})
     return pd.DataFrame(rows).sort_values("importance_rmse", ascending=False, ignore_index=True)
 
 
@@ -355,12 +366,20 @@ def ridge_coefficients(
     pen[0, 0] = 0.0  # the intercept is not penalised
 
     def solve(w: np.ndarray) -> np.ndarray:
-        return np.asarray(np.linalg.lstsq(np.tensordot(w, xtx, 1) + pen, w @ xty, rcond=None)[0])[1:]
+        """Coefficients (no intercept) for site weights ``w`` (sites,) or a batch of them (b, sites)."""
+        ww = np.atleast_2d(w)
+        lhs = np.einsum("bk,kij->bij", ww, xtx) + pen
+        rhs = ww @ xty
+        try:
+            sol = np.linalg.solve(lhs, rhs[..., None])[..., 0]  # one batched solve for every resample
+        except np.linalg.LinAlgError:  # a resample without the variance some column needs: least squares
+            sol = np.array([np.linalg.lstsq(m, r, rcond=None)[0] for m, r in zip(lhs, rhs, strict=True)])
+        return np.asarray(sol[:, 1:] if np.ndim(w) == 2 else sol[0, 1:])
 
     coef = solve(np.ones(len(uniq)))
     rng = np.random.default_rng(seed)
-    boots = np.array([solve(np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq)).astype(float))
-                      for _ in range(n_boot)])
+    draws = np.stack([np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq)) for _ in range(n_boot)])
+    boots = solve(draws.astype(float))
     lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2], axis=0)
     bsd = boots.std(axis=0)
     pos = (boots > 0).mean(axis=0)
@@ -407,7 +426,15 @@ def embedding_correlations(
     both = table[emb + ref].astype(float)
     if method == "spearman":
         both = both.rank()
-    corr = both.corr()
+    arr = both.to_numpy()
+    if np.isfinite(arr).all() and len(arr) > 1:  # complete rows: the cross block only, in one product
+        z = arr - arr.mean(axis=0)
+        norm = np.sqrt((z**2).sum(axis=0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            block = (z[:, : len(emb)].T @ z[:, len(emb):]) / np.outer(norm[: len(emb)], norm[len(emb):])
+        block[~np.isfinite(block)] = np.nan  # a constant column has no correlation (as pandas)
+        return pd.DataFrame(block, index=emb, columns=ref)
+    corr = both.corr()  # gaps: pairwise-complete correlations
     return corr.loc[emb, ref]
 
 

@@ -86,7 +86,7 @@ def test_demo_report_in_headless_chromium_shows_findings_and_site_map(demo_dir: 
     # the site map: its RdYlGn colour bar (no other figure uses that map) drawn below the box
     ramp = colormaps["RdYlGn"]
     for q in (0.15, 0.5, 0.85):
-        colour = tuple(int(round(255 * c)) for c in ramp(q)[:3])
+        colour = tuple(round(255 * float(c)) for c in ramp(q)[:3])
         ys = np.flatnonzero(near(colour).any(axis=1))
         assert ys.size > 5 and ys.min() > fill_rows.max(), (q, colour)
 

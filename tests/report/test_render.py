@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from ecoembed.cli import main as cli_main
-from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics
 from ecoembed.gpp.bootstrap import bootstrap_intervals, paired_differences
+from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics
 from ecoembed.pipelines.fit_gpp import comparison_pairs, with_intervals, write_analysis, write_interpretation
 from ecoembed.report.screenshot import find_chromium, render
 from ecoembed.report.sections import (

@@ -114,6 +114,15 @@ def cv_splits(table: pd.DataFrame, scheme: str = "loso", *, k: int = 5, seed: in
     return [(str(key[te[0]]), tr, te) for tr, te in LeaveOneGroupOut().split(X, groups=key)]
 
 
+def fit_head(est: BaseEstimator, X: pd.DataFrame, y: np.ndarray, sites: np.ndarray) -> BaseEstimator:
+    """Fit ``est`` on ``X``/``y``; heads that tune on inner site folds (``RidgeHead``) also get the rows' ``sites``."""
+    if "groups" in inspect.signature(est.fit).parameters:
+        est.fit(X, y, groups=sites)
+    else:
+        est.fit(X, y)
+    return est
+
+
 def out_of_fold(
     table: pd.DataFrame,
     feature_columns: Sequence[str],
@@ -145,11 +154,7 @@ def out_of_fold(
     parts = []
     sites = table["site_id"].astype(str).to_numpy()
     for fold, tr, te in splits:
-        est = make()
-        if "groups" in inspect.signature(est.fit).parameters:  # heads that tune on inner site folds (RidgeHead)
-            est.fit(pd.DataFrame(X[tr], columns=cols), y[tr], groups=sites[tr])
-        else:
-            est.fit(pd.DataFrame(X[tr], columns=cols), y[tr])
+        est = fit_head(make(), pd.DataFrame(X[tr], columns=cols), y[tr], sites[tr])
         if on_fit is not None:
             on_fit(fold, est)
         pred = est.predict(pd.DataFrame(X[te], columns=cols))

@@ -94,6 +94,30 @@ def fused_vs_variant(pooled: pd.DataFrame, variant: str, heads: Sequence[str]) -
     })
 
 
+MAP_FEATURES = "embeddings"
+"""Feature set whose kept models the demo maps (the fused embedding alone: every pixel has it)."""
+
+
+def _map_one_scene(sites_csv: Path, run_dir: Path, map_dir: Path, *, progress: bool) -> None:
+    """predict-gpp on the first site's fused cube into ``map_dir``; its maps go into the run's report (``maps.json``)."""
+    from ecoembed.pipelines.predict_gpp import predict_gpp
+    from ecoembed.report.html import build_report
+
+    sites = pd.read_csv(sites_csv)
+    cube = sites_csv.parent / str(sites["features_path"].iloc[0])
+    res = predict_gpp(run_dir, cube, map_dir, features=MAP_FEATURES, progress=progress)
+    figures = {}
+    for name, caption in (("gpp_mean.png", f"SYNTHETIC scene of site {sites['site_id'].iloc[0]}: mean daily GPP (gC m-2 d-1) "
+                                           f"mapped at 10 m with the kept model {res.model}; triangle: the tower"),
+                          ("gpp_uncertainty.png", "Mean width of the 90 % split-conformal interval (gC m-2 d-1) of that map")):
+        target = f"map_{name}"
+        shutil.copyfile(map_dir / "figures" / name, run_dir / "figures" / target)
+        figures[target] = caption
+    atomic_write_text(run_dir / "maps.json", json.dumps([{"folder": os.path.relpath(map_dir, run_dir), "model": res.model,
+                                                          "figures": figures}], indent=2))
+    build_report(run_dir)
+
+
 def _pooled(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "metrics_pooled.csv")
 
@@ -175,8 +199,14 @@ def run_demo(
     seconds["embeddings (fused + S2-only)"] = time.perf_counter() - t
     t = time.perf_counter()
     run_dir = out / "run"
-    run_fit_gpp(fused_csv, run_dir, feature_sets=list(feature_sets), heads=list(heads), cv="loso", seed=seed, progress=progress)
+    mapped = [fs for fs in feature_sets if fs == MAP_FEATURES]
+    run_fit_gpp(fused_csv, run_dir, feature_sets=list(feature_sets), heads=list(heads), cv="loso", seed=seed, progress=progress,
+                keep_models=mapped)
     seconds["fit-gpp LOSO (paired, LUE baselines)"] = time.perf_counter() - t
+    if mapped:
+        t = time.perf_counter()
+        _map_one_scene(fused_csv, run_dir, out / "map", progress=progress)
+        seconds["predict-gpp map (one scene)"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
 
     pooled = _pooled(run_dir)

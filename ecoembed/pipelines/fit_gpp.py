@@ -40,9 +40,16 @@ from tqdm.auto import tqdm
 
 from ecoembed.errors import CubeError, InputError, OutputExistsError
 from ecoembed.gpp.bootstrap import bootstrap_intervals, paired_differences
-from ecoembed.gpp.cv import cv_splits, out_of_fold, parse_years
+from ecoembed.gpp.cv import cv_splits, fit_head, out_of_fold, parse_years
 from ecoembed.gpp.decomposition import aggregate_table_8day, daily_vs_8day, decompose_skill
-from ecoembed.gpp.features import DAYS_TO_OBS, columns_for, embedding_variant, parse_feature_set, site_features
+from ecoembed.gpp.features import (
+    DAYS_TO_OBS,
+    columns_for,
+    embedding_variant,
+    parse_feature_set,
+    site_features,
+    variant_path_column,
+)
 from ecoembed.gpp.footprint import FOOTPRINT_METHODS
 from ecoembed.gpp.heads import LinearHead, coefficient_summary, make_head
 from ecoembed.gpp.interpret import interpret_out_of_fold, pca_rgb
@@ -50,10 +57,11 @@ from ecoembed.gpp.join import LOSS_REASONS, join_site
 from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics, skill_by_support
 from ecoembed.gpp.options import BASELINES, DEFAULT_FOLDS, DEFAULT_HEADS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
 from ecoembed.gpp.phenology import MAX_GAP_DAYS, MIN_COVERAGE, lag_analysis, lag_summary, phenology_summary, phenology_table
+from ecoembed.gpp.saved import MODELS_DIR, model_dir_name, save_model, write_index
 from ecoembed.io_utils import atomic_path, atomic_write_text
 from ecoembed.report.common import md_table
 from ecoembed.report.html import build_report
-from ecoembed.sources.embedding_cube import embedding_chip
+from ecoembed.sources.embedding_cube import embedding_chip, open_embeddings
 from fluxnet import DEFAULT_QC_MIN, FluxDataError, read_flux, read_sites_csv, split_path_list
 
 VERSIONED_PACKAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -479,6 +487,52 @@ def default_feature_sets(sites: pd.DataFrame) -> tuple[list[str], str]:
                        "(TA, SW_IN, VPD from the flux files)")
 
 
+def embedding_sources(sites: pd.DataFrame, feature_set: str) -> dict[str, dict[str, Any]]:
+    """What the training embedding cubes of a feature set were: per variant, checkpoints, CRSs, grid spacing, width.
+
+    Kept with each model so ``predict-gpp`` refuses a cube from another encoder or grid.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for comp in parse_feature_set(feature_set):
+        variant = embedding_variant(comp)
+        column = variant_path_column(variant) if variant is not None else None
+        if column is None or column not in sites.columns:
+            continue
+        sha, crs, res, width = set(), set(), set(), set()
+        for cell in sites[column]:
+            for path in split_path_list(cell):
+                try:
+                    with open_embeddings(path) as ds:
+                        sha.add(str(ds.attrs.get("checkpoint_sha256", "")))
+                        crs.add(str(ds.attrs.get("crs", "")))
+                        width.add(int(ds.sizes["feature"]))
+                        if ds.sizes["x"] > 1:
+                            res.add(round(abs(float(ds["x"][1] - ds["x"][0])), 6))
+                        elif "resolution_m" in ds.attrs:
+                            res.add(round(float(ds.attrs["resolution_m"]), 6))
+                except (CubeError, OSError):
+                    continue  # the site was skipped for it; nothing to record
+        out[variant or ""] = {"column": column, "checkpoint_sha256": sorted(sha), "crs": sorted(crs),
+                              "resolution_m": sorted(res), "n_features": sorted(width)}
+    return out
+
+
+def keep_model(root: Path, sub: pd.DataFrame, cols: Sequence[str], features: str, head: str, oof: pd.DataFrame, *,
+               seed: int, n_jobs: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """Refit ``head`` on every row of ``sub`` (all sites) and keep it under ``root`` (see :mod:`ecoembed.gpp.saved`)."""
+    X = sub[list(cols)].to_numpy(float)
+    est = fit_head(make_head(head, seed=seed, n_jobs=n_jobs), pd.DataFrame(X, columns=list(cols)),
+                   sub["GPP"].to_numpy(float), sub["site_id"].astype(str).to_numpy())
+    name = model_dir_name(features, head)
+    save_model(est, root / name, features=features, head=head, columns=cols, X_train=X, dates=sub["date"],
+               sites=sub["site_id"].astype(str), oof=oof, extra=extra)
+    meta = json.loads((root / name / "model.json").read_text(encoding="utf-8"))
+    cov = meta["coverage_held_out_sites"]
+    at90 = next((c["coverage"] for c in cov if abs(c["level"] - 0.9) < 1e-9), float("nan"))
+    return {"model": name, "features": features, "head": head, "n_train": len(sub), "sites": sub["site_id"].nunique(),
+            "coverage_90_held_out": at90, "coverage": cov}
+
+
 def run_fit_gpp(
     sites_csv: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -505,6 +559,7 @@ def run_fit_gpp(
     train_years: str | None = None,
     max_days_to_obs: int | None = None,
     footprint: str = "window",
+    keep_models: bool | Sequence[str] = True,
 ) -> RunResult:
     """Fit every head on every feature set with site-level cross-validation and write the run folder.
 
@@ -544,6 +599,10 @@ def run_fit_gpp(
             same options and writes both in ``footprint_vs_window.csv``).
         max_days_to_obs: use only days at most this many days from a valid satellite observation at
             the tower (``days_to_obs``: the embedding cube's quality layers, else the band/index dates).
+        keep_models: refit each requested head (of every requested feature set, or of the sets listed) on every
+            site after the cross-validation and keep it under
+            ``models/`` (no pickle; :mod:`ecoembed.gpp.saved`) for ``predict-gpp``, with conformal intervals
+            calibrated on the out-of-fold residuals.
 
     Returns:
         :class:`RunResult`.
@@ -617,6 +676,7 @@ def run_fit_gpp(
         jobs += [(str(b["features"]), str(b["head"])) for b in baseline_info
                  if b["run"] and (b["features"], b["head"]) not in jobs]
         preds8: list[pd.DataFrame] = []
+        kept: list[dict[str, Any]] = []
         bar = tqdm(jobs, desc="fit-gpp CV", disable=not progress, leave=False)
         for fs, h in bar:
             bar.set_postfix_str(f"{fs} / {h}")
@@ -654,6 +714,15 @@ def run_fit_gpp(
             seconds[f"cv 8-day {fs} / {h}"] = time.perf_counter() - t
             if fold_coefs:
                 coefs[fs] = pd.concat(fold_coefs, ignore_index=True)
+            if fs in feature_sets and (keep_models is True or (not isinstance(keep_models, bool) and fs in keep_models)):
+                t = time.perf_counter()
+                extra = {"embedding_sources": embedding_sources(sites[sites["site_id"].astype(str).isin(set(sub["site_id"]))], fs),
+                         "window_px": window_px, "footprint": footprint, "gpp_method": gpp_method, "synthetic": synthetic,
+                         "cv": cv}
+                kept.append(keep_model(tmp / MODELS_DIR, sub, cols, fs, h, oof, seed=seed, n_jobs=n_jobs, extra=extra))
+                seconds[f"keep {fs} / {h}"] = time.perf_counter() - t
+        if kept:
+            write_index(tmp, kept)
         predictions = pd.concat(preds, ignore_index=True)
         predictions["synthetic"] = synthetic
         t = time.perf_counter()
@@ -712,7 +781,9 @@ def run_fit_gpp(
                         "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "interpret": interpret,
                         "gpp_method": gpp_method, "qc_missing": qc_missing, "strict": strict, "paired": paired,
                         "test_years": test_years, "train_years": train_years, "max_days_to_obs": max_days_to_obs,
-                        "footprint": footprint, "baselines": baselines},
+                        "footprint": footprint, "baselines": baselines,
+                        "keep_models": keep_models if isinstance(keep_models, bool) else list(keep_models)},
+            "kept_models": [k["model"] for k in kept],
             "baselines": baseline_info,
             "reference_model": list(reference) if reference else None,
             "gpp_target": GPP_TARGET_RULES[gpp_method],

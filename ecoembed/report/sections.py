@@ -321,6 +321,41 @@ def seasonal_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
 
 
 @register_section
+def models_and_maps_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
+    """Kept models (``models/index.csv``), their held-out-site interval coverage, and GPP maps made with them (``maps.json``)."""
+    run = Path(run_dir)
+    index = read_table(run, "models/index.csv")
+    if index is None:
+        return "Beyond the towers: kept models and GPP maps", "", ""
+    cov = read_table(run, "models/coverage.csv")
+    title = "Beyond the towers: kept models and GPP maps"
+    text = ("Each requested model was refitted on all sites and kept in models/ (JSON / xgboost JSON / safetensors, no "
+            "pickle). `ecoembed predict-gpp --run RUN --cube EMBEDDINGS.zarr --out MAP` applies one to every 10 m pixel of "
+            "an embedding cube (features averaged over the tower window), with split-conformal intervals calibrated on "
+            "the out-of-fold residuals. Coverage below: share of held-out-site days inside intervals calibrated on the "
+            "other sites only.")
+    parts_h = [f"<p>{html_lib.escape(text)}</p>"]
+    parts_m = [text]
+    if cov is not None and not cov.empty:
+        piv = cov.pivot_table(index=["features", "head"], columns="level", values="coverage").reset_index()
+        piv.columns = [c if isinstance(c, str) else f"coverage at {100 * float(c):g} %" for c in piv.columns]
+        parts_h.append(html_table(piv, table_id="kept-models-coverage"))
+        parts_m.append(md_table(piv))
+    maps_json = run / "maps.json"
+    if maps_json.is_file():
+        for entry in json.loads(maps_json.read_text(encoding="utf-8")):
+            for fig, caption in entry.get("figures", {}).items():
+                png = run / "figures" / fig
+                if png.is_file():
+                    parts_h.append(img_html(png, caption))
+                    parts_m.append(f"![{caption}](figures/{fig})")
+            note = f"Map folder: {entry.get('folder', '')} (its index.html has the monthly panels, envelope map and series)."
+            parts_h.append(f"<p>{html_lib.escape(note)}</p>")
+            parts_m.append(note)
+    return title, "".join(parts_h), "\n\n".join(parts_m)
+
+
+@register_section
 def support_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
     """Skill by days to the nearest valid satellite observation (``skill_by_support.csv``), best model and all."""
     run = Path(run_dir)

@@ -340,6 +340,42 @@ def report_screenshot_command(run_dir: Path, out: Path, width: int, height: int,
     click.echo(f"wrote {png} ({png.stat().st_size / 1024:.0f} kB)")
 
 
+@cli.command("fetch")
+@click.option("--sites", "sites_csv", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="sites.csv with site_id,lat,lon (WGS84 decimal degrees); other columns are copied. Never written.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: <site_id>_s2.nc, <site_id>_s1.nc, a new sites.csv (input rows + s2_path/s1_path), "
+                   "fetch_report.csv.")
+@click.option("--start", required=True, help="First day, YYYY-MM-DD (UTC).")
+@click.option("--end", required=True, help="Last day, YYYY-MM-DD, inclusive (at most 10 years after --start).")
+@click.option("--catalog", default="earth-search", show_default=True,
+              help="earth-search (S2 only), planetary-computer (S2 + S1 RTC; pip install planetary-computer), cdse (S2; "
+                   "needs CDSE S3 keys), a STAC API URL or a local static catalog.json.")
+@click.option("--size-px", default=64, show_default=True,
+              help="Chip edge in 10 m pixels on the tower's UTM grid, tower at pixel size_px // 2 (64 px = 640 m).")
+@click.option("--sensor", "sensors", multiple=True, type=click.Choice(["s2", "s1"]),
+              help="Sensor to fetch, repeatable [default: s2 and s1, where the catalog has them].")
+@click.option("--overwrite", is_flag=True, help="Fetch every site again, replacing finished cubes.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def fetch_command(sites_csv: Path, out: Path, start: str, end: str, catalog: str, size_px: int, sensors: tuple[str, ...],
+                  overwrite: bool, quiet: bool) -> None:
+    """Sentinel-2 L2A / Sentinel-1 cubes around each tower from a STAC catalog (internet, ecoembed[stac]).
+
+    One NetCDF cube per site and sensor (S2 surface reflectance 0-1 with SCL,
+    S1 backscatter in dB with the orbit direction), ready for
+    `ecoembed fit-gpp --sites <out>/sites.csv` and `ecoembed embed`. Resumable:
+    re-run the same command and verified finished cubes are kept; sites without
+    items are reported in fetch_report.csv and skipped.
+    """
+    from ecoembed.sources.fetch import fetch_sites
+
+    res = fetch_sites(sites_csv, out, start=start, end=end, catalog=catalog, size_px=size_px, sensors=list(sensors) or None,
+                      overwrite=overwrite, progress=not quiet)
+    click.echo(f"{res.count('fetched')} cube(s) fetched, {res.count('kept')} kept, {res.count('no_items')} without items, "
+               f"{res.count('failed')} failed ({', '.join(res.sensors)} from {res.catalog}); see {res.report_csv}")
+    click.echo(f"wrote {res.sites_csv}: ecoembed fit-gpp --sites {res.sites_csv}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turn input errors into one-line messages."""
     try:

@@ -2,6 +2,7 @@
 
 * :mod:`ecoembed.sources.local`: NetCDF/Zarr cubes (``open_cube``, ``save_cube``), the default.
 * :mod:`ecoembed.sources.stac`: STAC catalogs (optional extra ``ecoembed[stac]``), ``load_stac``.
+* :mod:`ecoembed.sources.fetch`: chips around every tower of a sites table from STAC (``fetch_sites``, ``ecoembed fetch``).
 * :mod:`ecoembed.sources.synthetic`: labelled synthetic scenes (``make_scene``, ``write_demo_sites``).
 * :mod:`ecoembed.sources.chips`: tower placement, chips and per-pixel series (``tower_pixel``, ``cube_to_series``).
 * :mod:`ecoembed.sources.embedding_cube`: the embedding cube contract, its int8 codec and reader (``open_embeddings``).

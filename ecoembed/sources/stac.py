@@ -7,13 +7,16 @@ the baseline offset, SCL -> ``valid``; S1 linear -> dB, orbit per
 acquisition from ``sat:orbit_state``) and caches it to a local Zarr store.
 
 Works with STAC APIs (item search) and with static catalogs (local
-``catalog.json`` files, filtered here by bbox and datetime).
+``catalog.json`` files, filtered here by bbox and datetime). Asset keys that are
+not the canonical band names (``red``, ``nir08``, ``B04_10m``, ``vv``) are
+given with ``assets`` or resolved from the items' asset keys by the sensor
+registry. :mod:`ecoembed.sources.fetch` runs it over every site of a sites table.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +27,17 @@ from pyproj import Transformer
 
 from ecoembed.errors import InputError
 from ecoembed.sensors.cube import validate_cube
+from ecoembed.sensors.registry import get_sensor
 from ecoembed.sensors.sentinel1 import S1_POLARISATIONS, linear_to_db
 from ecoembed.sensors.sentinel2 import S2_BANDS, dn_to_reflectance, scl_valid
 from ecoembed.sources.local import open_cube, save_cube
 
 # pystac, pystac-client and odc-stac are the optional extra ecoembed[stac] (for users with internet): they are
 # imported inside the functions that need them, so the rest of the package works without them.
+
+
+class NoItemsError(InputError):
+    """The catalog has no item of the collection over the tower in the date range."""
 
 
 def stac_available() -> bool:
@@ -88,9 +96,39 @@ def _items(catalog: str, collection: str, bbox: tuple[float, float, float, float
     return out
 
 
+def _resolution_rank(key: str) -> int:
+    """Sort key of asset keys naming one band: no resolution suffix or ``_10m`` first, then ``_20m``, ``_60m``."""
+    for rank, suffix in enumerate(("_10m", "_20m", "_60m")):
+        if key.lower().endswith(suffix):
+            return rank
+    return 0
+
+
+def resolve_assets(items: Sequence[Any], sensor: str, bands: Sequence[str]) -> dict[str, str]:
+    """Canonical band -> asset key of the items, for the ``bands`` the items have.
+
+    A key equal to the band wins; otherwise the key the sensor registry resolves to the band
+    (``red`` and ``B04_10m`` -> ``B04``, ``vv`` -> ``VV``), the finest resolution first.
+    """
+    spec = get_sensor("s2" if sensor == "sentinel-2-l2a" else "s1")
+    keys: list[str] = []
+    for item in items[:5]:  # items of one collection share their asset keys; a few guard against a partial first item
+        keys.extend(k for k in item.assets if k not in keys)
+    out: dict[str, str] = {}
+    for band in bands:
+        if band in keys:
+            out[band] = band
+            continue
+        matches = sorted((k for k in keys if spec.canonical_band(k) == band), key=lambda k: (_resolution_rank(k), k))
+        if matches:
+            out[band] = matches[0]
+    return out
+
+
 def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat: float, lon: float, start: str, end: str,
               size_px: int = 32, bands: Sequence[str] | None = None, cache: str | os.PathLike[str] | None = None,
-              *, crs: str | None = None) -> xr.Dataset:
+              *, crs: str | None = None, assets: Mapping[str, str] | None = None,
+              sign: Callable[[Any], Any] | None = None) -> xr.Dataset:
     """Load a tower-centred cube from a STAC catalog into the sensor cube contract.
 
     Args:
@@ -99,12 +137,18 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
         lat, lon: tower position (WGS84 degrees).
         start, end: inclusive dates (YYYY-MM-DD).
         size_px: window edge (10 m pixels); the tower is in pixel ``size_px // 2``.
-        bands: asset keys to load (default the 10 S2 bands + SCL, or VV/VH).
+        bands: asset keys to load, named as the canonical bands (default the 10 S2 bands + SCL, or
+            VV/VH, with their asset keys from ``assets`` or resolved from the items).
         cache: a ``.zarr`` path; if it exists it is opened instead of loading, else written.
         crs: output CRS (default the UTM zone of the tower).
+        assets: canonical band -> asset key (``{"B04": "red", "SCL": "scl"}``) where the catalog's keys differ.
+        sign: applied to every item before loading (``planetary_computer.sign``: signed asset URLs).
+
+    The cube's attributes record ``stac_collection`` and ``stac_items`` (items loaded).
 
     Raises:
-        InputError: the extra is missing, the catalog/collection does not exist, or no item matches.
+        InputError: the extra is missing, the catalog/collection does not exist, or no band is found.
+        NoItemsError: no item matches (an :class:`InputError`).
     """
     if cache is not None and Path(cache).exists():
         return open_cube(cache)
@@ -112,9 +156,10 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
     import odc.stac
     from odc.geo.geobox import GeoBox
 
-    sensor = _sensor_of(collection, bands or ())
+    sensor = _sensor_of(collection, bands or list(assets or ()))
+    explicit = bands is not None
     if bands is None:
-        bands = (*S2_BANDS, "SCL") if sensor == "sentinel-2-l2a" else S1_POLARISATIONS
+        bands = list(assets) if assets else (*S2_BANDS, "SCL") if sensor == "sentinel-2-l2a" else S1_POLARISATIONS
     bands = list(bands)
     if crs is None:
         zone = int((lon + 180) // 6) + 1
@@ -127,11 +172,28 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
     lons, lats = to_ll.transform([box[0], box[2], box[0], box[2]], [box[1], box[1], box[3], box[3]])
     items = _items(str(catalog_url_or_path), collection, (min(lons), min(lats), max(lons), max(lats)), start, end)
     if not items:
-        raise InputError(f"no {collection} item in {catalog_url_or_path} over lat={lat}, lon={lon} between {start} and {end}")
+        raise NoItemsError(f"no {collection} item in {catalog_url_or_path} over lat={lat}, lon={lon} between {start} and {end}")
+    if sign is not None:
+        items = [sign(it) for it in items]
+    if assets is not None:  # the given keys the items have; the other bands resolved from the items' keys
+        present = {k for it in items[:5] for k in it.assets}
+        keys = {b: assets[b] for b in bands if b in assets and assets[b] in present}
+        keys.update(resolve_assets(items, sensor, [b for b in bands if b not in keys]))
+        keys = {b: keys[b] for b in bands if b in keys}
+    elif explicit:
+        keys = {b: b for b in bands}
+    else:
+        keys = resolve_assets(items, sensor, bands)
+    if not keys:
+        raise InputError(f"the {collection} items of {catalog_url_or_path} have none of the bands {bands} "
+                         f"(asset keys {sorted(items[0].assets)}); pass assets={{band: asset key}}")
+    bands = list(keys)
     geobox = GeoBox.from_bbox(box, crs=crs, resolution=10.0)
-    raw = odc.stac.load(items, bands=bands, geobox=geobox, resampling="nearest", groupby="time")
+    raw = odc.stac.load(items, bands=list(keys.values()), geobox=geobox, resampling="nearest", groupby="time")
+    raw = raw.rename({key: band for band, key in keys.items() if key != band})
     ds = xr.Dataset(coords={"time": raw["time"].values, "y": raw["y"].values, "x": raw["x"].values})
-    attrs = {"crs": crs, "sensor": sensor, "synthetic": False, "resolution_m": 10.0, "source": f"STAC {catalog_url_or_path} {collection}"}
+    attrs = {"crs": crs, "sensor": sensor, "synthetic": False, "resolution_m": 10.0, "source": f"STAC {catalog_url_or_path} {collection}",
+             "stac_collection": collection, "stac_items": len(items)}
     if sensor == "sentinel-2-l2a":
         for b in bands:
             if b in S2_BANDS:
@@ -143,8 +205,10 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
                 valid = valid & ds[b].notnull()
         if "SCL" in raw:
             ds["SCL"] = raw["SCL"].astype(np.uint8).drop_vars("spatial_ref", errors="ignore")
+            ds["SCL"].attrs = {"long_name": "scene classification (SCL)", "nodata": 0}
             valid = valid & scl_valid(ds["SCL"])
         ds["valid"] = valid
+        ds["valid"].attrs = {"long_name": "valid observation (every band present" + (", SCL class usable)" if "SCL" in raw else ")")}
     else:
         orbit = [str(it.properties.get("sat:orbit_state", "")).lower() for it in sorted(items, key=lambda i: i.datetime)]
         valid = None
@@ -154,8 +218,10 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
             if nodata is not None and np.isfinite(nodata):
                 lin = lin.where(lin != nodata)
             ds[b] = linear_to_db(lin).drop_vars("spatial_ref", errors="ignore")
+            ds[b].attrs = {"units": "dB", "long_name": f"backscatter {b} (10 log10 of the catalog's linear power)"}
             valid = ds[b].notnull() if valid is None else valid & ds[b].notnull()
         ds["valid"] = valid
+        ds["valid"].attrs = {"long_name": "valid observation (every polarisation finite)"}
         if len(orbit) == ds.sizes["time"] and all(o in ("ascending", "descending") for o in orbit):
             ds = ds.assign_coords(orbit=("time", np.array(orbit)))
     ds.attrs = attrs

@@ -284,11 +284,15 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
               help="Explain the first embedding feature set, preferring a combined one such as embeddings+meteo "
                    "(xgboost contributions, permutation importance, "
                    "linear coefficients, embedding-index correlations, PCA RGB) for the report.")
+@click.option("--keep-models/--no-keep-models", default=True, show_default=True,
+              help="Refit each requested head on all sites after the CV and keep it under <out>/models/ (JSON, xgboost "
+                   "JSON, safetensors; no pickle) with its training envelope and conformal intervals, for predict-gpp.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
                     window_px: int, qc_min: float, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool,
                     quiet: bool, test_years: str | None, train_years: str | None, gpp_method: str, qc_missing: str,
-                    paired: bool, baselines: bool, strict: bool, max_days_to_obs: int | None, footprint: str) -> None:
+                    paired: bool, baselines: bool, strict: bool, max_days_to_obs: int | None, footprint: str,
+                    keep_models: bool) -> None:
     """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
 
     Joins each site's QC-passed daily tower GPP with features averaged over a
@@ -306,12 +310,101 @@ def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, 
                       progress=not quiet, allow_absolute_paths=allow_absolute_paths, interpret=interpret,
                       gpp_method=gpp_method, qc_missing=qc_missing, paired=paired, baselines=baselines, strict=strict,
                       test_years=test_years,
-                      train_years=train_years, max_days_to_obs=max_days_to_obs, footprint=footprint)
+                      train_years=train_years, max_days_to_obs=max_days_to_obs, footprint=footprint, keep_models=keep_models)
     cols = ["features", "head", "n", "r2", "r2_lo", "r2_hi", "nse", "rmse", "mae", "kge"]
     click.echo(("SYNTHETIC DATA\n" if res.synthetic else "") + res.pooled[cols].to_string(index=False, float_format="%.3f"))
     if res.n_skipped:
         click.echo(f"{res.n_skipped} site(s) skipped: see {res.out_dir / 'skipped_sites.csv'}")
     click.echo(f"report: {res.out_dir / 'index.html'}")
+
+
+@cli.command("predict-gpp")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A fit-gpp run folder that kept its models (models/).")
+@click.option("--cube", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Daily embedding cube (.zarr/.nc) from `ecoembed embed` with the checkpoint of the run's cubes.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder: gpp.nc|gpp.zarr, GeoTIFFs, figures/, index.html, provenance.json.")
+@click.option("--features", help="Feature set of the kept model [default: the best mappable one by pooled r2].")
+@click.option("--head", type=click.Choice(HEADS), help="Head of the kept model [default: the best mappable one].")
+@click.option("--level", default=0.9, show_default=True, type=float,
+              help="Level of the split-conformal interval: 0.5, 0.8, 0.9 or 0.95 (calibrated on held-out-site "
+                   "residuals of the CV).")
+@click.option("--meteo", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Daily table date,TA,SW_IN,VPD (degC, W m-2, hPa) for models with meteo: the same series for every pixel.")
+@click.option("--window-px", type=click.IntRange(1), help="Feature window edge in pixels [default: the run's tower window].")
+@click.option("--start", help="First day, YYYY-MM-DD [default: the cube's first day].")
+@click.option("--end", help="Last day, YYYY-MM-DD, inclusive [default: the cube's last day].")
+@click.option("--aggregate", multiple=True, type=click.Choice(["8D", "month", "year"]),
+              help="Also write period sums (gC m-2 per period), repeatable.")
+@click.option("--format", "fmt", default="nc", show_default=True, type=click.Choice(["nc", "zarr"]),
+              help="Cube format: NetCDF-4 (GDAL/QGIS read it) or Zarr.")
+@click.option("--chunk-px", default=64, show_default=True, help="Block edge in pixels (one Zarr chunk, one resumable unit).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out (the old one goes once the new one is complete).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict_gpp_command(run_dir: Path, cube: Path, out: Path, features: str | None, head: str | None, level: float,
+                        meteo: Path | None, window_px: int | None, start: str | None, end: str | None,
+                        aggregate: tuple[str, ...], fmt: str, chunk_px: int, overwrite: bool, quiet: bool) -> None:
+    """Daily GPP maps (gC m-2 d-1) with intervals: a kept tower model applied to every pixel of an embedding cube.
+
+    Each pixel gets the features a tower saw (the embedding averaged over the
+    run's tower window), so tower pixels reproduce the model's tower
+    predictions. Writes the GPP cube with lower/upper interval bounds and an
+    outside-the-training-envelope count, GeoTIFFs (mean, annual sums), maps
+    and index.html. Resumable: re-run the same command after an interruption.
+    """
+    from ecoembed.pipelines.predict_gpp import predict_gpp
+
+    res = predict_gpp(run_dir, cube, out, features=features, head=head, level=level, meteo=meteo, window_px=window_px,
+                      start=start, end=end, aggregate=aggregate, fmt=fmt, chunk_px=chunk_px, overwrite=overwrite,
+                      progress=not quiet)
+    click.echo(("SYNTHETIC DATA\n" if res.synthetic else "")
+               + f"wrote {res.cube}: {res.n_days} days x {res.n_pixels} px with model {res.model}; blocks computed "
+                 f"{res.blocks_computed}, verified and kept {res.blocks_skipped}; report {res.out_dir / 'index.html'}")
+
+
+@cli.command("pipeline")
+@click.option("--sites", "sites_csv", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="sites.csv: site_id,lat,lon,flux_path[,s2_path,s1_path,igbp]; paths relative to it.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Pipeline folder: imagery/ (if fetched), embeddings/, sites_embedded.csv, run/ (the fit-gpp report).")
+@click.option("--fetch", is_flag=True, help="Fetch S2/S1 chips from --catalog for sites without s2_path (internet).")
+@click.option("--start", help="First day of the imagery to fetch, YYYY-MM-DD (with --fetch).")
+@click.option("--end", help="Last day of the imagery to fetch, YYYY-MM-DD, inclusive (with --fetch).")
+@click.option("--catalog", default="earth-search", show_default=True, help="STAC catalog for --fetch (see `ecoembed fetch --help`).")
+@click.option("--size-px", default=64, show_default=True, help="Chip edge in 10 m pixels for --fetch.")
+@click.option("--sensor", "sensors", multiple=True, type=click.Choice(["s2", "s1"]), help="Sensors to fetch [default: both].")
+@click.option("--model", type=click.Path(exists=True, path_type=Path), help="Fusion checkpoint for embed [default: the shipped one].")
+@click.option("--features", "feature_sets", multiple=True, help="fit-gpp feature sets [default: embeddings and the baselines].")
+@click.option("--head", "heads", multiple=True, type=click.Choice(HEADS), help="fit-gpp heads [default: linear, xgboost, mlp].")
+@click.option("--cv", default=CV_SCHEMES[0], show_default=True, type=click.Choice(CV_SCHEMES), help="fit-gpp cross-validation.")
+@click.option("--overwrite", is_flag=True, help="Re-embed every site and refit run/ (verified fetched cubes are kept).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def pipeline_command(sites_csv: Path, out: Path, fetch: bool, start: str | None, end: str | None, catalog: str, size_px: int,
+                     sensors: tuple[str, ...], model: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str,
+                     overwrite: bool, quiet: bool) -> None:
+    """Towers to a GPP report in one resumable command: (fetch) -> embed each site -> fit-gpp (models kept).
+
+    Re-run the same command after an interruption: finished fetches, embedding
+    cubes and the run are kept, unfinished ones resume. Then map any embedding
+    cube with `ecoembed predict-gpp --run <out>/run --cube CUBE --out MAP`.
+    """
+    from ecoembed.pipelines.towers import run_pipeline
+
+    opts: dict[str, Any] = {"cv": cv, "heads": list(heads) or list(DEFAULT_HEADS)}
+    if feature_sets:
+        opts["feature_sets"] = list(feature_sets)
+    res = run_pipeline(sites_csv, out, fetch=fetch, start=start, end=end, catalog=catalog, size_px=size_px,
+                       sensors=list(sensors) or None, model=model, fit_options=opts, overwrite=overwrite, progress=not quiet)
+    for sid, why in res.skipped.items():
+        click.echo(f"site {sid} skipped: {why}", err=True)
+    click.echo(f"embedded {len(res.embedded)} site(s), kept {len(res.embeddings_kept)} finished cube(s); sites: {res.sites_csv}")
+    if res.fit is not None:
+        cols = ["features", "head", "n", "r2", "r2_lo", "r2_hi", "rmse"]
+        click.echo(("SYNTHETIC DATA\n" if res.fit.synthetic else "") + res.fit.pooled[cols].to_string(index=False, float_format="%.3f"))
+    else:
+        click.echo(f"run {res.run_dir} was already complete (kept; --overwrite refits it)")
+    click.echo(f"report: {res.run_dir / 'index.html'}")
 
 
 @cli.command("cv-report")

@@ -145,7 +145,7 @@ def _summary_markdown(res: DemoResult, n_sites: int, size_px: int, seed: int) ->
         "|---|---|",
         *[f"| {k} | {v:.1f} |" for k, v in res.seconds.items()],
         "",
-        f"Full report: `{res.run_dir.name}/index.html`.",
+        f"Full report: `{res.run_dir.name}/index.html`; GPP map of one scene (kept model, 90 % intervals): `map/index.html`.",
         "",
     ]
     return "\n".join(lines)

@@ -62,6 +62,25 @@ def test_demo_writes_report_summary_and_embeddings(demo_dir: tuple[Path, int, st
     assert (out / "run" / "figures" / "pca_rgb.png").is_file()
 
 
+def test_demo_maps_one_scene_and_the_report_shows_it(demo_dir: tuple[Path, int, str]) -> None:
+    """Issue 20: the demo keeps the embedding models, maps one synthetic scene and shows the map in the report."""
+    import xarray as xr
+
+    out, rc, _ = demo_dir
+    assert rc == 0
+    assert (out / "run" / "models" / "embeddings__linear" / "model.json").is_file()
+    with xr.open_dataset(out / "map" / "gpp.nc") as g:
+        assert g["gpp"].dims == ("time", "y", "x") and g.attrs["synthetic"] == 1
+        assert int(g["gpp"].notnull().sum()) > 0.9 * g["gpp"].size
+        assert float(g["gpp"].mean()) > 0.5  # gC m-2 d-1: a vegetated scene, not zeros
+    html = (out / "run" / "index.html").read_text()
+    assert "Beyond the towers" in html and "SYNTHETIC scene of site" in html and 'id="kept-models-coverage"' in html
+    assert (out / "map" / "index.html").is_file() and (out / "map" / "gpp_mean.tif").is_file()
+    cov = pd.read_csv(out / "run" / "models" / "coverage.csv")
+    print("\nSYNTHETIC demo, held-out-site coverage:\n", cov.to_string(index=False))
+    assert (cov["coverage"] - cov["level"]).abs().max() < 0.1  # 3 towers: each site's coverage rests on two others
+
+
 def test_demo_report_in_headless_chromium_shows_findings_and_site_map(demo_dir: tuple[Path, int, str], tmp_path: Path) -> None:
     """Issue 18: the rendered page (not just its HTML) opens with the findings box and shows the site map."""
     from matplotlib import colormaps

@@ -205,7 +205,8 @@ def test_interrupted_predict_gpp_resumes_and_rechecks_blocks(fitted: tuple[Path,
         np.testing.assert_array_equal(a["gpp"].values, b["gpp"].values)
 
 
-@pytest.mark.parametrize("case", ["no_models", "wide_cube", "geographic", "out_exists", "meteo_missing", "level", "overlap"])
+@pytest.mark.parametrize("case", ["no_models", "wide_cube", "geographic", "crs_mismatch", "out_exists", "meteo_missing", "level",
+                                  "overlap"])
 def test_predict_gpp_bad_input_is_one_clear_line(case: str, fitted: tuple[Path, Path], tmp_path: Path) -> None:
     csv, run = fitted
     cube = csv.parent / "ZZ-T0_emb.nc"
@@ -226,6 +227,13 @@ def test_predict_gpp_bad_input_is_one_clear_line(case: str, fitted: tuple[Path, 
             geo = ds.load().assign_attrs(crs="EPSG:4326")
         cube, expect = tmp_path / "geo.nc", "geographic CRS"
         geo.to_netcdf(cube)
+    elif case == "crs_mismatch":
+        from ecoembed.sources.cf import georeference
+
+        with xr.open_dataset(cube) as ds:
+            stated = georeference(ds.load(), "EPSG:32632").assign_attrs(crs="EPSG:32633")  # the grid mapping says 32632
+        cube, expect = tmp_path / "mismatch.nc", "states crs EPSG:32633 but its grid mapping is another CRS"
+        stated.to_netcdf(cube)
     elif case == "out_exists":
         out.mkdir()
         (out / "keep.txt").write_text("mine")

@@ -1,9 +1,11 @@
 """Inference: sensor cubes -> daily 10 m embedding cube, chunked over space, resumable.
 
 ``embed(s2, out, s1=..., model=...)`` writes the embedding cube contract: an
-``xarray.Dataset`` with variable ``embedding`` dims ``(time, y, x, feature)``,
-daily ``time``, the S2 cube's ``x``/``y``/``crs``, and attrs
-``checkpoint_sha256``, ``model`` and ``synthetic``.
+``xarray.Dataset`` with variable ``embedding`` (stored ``(time, feature, y, x)``,
+read back by :func:`~ecoembed.sources.embedding_cube.open_embeddings` as
+``(time, y, x, feature)``), daily ``time``, the S2 cube's ``x``/``y``/``crs``
+(CF-1.8 ``spatial_ref`` grid mapping: GDAL, QGIS and rioxarray find the CRS and
+pixel grid), and attrs ``checkpoint_sha256``, ``model`` and ``synthetic``.
 
 How it works, and why memory stays bounded
 ------------------------------------------
@@ -16,7 +18,7 @@ one dask task that
 2. runs the frozen stage-1 encoders and the fusion network's *contextualise*
    step once per pixel, in batches of ``pixel_batch`` pixels;
 3. queries the fused embedding for every day, ``days_per_chunk`` days at a
-   time, and writes each ``(days_per_chunk, chunk_px, chunk_px, E)`` slab
+   time, and writes each ``(days_per_chunk, E, chunk_px, chunk_px)`` slab
    straight into its own Zarr chunk (a region write; no two tasks touch the
    same chunk, so no locks are needed);
 4. writes a small completion marker (atomically, *after* its data).
@@ -32,7 +34,10 @@ model (< 5 MB); never the whole scene, never the whole output (it is on disk).
 Resumability: a block is complete iff its marker exists; markers are written
 after the block's data, so a crash leaves at worst a block without marker,
 which the next run recomputes (overwriting the same chunks). Re-running the
-same command skips completed blocks. A ``.nc`` output is assembled from a
+same command skips completed blocks. An unfinished store written before the
+``(time, feature, y, x)`` layout (no ``embedding_dims`` attr) is not resumed: it
+counts as made with other settings (``overwrite`` replaces it; an unfinished
+``.nc`` work store is replaced automatically). A ``.nc`` output is assembled from a
 sibling working Zarr store at the end and renamed into place atomically.
 
 Multi-machine: block tasks carry file paths (not arrays) and load the model
@@ -66,12 +71,14 @@ from ecoembed.dates import daily_range, from_days, to_days
 from ecoembed.embed.infer import contextualize_pixels, days_to_nearest, empty_pixels, query_contexts
 from ecoembed.errors import InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_location
+from ecoembed.sources.cf import georeference
 from ecoembed.sources.chips import PixelSeries, encoder_series
 from ecoembed.sources.embedding_cube import (
     FLOAT_ENCODING,
     INT8_ENCODING,
     NO_OBSERVATION,
     QUALITY_LAYERS,
+    STORED_DIMS,
     embedding_template,
     encode_int8,
 )
@@ -175,12 +182,13 @@ def _run_block(job: _BlockJob) -> BlockResult:
             slab = np.full((d1 - d0, by, bx, vals.shape[-1]), np.nan, dtype=np.float32)
             slab[:, rows, cols, :] = vals.transpose(1, 0, 2)
             region = (slice(d0, d1), slice(job.y0, job.y1), slice(job.x0, job.x1))
+            emb_region = (slice(d0, d1), slice(None), slice(job.y0, job.y1), slice(job.x0, job.x1))  # STORED_DIMS
             if scale_arr is not None:
-                qv, sc = encode_int8(slab)
-                emb_arr[region] = qv
+                qv, sc = encode_int8(slab)  # per (day, pixel) vector, on the feature-last slab
+                emb_arr[emb_region] = np.ascontiguousarray(qv.transpose(0, 3, 1, 2))
                 scale_arr[region] = sc
             else:
-                emb_arr[region] = slab
+                emb_arr[emb_region] = np.ascontiguousarray(slab.transpose(0, 3, 1, 2))
             for name, layer in layers.items():
                 grid = np.full((d1 - d0, by, bx), NO_OBSERVATION, dtype=np.int16)
                 if name in series:
@@ -240,7 +248,8 @@ def _store_state(store: Path, attrs: Mapping[str, Any]) -> str:
         existing = xr.open_zarr(store, consolidated=False).attrs
     except Exception:
         return "foreign"
-    keys = ("checkpoint_sha256", "s2_source", "s1_source", "start", "end", "chunk_px", "days_per_chunk", "embedding_encoding")
+    keys = ("checkpoint_sha256", "s2_source", "s1_source", "start", "end", "chunk_px", "days_per_chunk", "embedding_encoding",
+            "embedding_dims")  # a store of the older (time, y, x, feature) layout has no embedding_dims: foreign
     if not all(existing.get(k) == attrs.get(k) for k in keys):
         return "foreign"
     return "complete" if existing.get("complete") else "resumable"
@@ -341,6 +350,7 @@ def embed(
         "chunk_px": chunk_px,
         "days_per_chunk": days_per_chunk,
         "embedding_encoding": INT8_ENCODING if int8 else FLOAT_ENCODING,
+        "embedding_dims": " ".join(STORED_DIMS),
         "modalities": ",".join(["s2"] + (["s1"] if s1_req is not None else [])),
         "extrapolation_allowed": allow_extrapolation,
         "quality_layers": "days_to_s2, days_to_s1: days from each day to the pixel's nearest valid observation "
@@ -408,6 +418,7 @@ def embed(
     if out.suffix == ".nc":
         ds = xr.open_zarr(store, consolidated=False)
         ds.attrs = {k: (int(v) if isinstance(v, bool) else v) for k, v in ds.attrs.items()}
+        ds = georeference(ds)  # already in the store; refreshed so the NetCDF carries it whatever the zarr reader decoded
         with atomic_path(out) as tmp:
             ds.to_netcdf(tmp, engine="netcdf4")
         shutil.rmtree(store)

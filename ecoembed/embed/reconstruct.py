@@ -4,7 +4,10 @@ The stage-2 fusion network is trained to reconstruct held-out *valid* S2
 dates from the embedding queried at that day, so its S2 reconstruction head
 turns the daily embedding into a daily, gap-filled reflectance estimate. The
 output follows the sensor cube contract (``time, y, x`` per band, ``valid``,
-``crs``, ``synthetic`` propagated from the inputs) with ``reconstructed=True``.
+``crs``, ``synthetic`` propagated from the inputs) with ``reconstructed=True``,
+georeferenced after CF-1.8 (:func:`ecoembed.sources.cf.georeference`: GDAL,
+QGIS and rioxarray read each band as a raster on the S2 cube's CRS and grid,
+one band per day).
 
 Memory: blocks of ``chunk_px`` pixels are processed one at a time and written
 to a Zarr store (region writes), so only one block's series and output are in
@@ -33,6 +36,7 @@ from ecoembed.embed.infer import embed_series
 from ecoembed.embed.pipeline import open_sensor_cube, query_range
 from ecoembed.errors import CheckpointError, InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, check_output_location
+from ecoembed.sources.cf import georeference
 from ecoembed.sources.chips import encoder_series
 from ecoembed.sources.local import CubeRequest, PathLike
 from ecoembed.weights.fusion_checkpoint import LoadedModel
@@ -122,6 +126,7 @@ def reconstruct_s2(
     )
     for c in ("x", "y"):
         template[c].attrs = dict(s2_cube[c].attrs)
+    template = georeference(template)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".work", dir=out.parent if out.parent.exists() else None))
     try:
         store = work / "cube.zarr"
@@ -155,7 +160,7 @@ def reconstruct_s2(
             else:
                 ds = xr.open_zarr(store, consolidated=False)
                 ds.attrs = {k: (int(v) if isinstance(v, bool) else v) for k, v in ds.attrs.items()}
-                ds.to_netcdf(tmp, engine="netcdf4")
+                georeference(ds).to_netcdf(tmp, engine="netcdf4")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out

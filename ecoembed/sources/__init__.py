@@ -6,4 +6,5 @@
 * :mod:`ecoembed.sources.synthetic`: labelled synthetic scenes (``make_scene``, ``write_demo_sites``).
 * :mod:`ecoembed.sources.chips`: tower placement, chips and per-pixel series (``tower_pixel``, ``cube_to_series``).
 * :mod:`ecoembed.sources.embedding_cube`: the embedding cube contract, its int8 codec and reader (``open_embeddings``).
+* :mod:`ecoembed.sources.cf`: CF-1.8 georeferencing of written cubes for GDAL/QGIS/rioxarray (``georeference``, ``transform_of``).
 """

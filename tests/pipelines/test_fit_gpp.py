@@ -114,7 +114,8 @@ def test_report_has_every_section_with_figures_and_tables(synthetic_run: tuple[P
     _, out, _, _ = synthetic_run
     md = (out / "report.md").read_text()
     titles = re.findall(r"^## (.+)$", md, re.M)
-    assert titles == ["Findings", "Cross-validated skill", "Seasonal GPP per site", "Skill by support (days to the nearest satellite observation)",
+    assert titles == ["Findings", "Cross-validated skill", "Seasonal GPP per site", "Beyond the towers: kept models and GPP maps",
+                      "Skill by support (days to the nearest satellite observation)",
                       "Skill decomposition", "Temporal fidelity",
                       "Interpretability", "Data and provenance"], titles
     assert "section skipped" not in md and "Not available for this run" not in md

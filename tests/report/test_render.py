@@ -124,7 +124,8 @@ def test_interpretability_section(run_dir: Path) -> None:
 def test_report_sections_registry_order(run_dir: Path) -> None:
     titles = [section(run_dir)[0] for section in SECTIONS]
     assert titles == ["Findings", "Cross-validated skill", "Embedding products compared (e.g. fused S1+S2 vs S2-only)",
-                      "Seasonal GPP per site", "Skill by support (days to the nearest satellite observation)",
+                      "Seasonal GPP per site", "Beyond the towers: kept models and GPP maps",
+                      "Skill by support (days to the nearest satellite observation)",
                       "Skill decomposition", "Temporal fidelity",
                       "Interpretability", "Data and provenance"]
 

@@ -13,14 +13,16 @@ defaults) comes from light modules imported here.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 
 from ecoembed import __version__
 from ecoembed.errors import EcoembedError, InputError
 from ecoembed.gpp.options import CV_SCHEMES, DEFAULT_FOLDS, DEFAULT_HEADS, DEFAULT_WINDOW_PX, FEATURE_SETS, HEADS
+from ecoembed.outputs import describe_os_error, guarded_output, regular_input
 from fluxnet import DEFAULT_QC_MIN, GPP_METHODS, QC_MISSING, FluxDataError
 
 
@@ -35,6 +37,63 @@ def cli() -> None:
       ecoembed fit-gpp --sites sites.csv --out runs/gpp
       ecoembed plot-seasonal --run runs/gpp --site DE-Tha
     """
+
+
+# --- output safety: every writing command declares its output and its inputs --------------------
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+RESUMABLE: frozenset[str] = frozenset({"pretrain", "embed", "reconstruct", "predict-gpp", "fetch", "pipeline"})
+"""Commands whose interrupted runs resume when re-run (the others publish nothing until they finish)."""
+
+
+def _site_inputs(sites_csv: Path | None) -> list[Path]:
+    """The sites file and every path it names (flux files, cubes, tables), for the output-overlap check."""
+    if sites_csv is None:
+        return []
+    from fluxnet import read_sites_csv, split_path_list
+    from fluxnet.sites import is_path_column
+
+    try:
+        table = read_sites_csv(sites_csv, allow_absolute_paths=True)
+    except FluxDataError:
+        return [sites_csv, sites_csv.parent]  # the command itself reports what is wrong with the file
+    paths: list[Path] = [sites_csv]
+    for column in [c for c in table.columns if is_path_column(c)]:
+        paths += [Path(p) for cell in table[column] for p in split_path_list(cell)]
+    return paths
+
+
+def writes(out: str, inputs: tuple[str, ...] = (), sites: str | None = None,
+           default_out: Callable[[dict[str, Any]], Path] | None = None) -> Callable[[_F], _F]:
+    """Decorate a command that writes its option ``out``.
+
+    Its inputs (options ``inputs``, the sites file ``sites`` and every path it
+    names) must be regular files or folders; the output must not overlap any of
+    them nor be a symlink, and it is locked against a second writer for the
+    command's life (:mod:`ecoembed.outputs`).
+    """
+    def wrap(fn: _F) -> _F:
+        import functools
+
+        @functools.wraps(fn)
+        def run(**kwargs: Any) -> Any:
+            given: list[Path] = []
+            for name in inputs:
+                value = kwargs.get(name)
+                for v in (value if isinstance(value, tuple | list) else [value]):
+                    if v is not None:
+                        given.append(regular_input(v, what=f"--{name.replace('_', '-')}"))
+            site_file = kwargs.get(sites) if sites else None
+            target = kwargs.get(out)
+            if target is None and default_out is not None:
+                target = kwargs[out] = default_out(kwargs)
+            with guarded_output(target, [*given, *_site_inputs(site_file)]):
+                return fn(**kwargs)
+
+        return cast(_F, run)
+
+    return wrap
 
 
 # --- commands are registered below, one function each; keep them thin -------------------------
@@ -66,6 +125,7 @@ def cli() -> None:
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from --out if it exists (same sensor/architecture/data), or start afresh and replace it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@writes("out", ("data",))
 def pretrain_command(stage: str, sensor: str | None, data: tuple[Path, ...], out: Path, epochs: int, batch_size: int, lr: float,
                      seed: int, embed_dim: int, d_model: int, heads: int, max_pixels: int | None, checkpoint_every: int,
                      target_top_fraction: float | None, contrastive_weight: float | None, resume: bool, quiet: bool) -> None:
@@ -149,6 +209,7 @@ def _point(lat: float | None, lon: float | None) -> tuple[float, float] | None:
 @click.option("--int8", is_flag=True, help="Store int8 with a per-pixel-per-day scale (4x smaller).")
 @click.option("--allow-extrapolation", is_flag=True,
               help="Embed days more than 60 days beyond the valid S2 acquisitions (up to a year; flagged by the quality layers).")
+@writes("out", ("s2", "s1", "model"))
 def embed_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | None, s1_values: str | None, s1_orbit: str | None,
                   model: Path | None, lat: float | None, lon: float | None, start: str | None, end: str | None, chunk_px: int,
                   overwrite: bool, out: Path, int8: bool, allow_extrapolation: bool) -> None:
@@ -171,6 +232,7 @@ def embed_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | N
 @cli.command("reconstruct")
 @_sensor_options
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output daily reflectance cube, .nc or .zarr.")
+@writes("out", ("s2", "s1", "model"))
 def reconstruct_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | None, s1_values: str | None,
                         s1_orbit: str | None, model: Path | None, lat: float | None, lon: float | None, start: str | None,
                         end: str | None, chunk_px: int,
@@ -193,6 +255,7 @@ def reconstruct_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: s
               help="Regression head(s) [default: all three].")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@writes("out")
 def demo_command(out: Path, n_sites: int, size_px: int, seed: int, heads: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
     """End-to-end demo on SYNTHETIC towers (no download, a few minutes on 2 cores).
 
@@ -216,7 +279,9 @@ def demo_command(out: Path, n_sites: int, size_px: int, seed: int, heads: tuple[
 @click.option("--features", help="Feature set of the model to show [default: best pooled daily NSE].")
 @click.option("--head", help="Head of the model to show [default: best pooled daily NSE].")
 @click.option("--out", type=click.Path(path_type=Path), help="PNG to write [default: <run>/figures/seasonal_<site|all>.png].")
-def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None, head: str | None, out: Path | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing PNG.")
+def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None, head: str | None, out: Path | None,
+                          overwrite: bool) -> None:
     """Seasonal GPP from saved predictions: observed vs predicted daily series, mean seasonal cycle and spread."""
     from ecoembed.report.common import best_model, is_synthetic, load_oof, read_table
     from ecoembed.report.figures import plot_seasonal
@@ -229,6 +294,10 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
         best_features, best_head = best_model(pooled)
         features, head = features or best_features, head or best_head
     target = out or run_dir / "figures" / f"seasonal_{site or 'all'}.png"
+    if target.exists() and not overwrite:
+        from ecoembed.errors import OutputExistsError
+
+        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it or choose another --out")
     path = plot_seasonal(oof, target, features=features, head=head, per_site=read_table(run_dir, "metrics_per_site.csv"),
                          site=site, synthetic=is_synthetic(run_dir, oof))
     click.echo(f"wrote {path}")
@@ -280,6 +349,8 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--seed", default=0, show_default=True, help="Seed of the heads and fold shuffling.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder (the old one goes only once the new one is complete).")
 @click.option("--allow-absolute-paths", is_flag=True, help="Let sites.csv use absolute paths or paths outside its folder.")
+@click.option("--allow-shared-flux", is_flag=True, help="Let two sites name the same flux file (an archive holding each "
+                                                        "site's own tables); refused by default: site-level CV would leak.")
 @click.option("--interpret/--no-interpret", default=True, show_default=True,
               help="Explain the first embedding feature set, preferring a combined one such as embeddings+meteo "
                    "(xgboost contributions, permutation importance, "
@@ -288,11 +359,12 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
               help="Refit each requested head on all sites after the CV and keep it under <out>/models/ (JSON, xgboost "
                    "JSON, safetensors; no pickle) with its training envelope and conformal intervals, for predict-gpp.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@writes("out", sites="sites_csv", default_out=lambda kw: Path("runs") / Path(kw["sites_csv"]).stem)
 def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
                     window_px: int, qc_min: float, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool,
                     quiet: bool, test_years: str | None, train_years: str | None, gpp_method: str, qc_missing: str,
                     paired: bool, baselines: bool, strict: bool, max_days_to_obs: int | None, footprint: str,
-                    keep_models: bool) -> None:
+                    keep_models: bool, allow_shared_flux: bool) -> None:
     """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
 
     Joins each site's QC-passed daily tower GPP with features averaged over a
@@ -307,7 +379,8 @@ def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, 
     out = out if out is not None else Path("runs") / sites_csv.stem
     res = run_fit_gpp(sites_csv, out, feature_sets=list(feature_sets) or None, heads=list(heads) or list(DEFAULT_HEADS),
                       cv=cv, folds=folds, window_px=window_px, qc_min=qc_min, seed=seed, overwrite=overwrite,
-                      progress=not quiet, allow_absolute_paths=allow_absolute_paths, interpret=interpret,
+                      progress=not quiet, allow_absolute_paths=allow_absolute_paths, allow_shared_flux=allow_shared_flux,
+                      interpret=interpret,
                       gpp_method=gpp_method, qc_missing=qc_missing, paired=paired, baselines=baselines, strict=strict,
                       test_years=test_years,
                       train_years=train_years, max_days_to_obs=max_days_to_obs, footprint=footprint, keep_models=keep_models)
@@ -342,6 +415,7 @@ def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, 
 @click.option("--chunk-px", default=64, show_default=True, help="Block edge in pixels (one Zarr chunk, one resumable unit).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (the old one goes once the new one is complete).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@writes("out", ("run_dir", "cube", "meteo"))
 def predict_gpp_command(run_dir: Path, cube: Path, out: Path, features: str | None, head: str | None, level: float,
                         meteo: Path | None, window_px: int | None, start: str | None, end: str | None,
                         aggregate: tuple[str, ...], fmt: str, chunk_px: int, overwrite: bool, quiet: bool) -> None:
@@ -380,6 +454,7 @@ def predict_gpp_command(run_dir: Path, cube: Path, out: Path, features: str | No
 @click.option("--cv", default=CV_SCHEMES[0], show_default=True, type=click.Choice(CV_SCHEMES), help="fit-gpp cross-validation.")
 @click.option("--overwrite", is_flag=True, help="Re-embed every site and refit run/ (verified fetched cubes are kept).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@writes("out", ("model",), sites="sites_csv")
 def pipeline_command(sites_csv: Path, out: Path, fetch: bool, start: str | None, end: str | None, catalog: str, size_px: int,
                      sensors: tuple[str, ...], model: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str,
                      overwrite: bool, quiet: bool) -> None:
@@ -425,6 +500,7 @@ def cv_report_command(run_dir: Path) -> None:
 @click.option("--width", default=1400, show_default=True, help="Browser window width (pixels).")
 @click.option("--height", default=4000, show_default=True, help="Browser window height (pixels): the page is cut there.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@writes("out", ("run_dir",))
 def report_screenshot_command(run_dir: Path, out: Path, width: int, height: int, overwrite: bool) -> None:
     """Screenshot a run's index.html in headless Chromium (checks the self-contained report really renders)."""
     from ecoembed.report.screenshot import render
@@ -450,6 +526,7 @@ def report_screenshot_command(run_dir: Path, out: Path, width: int, height: int,
               help="Sensor to fetch, repeatable [default: s2 and s1, where the catalog has them].")
 @click.option("--overwrite", is_flag=True, help="Fetch every site again, replacing finished cubes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@writes("out", sites="sites_csv")
 def fetch_command(sites_csv: Path, out: Path, start: str, end: str, catalog: str, size_px: int, sensors: tuple[str, ...],
                   overwrite: bool, quiet: bool) -> None:
     """Sentinel-2 L2A / Sentinel-1 cubes around each tower from a STAC catalog (internet, ecoembed[stac]).
@@ -471,10 +548,14 @@ def fetch_command(sites_csv: Path, out: Path, start: str, end: str, catalog: str
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turn input errors into one-line messages."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args if not a.startswith("-")), "")
+    interrupted = ("interrupted; completed work is kept, re-run the same command to resume" if command in RESUMABLE else
+                   f"interrupted; nothing was published ({command or 'this command'} does not resume: re-run it)")
     try:
         cli.main(args=argv, prog_name="ecoembed", standalone_mode=False)
     except click.exceptions.Abort:  # click turns Ctrl-C (KeyboardInterrupt) into Abort
-        click.echo("interrupted; completed work is kept, re-run the same command to resume", err=True)
+        click.echo(interrupted, err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
@@ -483,8 +564,11 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
-        click.echo("interrupted; completed work is kept, re-run the same command to resume", err=True)
+        click.echo(interrupted, err=True)
         return 130
+    except OSError as exc:  # disk full, name too long, permissions, ...: one line naming the path and the remedy
+        click.echo(f"error: {describe_os_error(exc)}", err=True)
+        return 2
     return 0
 
 

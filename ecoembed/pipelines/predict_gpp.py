@@ -52,6 +52,7 @@ from ecoembed.gpp.join import gaussian_weights
 from ecoembed.gpp.radiation import potential_radiation_mj
 from ecoembed.gpp.saved import MODELS_DIR, KeptModel, kept_models, load_model, model_dir_name
 from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_location
+from ecoembed.outputs import check_no_overlap
 from ecoembed.sources.cf import georeference, transform_of
 from ecoembed.sources.embedding_cube import open_embeddings
 
@@ -333,12 +334,9 @@ def predict_gpp(run_dir: str | os.PathLike[str], cube: str | os.PathLike[str], o
         raise InputError(f"--run {run} is not a fit-gpp run folder (no provenance.json)")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it (the old one goes once the new one is complete)")
-    for inp in (run, cube_path):
-        r, o = inp.resolve(), out.resolve()
-        if r == o or o in r.parents or r in o.parents:
-            raise InputError(f"--out {out} overlaps the input {inp}; choose an output folder outside it")
-    check_output_location(out)
     meteo_path = Path(meteo) if meteo is not None else None
+    check_no_overlap(out, [p for p in (run, cube_path, meteo_path) if p is not None])
+    check_output_location(out)
     meteo_table = read_meteo(meteo_path)
     model = choose_model(run, features, head, have_meteo=meteo_table is not None)
     why = unmappable(model.features, have_meteo=meteo_table is not None)

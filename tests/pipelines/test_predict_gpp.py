@@ -243,7 +243,7 @@ def test_predict_gpp_bad_input_is_one_clear_line(case: str, fitted: tuple[Path, 
     elif case == "level":
         extra, expect = [*extra, "--level", "0.7"], "0.7"
     elif case == "overlap":
-        out, expect = run / "map", "overlaps the input"
+        out, expect = run / "map", "lies inside the input"
     before = _digests(csv.parent) | {f"run/{k}": v for k, v in _digests(run).items()}
     rc, stdout, err = _run(["predict-gpp", "--run", str(run), "--cube", str(cube), "--out", str(out), *extra, "--quiet"])
     assert rc == 2, stdout + err

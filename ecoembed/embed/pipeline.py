@@ -31,10 +31,13 @@ number of days. With the defaults (64 px, L ~ 150 tokens/yr, d_model 64,
 memory is that times the number of concurrent tasks (threads/workers), plus the
 model (< 5 MB); never the whole scene, never the whole output (it is on disk).
 
-Resumability: a block is complete iff its marker exists; markers are written
-after the block's data, so a crash leaves at worst a block without marker,
-which the next run recomputes (overwriting the same chunks). Re-running the
-same command skips completed blocks. An unfinished store written before the
+Resumability: a block is complete iff its marker exists *and* the values
+stored for it still hash to the SHA-256 the marker recorded (re-read on every
+resume: a chunk file deleted or truncated after the marker was written reads
+as fill values or fails to decode, and the block is recomputed). Markers are
+written after the block's data, so a crash leaves at worst a block without
+marker, which the next run recomputes (overwriting the same chunks).
+Re-running the same command skips verified blocks. An unfinished store written before the
 ``(time, feature, y, x)`` layout (no ``embedding_dims`` attr) is not resumed: it
 counts as made with other settings (``overwrite`` replaces it; an unfinished
 ``.nc`` work store is replaced automatically). A ``.nc`` output is assembled from a
@@ -51,6 +54,7 @@ its codec and :func:`~ecoembed.sources.embedding_cube.open_embeddings`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -130,6 +134,47 @@ class BlockResult:
     ix: int
     n_pixels: int
     n_empty: int
+    sha256: str = ""
+    """Digest of every value the block wrote, in write order (:func:`block_digest`); a resume re-reads and compares it."""
+
+
+def _block_slabs(job: _BlockJob, group: Any) -> Iterator[tuple[Any, tuple[slice, ...]]]:
+    """(array, region) of every write of a block, in the order :func:`_run_block` writes them."""
+    for d0 in range(0, job.n_days, job.days_per_chunk):
+        d1 = min(job.n_days, d0 + job.days_per_chunk)
+        region = (slice(d0, d1), slice(job.y0, job.y1), slice(job.x0, job.x1))
+        yield group["embedding"], (slice(d0, d1), slice(None), slice(job.y0, job.y1), slice(job.x0, job.x1))
+        if job.int8:
+            yield group["embedding_scale"], region
+        for q in QUALITY_LAYERS:
+            if q in group:
+                yield group[q], region
+
+
+def block_digest(job: _BlockJob, group: Any | None = None) -> str:
+    """SHA-256 of a block's stored values (embedding, scale, quality layers), read back from the store.
+
+    A chunk file that is missing reads as the fill value and one that is
+    truncated fails to decode: either way the digest no longer matches the marker.
+    """
+    g = group if group is not None else zarr.open_group(job.store, mode="r")
+    h = hashlib.sha256()
+    for arr, region in _block_slabs(job, g):
+        h.update(np.ascontiguousarray(arr[region]).tobytes())
+    return h.hexdigest()
+
+
+def _marker_holds(job: _BlockJob, marker: Path) -> BlockResult | None:
+    """The marker's result when the block's stored values still match its digest, else None (recompute the block)."""
+    try:
+        result = BlockResult(**json.loads(marker.read_text(encoding="utf-8")))
+        if result.sha256 and result.sha256 == block_digest(job):
+            return result
+    except Exception as exc:  # an unreadable marker or an undecodable chunk: the block is not trusted
+        log.info("block %s_%s: marker not trusted (%s); recomputing", job.iy, job.ix, exc)
+        return None
+    log.info("block %s_%s: stored values differ from the marker's digest; recomputing", job.iy, job.ix)
+    return None
 
 
 _CUBE_CACHE: dict[tuple[CubeRequest, tuple[float, ...]], xr.Dataset] = {}
@@ -195,7 +240,7 @@ def _run_block(job: _BlockJob) -> BlockResult:
                     grid[:, rows, cols] = days_to_nearest(series[name], all_days[d0:d1]).T
                 assert isinstance(layer, zarr.Array)
                 layer[region] = grid
-    result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()))
+    result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()), sha256=block_digest(job, group))
     atomic_write_text(Path(job.markers) / f"{job.iy}_{job.ix}.json", json.dumps(asdict(result)))
     return result
 
@@ -395,8 +440,9 @@ def embed(
     pending = []
     for job in jobs:
         marker = markers / f"{job.iy}_{job.ix}.json"
-        if marker.is_file():
-            done.append(BlockResult(**json.loads(marker.read_text())))
+        held = _marker_holds(job, marker) if marker.is_file() else None
+        if held is not None:
+            done.append(held)
         else:
             pending.append(job)
     log.info("embed %s: %d blocks, %d already complete, %d to compute", out, len(jobs), len(done), len(pending))

@@ -5,12 +5,19 @@ The site-information table is the whitespace-separated FLUXNET list.
 Every reader returns one row per site with at least ``site_id, lat, lon``
 (decimal degrees, WGS84). Bad input raises :class:`~fluxnet.errors.FluxDataError`
 naming the file, the site and the column.
+
+``sites.csv`` ids are checked once, here (:func:`site_id_problem`): they name
+files, folders, CV folds and report rows, so they are read as text (``NA``,
+``001`` and ``1e3`` stay what they are), kept to a safe character set and
+unique regardless of case.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +35,18 @@ MULTI_PATH_COLUMNS: frozenset[str] = frozenset({"flux_path", "indices_path", "s2
 """Path columns whose cells may list several files separated by ``;``."""
 
 PATH_LIST_SEPARATOR = ";"
+
+SITE_ID_MAX_LENGTH = 64
+SITE_ID_CHARACTERS = "letters A-Z/a-z, digits, '-', '_' and '.'"
+_SITE_ID = re.compile(r"[A-Za-z0-9_-](?:[A-Za-z0-9._-]*[A-Za-z0-9_-])?")
+
+HEIGHT_COLUMNS: tuple[str, ...] = ("measurement_height", "canopy_height")
+"""Optional tower heights (m) of ``sites.csv`` (the footprint model needs them)."""
+NUMERIC_SITE_COLUMNS: tuple[str, ...] = ("lat", "lon", *HEIGHT_COLUMNS)
+"""Columns of ``sites.csv`` read as numbers (every other column stays text)."""
+
+MISSING_WORDS: frozenset[str] = frozenset({"", "na", "n/a", "nan", "null"})
+"""Cells of a numeric column that mean "not given" (compared lower-cased); text columns keep them as text."""
 
 
 def is_path_column(column: str) -> bool:
@@ -71,26 +90,37 @@ def _read_text(path: Path, what: str) -> str:
     return text
 
 
-def _check_lat_lon(table: pd.DataFrame, source: Path) -> tuple[np.ndarray, np.ndarray]:
+def _where(source: Path, lines: np.ndarray | None, row: int) -> str:
+    """``"<file>: line 7"`` (or ``"<file>"`` when the table has no line numbers)."""
+    return f"{source}: line {int(lines[row])}" if lines is not None else str(source)
+
+
+def _numeric_column(table: pd.DataFrame, column: str, source: Path, lines: np.ndarray | None, expected: str) -> np.ndarray:
+    """Parse a text column as floats: :data:`MISSING_WORDS` (and NaN) become NaN, other text is an error naming the row."""
+    as_text = table[column].fillna("").astype(str).str.strip()
+    values = pd.to_numeric(as_text, errors="coerce")
+    bad = values.isna() & ~as_text.str.lower().isin(MISSING_WORDS)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        text = as_text.iloc[row]
+        hint = f"; a decimal comma? write {text.replace(',', '.')}" if "," in text else ""
+        raise FluxDataError(
+            f"{_where(source, lines, row)}: {column} of site {table['site_id'].iloc[row]!r} is "
+            f"{text!r}, not a number ({expected} expected{hint})"
+        )
+    return values.to_numpy(dtype=float)
+
+
+def _check_lat_lon(
+    table: pd.DataFrame, source: Path, lines: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Parse lat/lon as floats and check their ranges, hinting at swapped columns.
 
     An empty cell stays NaN (the site has no position: the GPP join skips it and says so);
-    text that is not a number is an error.
+    text that is not a number is an error. ``lines``: the 1-based line of each row, for messages.
     """
-    parsed: dict[str, np.ndarray] = {}
-    for column in ("lat", "lon"):
-        as_text = table[column].astype(str).str.strip()
-        values = pd.to_numeric(as_text, errors="coerce")
-        empty = table[column].isna() | as_text.isin(["", "nan", "NaN", "NA"])
-        bad = values.isna() & ~empty
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise FluxDataError(
-                f"{source}: {column} of site {table['site_id'].iloc[row]!r} is "
-                f"{as_text.iloc[row]!r}, not a number (decimal degrees expected)"
-            )
-        parsed[column] = values.to_numpy(dtype=float)
-    lat, lon = parsed["lat"], parsed["lon"]
+    lat = _numeric_column(table, "lat", source, lines, "decimal degrees")
+    lon = _numeric_column(table, "lon", source, lines, "decimal degrees")
     with np.errstate(invalid="ignore"):
         bad_lat = (lat < -90) | (lat > 90)
         bad_lon = (lon < -180) | (lon > 180)
@@ -104,9 +134,133 @@ def _check_lat_lon(table: pd.DataFrame, source: Path) -> tuple[np.ndarray, np.nd
         swapped_fits = -90 <= lon[row] <= 90 and -180 <= lat[row] <= 180
         hint = " (lat/lon swapped? swapping them would give a valid position)" if swapped_fits else ""
         raise FluxDataError(
-            f"{source}: {column} of site {site!r} is {value}, outside {bounds}{hint}"
+            f"{_where(source, lines, row)}: {column} of site {site!r} is {value}, outside {bounds}{hint}"
         )
     return lat, lon
+
+
+def site_id_problem(site_id: str) -> str | None:
+    """Why ``site_id`` is not a safe identifier, or None when it is.
+
+    Safe: 1-64 ASCII letters, digits, ``-``, ``_`` and ``.``, neither starting nor ending
+    with ``.``. Ids name files, folders and CV folds, and appear in HTML, Markdown and CSV
+    outputs: so no path separators, no ``..`` prefix, no whitespace, no markup.
+    """
+    if not site_id:
+        return "is empty"
+    if len(site_id) > SITE_ID_MAX_LENGTH:
+        return f"has {len(site_id)} characters (at most {SITE_ID_MAX_LENGTH})"
+    if _SITE_ID.fullmatch(site_id):
+        return None
+    if site_id.startswith(".") or site_id.endswith("."):
+        return "starts or ends with '.' (a hidden file, '..' or a name Windows shortens)"
+    bad = next(c for c in site_id if not (c.isascii() and (c.isalnum() or c in "-_.")))
+    what = {"/": "a path separator '/'", "\\": "a path separator '\\'"}.get(
+        bad, "whitespace" if bad.isspace() else f"the character {bad!r}"
+    )
+    return f"contains {what}"
+
+
+def _read_rows(text: str, source: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, rows (text cells, short rows padded with ``""``) and the 1-based first line of each row.
+
+    Blank lines are skipped. A row with more fields than the header is refused: pandas would
+    shift its cells (or the whole table, when every row has one more) into the wrong columns.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    last = 0
+    try:
+        for record in reader:
+            first, last = last + 1, reader.line_num
+            cells = [cell.strip() for cell in record]
+            if not any(cells):
+                continue
+            if header is None:
+                header = cells
+                continue
+            if len(cells) > len(header):
+                raise FluxDataError(
+                    f"{source}: line {first} has {len(cells)} fields but the header has {len(header)} "
+                    f"({', '.join(header)}); a decimal comma (45,1) or an unquoted ',' splits a cell: "
+                    f"write decimals with '.' or quote the cell (\"...\")"
+                )
+            rows.append(cells + [""] * (len(header) - len(cells)))
+            lines.append(first)
+    except csv.Error as err:
+        raise FluxDataError(
+            f"{source}: line {reader.line_num} is not valid CSV ({err}); close the quote or remove the stray '\"'"
+        ) from None
+    if header is None:
+        raise FluxDataError(f"sites file {source} is empty; expected a header line and one row per site")
+    return header, rows, lines
+
+
+def _named_columns(header: list[str], rows: list[list[str]], source: Path) -> tuple[list[str], list[list[str]]]:
+    """Refuse repeated column names; drop columns without a name whose cells are all empty (a trailing ',')."""
+    seen = {name for name in header if name and header.count(name) > 1}
+    if seen:
+        raise FluxDataError(
+            f"{source}: the header names column(s) {', '.join(sorted(seen))} more than once; give each column one name"
+        )
+    keep = []
+    for i, name in enumerate(header):
+        if name:
+            keep.append(i)
+        elif any(row[i] for row in rows):
+            raise FluxDataError(
+                f"{source}: column {i + 1} has no name in the header but holds values; name it or remove it"
+            )
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def _check_site_ids(ids: pd.Series, lines: np.ndarray, source: Path) -> None:
+    """Every id safe (:func:`site_id_problem`) and unique, also ignoring case."""
+    seen: dict[str, int] = {}
+    for row, sid in enumerate(ids):
+        line = int(lines[row])
+        if sid == "":
+            raise FluxDataError(f"{source}: site_id is empty on line {line}")
+        problem = site_id_problem(sid)
+        if problem:
+            raise FluxDataError(
+                f"{source}: line {line}: site_id {sid!r} {problem}; use 1-{SITE_ID_MAX_LENGTH} "
+                f"{SITE_ID_CHARACTERS}, not starting or ending with '.'"
+            )
+        key = sid.lower()
+        if key in seen:
+            other = ids.iloc[seen[key]]
+            if other == sid:
+                raise FluxDataError(
+                    f"{source}: duplicated site_id {sid!r} (lines {int(lines[seen[key]])} and {line}); each site "
+                    f"must appear once (list several flux files in one flux_path cell, separated by ';')"
+                )
+            raise FluxDataError(
+                f"{source}: site_ids {other!r} (line {int(lines[seen[key]])}) and {sid!r} (line {line}) differ "
+                f"only in case, so they would be two sites of a site-level CV: use one spelling for one site, "
+                f"or distinct ids for distinct sites"
+            )
+        seen[key] = row
+
+
+def _check_shared_flux(table: pd.DataFrame, lines: np.ndarray, source: Path) -> None:
+    """Refuse two sites whose flux files overlap (the same file, also via a link or another spelling)."""
+    owner: dict[tuple[int, int], int] = {}
+    for row, cell in enumerate(table["flux_path"]):
+        for path in split_path_list(cell):
+            info = os.stat(path)
+            key = (info.st_dev, info.st_ino)
+            first = owner.setdefault(key, row)
+            if first != row:
+                raise FluxDataError(
+                    f"{source}: sites {table['site_id'].iloc[first]!r} (line {int(lines[first])}) and "
+                    f"{table['site_id'].iloc[row]!r} (line {int(lines[row])}) share the flux file {path}, so "
+                    f"leave-one-site-out would test a tower on its own data: give each tower one row (several "
+                    f"files go in one flux_path cell, separated by ';'), or pass --allow-shared-flux "
+                    f"(allow_shared_flux=True) when the file is an archive holding each site's own tables"
+                )
 
 
 def _parse_bool_column(table: pd.DataFrame, column: str, source: Path) -> np.ndarray:
@@ -146,15 +300,24 @@ def _resolve_one_path(
     return str(resolved)
 
 
-def read_sites_csv(path: str | os.PathLike[str], *, allow_absolute_paths: bool = False) -> pd.DataFrame:
+def read_sites_csv(
+    path: str | os.PathLike[str], *, allow_absolute_paths: bool = False, allow_shared_flux: bool = False
+) -> pd.DataFrame:
     """Read and validate the project's ``sites.csv``.
 
     The file has one row per site. Required columns: ``site_id`` (str),
     ``lat`` and ``lon`` (decimal degrees, WGS84). Optional: ``igbp`` (IGBP
     land-cover class), ``synthetic`` (bool; true/false, 1/0, yes/no, empty =
-    false) and any number of ``*_path`` columns (``flux_path``,
-    ``features_path``, ``s2_path``, ``s1_path``, ...). Other columns are kept
-    as text.
+    false), ``measurement_height`` and ``canopy_height`` (m) and any number of
+    ``*_path`` columns (``flux_path``, ``features_path``, ``s2_path``,
+    ``s1_path``, ...). Other columns are kept as text.
+
+    Every cell is read as text first, so ids such as ``NA``, ``001`` or
+    ``1e3`` stay as written; only :data:`NUMERIC_SITE_COLUMNS` become numbers
+    (:data:`MISSING_WORDS` there mean "not given" and become NaN). Site ids
+    are checked once (:func:`site_id_problem`): a safe character set, and
+    unique also when case is ignored (``US-Ha1`` and ``us-ha1`` would be two
+    sites of a leave-one-site-out CV although they are one tower).
 
     Path cells are resolved relative to the CSV's folder and returned as
     absolute strings; an empty cell means "not given" and becomes NaN.
@@ -166,19 +329,26 @@ def read_sites_csv(path: str | os.PathLike[str], *, allow_absolute_paths: bool =
         allow_absolute_paths: Accept absolute paths, ``~`` and paths that
             leave the CSV's folder via ``..``. Off by default so that a
             project folder stays self-contained and relocatable.
+        allow_shared_flux: Accept two sites naming the same flux file (an
+            archive holding each site's own tables). Off by default: two rows
+            on one tower's records make site-level CV test a tower on its own data.
 
     Returns:
         One row per site, in file order: ``site_id`` (str), ``lat``, ``lon``
         (float), ``igbp`` (str or NaN, when present), ``synthetic`` (bool,
-        when present), the path columns (absolute str or NaN) and any other
-        columns as given.
+        when present), ``measurement_height``/``canopy_height`` (float, when
+        present), the path columns (absolute str or NaN) and any other
+        columns as text.
 
     Raises:
-        FluxDataError: Empty file, missing required columns (listing what was
-            found), empty or duplicated ``site_id``, non-numeric or
+        FluxDataError: Empty file, a row with more fields than the header (a
+            decimal comma), a repeated or unnamed column, missing required
+            columns (listing what was found), an empty, unsafe or duplicated
+            ``site_id`` (also one differing only in case), non-numeric or
             out-of-range lat/lon (with a hint when they look swapped), a bad
-            ``synthetic`` value, an absolute or escaping path, or a referenced
-            file that does not exist (naming site and column).
+            ``synthetic`` value, an absolute or escaping path, a referenced
+            file that does not exist, or two sites sharing a flux file. Each
+            message is one line naming the file, the line or site and the remedy.
     """
     source = Path(path)
     text = _read_text(source, "sites file")
@@ -188,36 +358,29 @@ def read_sites_csv(path: str | os.PathLike[str], *, allow_absolute_paths: bool =
         raise FluxDataError(
             f"{source}: the header {first_line!r} is not comma-separated; sites.csv must use ','"
         )
-    table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
-    table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in REQUIRED_SITE_COLUMNS if c not in table.columns]
+    header, rows, line_numbers = _read_rows(text, source)
+    header, rows = _named_columns(header, rows, source)
+    missing = [c for c in REQUIRED_SITE_COLUMNS if c not in header]
     if missing:
         raise FluxDataError(
             f"{source}: missing required column(s) {', '.join(missing)}; found columns: "
-            f"{', '.join(table.columns)} (required: {', '.join(REQUIRED_SITE_COLUMNS)})"
+            f"{', '.join(header)} (required: {', '.join(REQUIRED_SITE_COLUMNS)})"
         )
-    if table.empty:
+    if not rows:
         raise FluxDataError(f"{source}: has a header but no site rows")
-    table["site_id"] = table["site_id"].str.strip()
-    empty_ids = table["site_id"] == ""
-    if empty_ids.any():
-        line = int(np.flatnonzero(empty_ids.to_numpy())[0]) + 2
-        raise FluxDataError(f"{source}: site_id is empty on line {line}")
-    duplicated = table["site_id"][table["site_id"].duplicated()].unique()
-    if len(duplicated):
-        raise FluxDataError(
-            f"{source}: duplicated site_id {', '.join(map(repr, duplicated))}; each site must "
-            f"appear once (list several flux files in one flux_path cell, separated by ';')"
-        )
-    table["lat"], table["lon"] = _check_lat_lon(table, source)
+    table = pd.DataFrame(rows, columns=header, dtype=object)
+    lines = np.asarray(line_numbers)
+    _check_site_ids(table["site_id"], lines, source)
+    table["lat"], table["lon"] = _check_lat_lon(table, source, lines)
+    for column in [c for c in HEIGHT_COLUMNS if c in table.columns]:
+        table[column] = _numeric_column(table, column, source, lines, "metres")
     if "igbp" in table.columns:
-        igbp = table["igbp"].str.strip()
-        table["igbp"] = igbp.where(igbp != "", np.nan)
+        table["igbp"] = table["igbp"].where(table["igbp"] != "", np.nan)
     if "synthetic" in table.columns:
         table["synthetic"] = _parse_bool_column(table, "synthetic", source)
     for column in [c for c in table.columns if is_path_column(c)]:
         resolved_cells: list[object] = []
-        for site, cell in zip(table["site_id"], table[column].str.strip(), strict=True):
+        for site, cell in zip(table["site_id"], table[column], strict=True):
             if cell == "":
                 resolved_cells.append(np.nan)
                 continue
@@ -228,6 +391,8 @@ def read_sites_csv(path: str | os.PathLike[str], *, allow_absolute_paths: bool =
             ]
             resolved_cells.append(PATH_LIST_SEPARATOR.join(resolved))
         table[column] = pd.Series(resolved_cells, index=table.index, dtype=object)
+    if "flux_path" in table.columns and not allow_shared_flux:
+        _check_shared_flux(table, lines, source)
     table.attrs["source_file"] = str(source.resolve())
     return table
 

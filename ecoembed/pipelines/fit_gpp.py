@@ -39,6 +39,7 @@ from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from ecoembed.errors import CubeError, InputError, OutputExistsError
+from ecoembed.escaping import guard_csv_formulas
 from ecoembed.gpp.bootstrap import bootstrap_intervals, paired_differences
 from ecoembed.gpp.cv import cv_splits, fit_head, out_of_fold, parse_years
 from ecoembed.gpp.decomposition import aggregate_table_8day, daily_vs_8day, decompose_skill
@@ -127,14 +128,24 @@ GPP_TARGET_RULES: dict[str, str] = {
 """How the target is made from the flux files, per ``gpp_method`` (stated in provenance and the report)."""
 
 
+def write_csv(table: pd.DataFrame, path: Path, **to_csv: Any) -> None:
+    """``table`` as CSV without its index, text cells guarded against spreadsheet formulas (:func:`guard_csv_formulas`)."""
+    guard_csv_formulas(table).to_csv(path, index=False, **to_csv)
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
-def load_sites(sites_csv: str | os.PathLike[str], *, allow_absolute_paths: bool = False) -> pd.DataFrame:
-    """``read_sites_csv`` with its errors turned into :class:`InputError` (one-line CLI message)."""
+def load_sites(sites_csv: str | os.PathLike[str], *, allow_absolute_paths: bool = False,
+               allow_shared_flux: bool = False) -> pd.DataFrame:
+    """``read_sites_csv`` with its errors turned into :class:`InputError` (one-line CLI message).
+
+    Site ids are checked there, once (safe characters, unique also ignoring case); two sites naming
+    the same flux file are refused unless ``allow_shared_flux`` (site-level CV would leak).
+    """
     try:
-        return read_sites_csv(sites_csv, allow_absolute_paths=allow_absolute_paths)
+        return read_sites_csv(sites_csv, allow_absolute_paths=allow_absolute_paths, allow_shared_flux=allow_shared_flux)
     except FluxDataError as exc:
         raise InputError(str(exc)) from None
 
@@ -402,7 +413,7 @@ def write_analysis(run_dir: Path, predictions: pd.DataFrame, eight_day_models: p
     tables.update({"phenology": pheno, "phenology_summary": phenology_summary(pheno) if not pheno.empty else pd.DataFrame(),
                    "lags": lags, "lags_summary": lag_summary(lags) if not lags.empty else pd.DataFrame()})
     for stem, df in tables.items():
-        atomic_write_text(run_dir / f"{stem}.csv", df.to_csv(index=False))
+        atomic_write_text(run_dir / f"{stem}.csv", guard_csv_formulas(df).to_csv(index=False))
 
 
 def write_interpretation(
@@ -430,7 +441,7 @@ def write_interpretation(
     res = interpret_out_of_fold(table, feature_columns, target=target, seed=seed, progress=progress)
     written: dict[str, Path] = {}
     for stem, df in res.tables().items():
-        atomic_write_text(out / f"{stem}.csv", df.to_csv(index=False))
+        atomic_write_text(out / f"{stem}.csv", guard_csv_formulas(df).to_csv(index=False))
         written[stem] = out / f"{stem}.csv"
     atomic_write_text(out / "interpret_notes.txt", "\n".join(res.notes) + "\n")
     written["interpret_notes"] = out / "interpret_notes.txt"
@@ -548,6 +559,7 @@ def run_fit_gpp(
     qc_min: float = DEFAULT_QC_MIN,
     max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
     allow_absolute_paths: bool = False,
+    allow_shared_flux: bool = False,
     n_jobs: int = 1,
     interpret: bool = True,
     gpp_method: str = "mean",
@@ -578,6 +590,8 @@ def run_fit_gpp(
         qc_min: minimum GPP QC fraction of a day (0..1).
         max_gap_days: longest gap (days) bridged when interpolating non-daily cubes.
         allow_absolute_paths: let sites.csv use absolute / escaping paths.
+        allow_shared_flux: let two sites name the same flux file (an archive holding each site's own
+            tables); refused by default, as leave-one-site-out would then test a tower on its own data.
         n_jobs: threads per head fit.
         interpret: also explain the first combined embedding set (``embeddings+...``), else the
             first embedding set, else the first set (:func:`write_interpretation`; site-level
@@ -626,7 +640,7 @@ def run_fit_gpp(
     parse_years(train_years)
     if footprint not in FOOTPRINT_METHODS:
         raise InputError(f"footprint {footprint!r}: choose {' or '.join(FOOTPRINT_METHODS)}")
-    sites = load_sites(sites_csv, allow_absolute_paths=allow_absolute_paths)
+    sites = load_sites(sites_csv, allow_absolute_paths=allow_absolute_paths, allow_shared_flux=allow_shared_flux)
     note = None
     if feature_sets is None:
         feature_sets, why = default_feature_sets(sites)
@@ -730,16 +744,16 @@ def run_fit_gpp(
         differences = paired_differences(predictions, comparison_pairs(pooled, reference), seed=seed)
         seconds["bootstrap"] = time.perf_counter() - t
         per_site = per_site_metrics(predictions)
-        differences.to_csv(tmp / "skill_differences.csv", index=False)
-        paired_days.to_csv(tmp / "paired_days.csv", index=False)
-        pd.DataFrame(baseline_info, columns=["label", "features", "head", "run", "why_not"]).to_csv(tmp / "baselines.csv", index=False)
-        predictions.to_csv(tmp / "predictions.csv", index=False, date_format="%Y-%m-%d")
+        write_csv(differences, tmp / "skill_differences.csv")
+        write_csv(paired_days, tmp / "paired_days.csv")
+        write_csv(pd.DataFrame(baseline_info, columns=["label", "features", "head", "run", "why_not"]), tmp / "baselines.csv")
+        write_csv(predictions, tmp / "predictions.csv", date_format="%Y-%m-%d")
         predictions.to_parquet(tmp / "predictions.parquet", index=False)
         table.to_parquet(tmp / "joined.parquet", index=False)
-        pooled.to_csv(tmp / "metrics_pooled.csv", index=False)
-        per_site.to_csv(tmp / "metrics_per_site.csv", index=False)
-        skill_by_support(predictions).to_csv(tmp / "skill_by_support.csv", index=False)
-        info["footprint"].to_csv(tmp / "footprint.csv", index=False)
+        write_csv(pooled, tmp / "metrics_pooled.csv")
+        write_csv(per_site, tmp / "metrics_per_site.csv")
+        write_csv(skill_by_support(predictions), tmp / "skill_by_support.csv")
+        write_csv(info["footprint"], tmp / "footprint.csv")
         if footprint == "ffp":
             t = time.perf_counter()
             window_pooled = _window_comparison(sites, feature_sets, heads, cv=cv, folds=folds, seed=seed, n_jobs=n_jobs,
@@ -749,18 +763,18 @@ def run_fit_gpp(
             both = pooled[["features", "head", "n", "r2", "rmse"]].merge(
                 window_pooled[["features", "head", "n", "r2", "rmse"]], on=["features", "head"], suffixes=("_ffp", "_window"))
             both["r2_change"] = both["r2_ffp"] - both["r2_window"]
-            both.to_csv(tmp / "footprint_vs_window.csv", index=False)
+            write_csv(both, tmp / "footprint_vs_window.csv")
             seconds["footprint comparison"] = time.perf_counter() - t
         banner = "**SYNTHETIC DATA**\n\n" if synthetic else ""
         (tmp / "metrics_pooled.md").write_text(f"{banner}# Pooled out-of-fold skill (GPP, gC m-2 d-1)\n\n{md_table(pooled)}\n",
                                                encoding="utf-8")
         (tmp / "metrics_per_site.md").write_text(f"{banner}# Per-site out-of-fold skill (GPP, gC m-2 d-1)\n\n{md_table(per_site)}\n",
                                                  encoding="utf-8")
-        days_lost.to_csv(tmp / "days_lost.csv", index=False)
-        skipped.to_csv(tmp / "skipped_sites.csv", index=False)
+        write_csv(days_lost, tmp / "days_lost.csv")
+        write_csv(skipped, tmp / "skipped_sites.csv")
         for fs, c in coefs.items():
-            c.to_csv(tmp / f"coefficients_{_safe(fs)}.csv", index=False)
-            coefficient_summary(c).to_csv(tmp / f"coefficients_{_safe(fs)}_summary.csv", index=False)
+            write_csv(c, tmp / f"coefficients_{_safe(fs)}.csv")
+            write_csv(coefficient_summary(c), tmp / f"coefficients_{_safe(fs)}_summary.csv")
         t = time.perf_counter()
         write_analysis(tmp, predictions, pd.concat(preds8, ignore_index=True) if preds8 else None)
         seconds["analysis"] = time.perf_counter() - t
@@ -781,7 +795,7 @@ def run_fit_gpp(
                         "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "interpret": interpret,
                         "gpp_method": gpp_method, "qc_missing": qc_missing, "strict": strict, "paired": paired,
                         "test_years": test_years, "train_years": train_years, "max_days_to_obs": max_days_to_obs,
-                        "footprint": footprint, "baselines": baselines,
+                        "footprint": footprint, "baselines": baselines, "allow_shared_flux": allow_shared_flux,
                         "keep_models": keep_models if isinstance(keep_models, bool) else list(keep_models)},
             "kept_models": [k["model"] for k in kept],
             "baselines": baseline_info,

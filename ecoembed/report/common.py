@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ecoembed.errors import InputError
+from ecoembed.escaping import escape_markdown
 from ecoembed.io_utils import atomic_path
 
 GPP_UNIT = "gC m$^{-2}$ d$^{-1}$"
@@ -30,6 +31,11 @@ OOF_CANDIDATES: tuple[str, ...] = (
     "predictions.parquet", "predictions.csv",
 )
 """File names of the out-of-fold predictions in a run folder, tried in order."""
+ID_COLUMNS: tuple[str, ...] = ("site_id",)
+"""Columns read back as text exactly as written (a site ``NA`` or ``001`` stays itself)."""
+NA_WORDS: tuple[str, ...] = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                             "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+"""What pandas reads as missing by default: still missing in every other column."""
 
 
 def find_oof(run_dir: str | os.PathLike[str]) -> Path:
@@ -49,10 +55,18 @@ def find_oof(run_dir: str | os.PathLike[str]) -> Path:
 def load_oof(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a run's out-of-fold predictions (CSV or Parquet) with ``date`` parsed and ids as strings."""
     path = find_oof(run_dir)
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"site_id": str})
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv_ids_as_text(path)
     if "date" in df.columns:
         df["date"] = pd.to_datetime(df["date"])
     return df
+
+
+def read_csv_ids_as_text(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A CSV the run wrote, with :data:`ID_COLUMNS` as text exactly as written and the usual NaN everywhere else."""
+    names = list(pd.read_csv(path, nrows=0).columns)
+    ids = [c for c in names if c in ID_COLUMNS]
+    return pd.read_csv(path, dtype=dict.fromkeys(ids, str), keep_default_na=False,
+                       na_values={c: list(NA_WORDS) for c in names if c not in ids})
 
 
 def read_table(run_dir: str | os.PathLike[str], name: str) -> pd.DataFrame | None:
@@ -61,7 +75,7 @@ def read_table(run_dir: str | os.PathLike[str], name: str) -> pd.DataFrame | Non
     if not p.is_file():
         return None
     try:
-        df = pd.read_csv(p, dtype={"site_id": str})
+        df = read_csv_ids_as_text(p)
     except pd.errors.EmptyDataError:  # an analysis with no rows (e.g. no site-year long enough for SOS/EOS)
         return None
     return None if df.empty else df
@@ -118,11 +132,16 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _md_cell(v: object) -> str:
+    """A number as :func:`_fmt` writes it; anything else as Markdown-escaped text (:func:`escape_markdown`)."""
+    return _fmt(v) if isinstance(v, int | float | np.number | np.bool_) else escape_markdown(_fmt(v), line_start=False)
+
+
 def md_table(df: pd.DataFrame) -> str:
-    """Markdown table (floats with 3 decimals, NaN as empty)."""
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    """Markdown table (floats with 3 decimals, NaN as empty; text escaped so a cell renders as itself)."""
+    head = "| " + " | ".join(escape_markdown(c, line_start=False) for c in df.columns) + " |"
     rule = "|" + "---|" * len(df.columns)
-    body = ["| " + " | ".join(_fmt(v) for v in rec) + " |" for rec in df.itertuples(index=False)]
+    body = ["| " + " | ".join(_md_cell(v) for v in rec) + " |" for rec in df.itertuples(index=False)]
     return "\n".join([head, rule, *body])
 
 

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from ecoembed.errors import InputError
+from ecoembed.escaping import escape_markdown
 from ecoembed.io_utils import atomic_write_text
 from ecoembed.report.common import is_synthetic, load_oof, read_provenance
 from ecoembed.report.sections import SECTIONS
@@ -53,7 +54,7 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
             t, h, m = fn(run)
         except Exception as exc:
             t = getattr(fn, "__name__", "section")
-            h, m = f"<p><em>section skipped: {html_lib.escape(str(exc))}</em></p>", f"*section skipped: {exc}*"
+            h, m = f"<p><em>section skipped: {html_lib.escape(str(exc))}</em></p>", f"*section skipped: {escape_markdown(exc)}*"
         if not h and not m:
             continue  # an optional section with nothing for this run (e.g. a single embedding product) is left out
         body_h.append(f"<section><h2>{html_lib.escape(t)}</h2>{h}</section>")
@@ -61,7 +62,7 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     banner_h = BANNER_HTML if syn else ""
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html_lib.escape(title)}</title><style>{CSS}</style></head>"
             f"<body>{banner_h}<h1>{html_lib.escape(title)}</h1><p>{html_lib.escape(sub)}</p>{''.join(body_h)}{banner_h}</body></html>")
-    md = "\n\n".join([*([BANNER_MD] if syn else []), f"# {title}", sub, *body_m]) + "\n"
+    md = "\n\n".join([*([BANNER_MD] if syn else []), f"# {title}", escape_markdown(sub), *body_m]) + "\n"
     atomic_write_text(run / "index.html", page)
     atomic_write_text(run / "report.md", md)
     return run / "index.html", run / "report.md"

@@ -13,12 +13,14 @@ from __future__ import annotations
 import html as html_lib
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ecoembed.escaping import escape_markdown
 from ecoembed.gpp.decomposition import COMPONENTS
 from ecoembed.report.common import (
     best_model,
@@ -179,7 +181,7 @@ def findings_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
     box_h = ('<div class="findings" id="findings" style="border:2px solid #1b4f72;background:#eef5fb;padding:8px 14px;'
              'margin:10px 0"><strong>Findings</strong><ul>' + "".join(f"<li>{html_lib.escape(t)}</li>" for t in items)
              + "</ul></div>")
-    box_m = "**Findings**\n\n" + "\n".join(f"- {t}" for t in items)
+    box_m = "**Findings**\n\n" + "\n".join(f"- {escape_markdown(t)}" for t in items)
     # the ranking table: every model against the reference
     rank = pooled.assign(_r2=pd.to_numeric(pooled["r2"], errors="coerce")).sort_values("_r2", ascending=False)
     rows: list[dict[str, object]] = []
@@ -198,7 +200,7 @@ def findings_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
            f"{model_label(*ref) if ref else '(none in this run)'}; intervals: {level} bootstrap over {unit}; "
            "P(not better): share of bootstrap replicates where the model does not beat the reference.")
     h = box_h + f"<h3>Ranking against the reference</h3><p>{html_lib.escape(cap)}</p>{html_table(table, table_id='ranking')}"
-    m = box_m + f"\n\n### Ranking against the reference\n\n{cap}\n\n{md_table(table)}"
+    m = box_m + f"\n\n### Ranking against the reference\n\n{escape_markdown(cap)}\n\n{md_table(table)}"
     if ref is not None and diffs is not None:
         vs = diffs[(diffs["vs_features"].astype(str) == ref[0]) & (diffs["vs_head"].astype(str) == ref[1])]
         if len(vs):
@@ -209,7 +211,7 @@ def findings_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
             cap2 = (f"Δr2 (dimensionless) of each model minus {model_label(*ref)} on the same {int(row['n'])} site-days, "
                     f"{level} interval over {unit}")
             h += img_html(png, cap2)
-            m += f"\n\n![ranking](figures/{png.name})\n\n*{cap2}*"
+            m += f"\n\n![ranking](figures/{png.name})\n\n*{escape_markdown(cap2)}*"
     site_map = _site_map(run, pooled, prov, best, syn)
     if site_map is not None:
         h += site_map[0]
@@ -234,7 +236,7 @@ def _site_map(run: Path, pooled: pd.DataFrame, prov: dict[str, object], best: tu
     cap = (f"Tower locations (lat/lon, degrees) coloured by the held-out r2 of {model_label(*best)} "
            f"({int(df['r2'].notna().sum())} sites, {int(pd.to_numeric(df['n'], errors='coerce').fillna(0).sum())} site-days); "
            "hollow: no score")
-    return (f'<div id="site-map">{img_html(png, cap)}</div>', f"![site map](figures/{png.name})\n\n*{cap}*")
+    return (f'<div id="site-map">{img_html(png, cap)}</div>', f"![site map](figures/{png.name})\n\n*{escape_markdown(cap)}*")
 
 
 @register_section
@@ -313,11 +315,11 @@ def seasonal_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
     features, head = best_model(_pooled(run))
     png = plot_seasonal(oof, _figures_dir(run) / "seasonal_sites.png", features=features, head=head,
                         per_site=read_table(run, "metrics_per_site.csv"), synthetic=is_synthetic(run, oof))
-    text = (f"Best model by pooled daily NSE: {model_label(features, head)}. "
-            "`ecoembed plot-seasonal --run DIR --site ID` draws any site/model.")
+    text = "Best model by pooled daily NSE: {}. `ecoembed plot-seasonal --run DIR --site ID` draws any site/model."
     caption = "Daily and mean seasonal GPP (gC m-2 d-1), observed vs predicted, best model"
-    return ("Seasonal GPP per site", f"<p>{html_lib.escape(text)}</p>" + img_html(png, caption),
-            f"{text}\n\n![seasonal](figures/{png.name})")
+    label = model_label(features, head)
+    return ("Seasonal GPP per site", f"<p>{html_lib.escape(text.format(label))}</p>" + img_html(png, caption),
+            f"{text.format(escape_markdown(label))}\n\n![seasonal](figures/{png.name})")
 
 
 @register_section
@@ -346,12 +348,12 @@ def models_and_maps_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, 
         for entry in json.loads(maps_json.read_text(encoding="utf-8")):
             for fig, caption in entry.get("figures", {}).items():
                 png = run / "figures" / fig
-                if png.is_file():
+                if Path(fig).name == fig and png.is_file():  # a plain name: maps.json cannot embed files from elsewhere
                     parts_h.append(img_html(png, caption))
-                    parts_m.append(f"![{caption}](figures/{fig})")
+                    parts_m.append(f"![{escape_markdown(caption)}](<figures/{fig}>)")
             note = f"Map folder: {entry.get('folder', '')} (its index.html has the monthly panels, envelope map and series)."
             parts_h.append(f"<p>{html_lib.escape(note)}</p>")
-            parts_m.append(note)
+            parts_m.append(escape_markdown(note))
     return title, "".join(parts_h), "\n\n".join(parts_m)
 
 
@@ -366,11 +368,12 @@ def support_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
     features, head = best_model(_pooled(run))
     best = table[(table["features"] == features) & (table["head"] == head)]
     cols = ["features", "head", "days_to_obs", "n", "r2", "nse", "rmse", "bias"]
-    text = (f"Days far from any valid observation rest on interpolation (bands, indices) or on the encoder's "
-            f"temporal context (embeddings); `fit-gpp --max-days-to-obs N` drops them. Best model: {model_label(features, head)}.")
-    return (title, f"<p>{html_lib.escape(text)}</p>{html_table(best[cols], table_id='support-best')}"
+    text = ("Days far from any valid observation rest on interpolation (bands, indices) or on the encoder's "
+            "temporal context (embeddings); `fit-gpp --max-days-to-obs N` drops them. Best model: {}.")
+    label = model_label(features, head)
+    return (title, f"<p>{html_lib.escape(text.format(label))}</p>{html_table(best[cols], table_id='support-best')}"
                    f"<details><summary>all models</summary>{html_table(table[cols], table_id='support-all')}</details>",
-            f"{text}\n\n{md_table(best[cols])}")
+            f"{text.format(escape_markdown(label))}\n\n{md_table(best[cols])}")
 
 
 @register_section
@@ -409,7 +412,7 @@ def decomposition_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, st
     ])
     md = "\n\n".join([
         intro, "![decomposition](figures/decomposition.png)",
-        f"### Per IGBP class, best model ({model_label(*best)}), NSE", md_table(wide),
+        f"### Per IGBP class, best model ({escape_markdown(model_label(*best))}), NSE", md_table(wide),
         "### Daily vs 8-day aggregated skill", "![daily vs 8-day](figures/daily_vs_8day.png)", md_table(scales),
         "### All components", md_table(overview),
     ])
@@ -429,11 +432,11 @@ def temporal_fidelity_section(run_dir: str | os.PathLike[str]) -> tuple[str, str
     intro = (f"Season start (SOS) and end (EOS) per site-year ({rule_text}) from observed and from out-of-fold predicted GPP, "
              "15-day smoothing: threshold at 50 % of the annual amplitude, and the extremes of the first derivative. "
              "Error = predicted - observed (days). Lag: cross-correlation peak within ±30 days (> 0: prediction late).")
-    parts_h, parts_m = [f"<p>{html_lib.escape(intro)}</p>"], [intro]
+    parts_h, parts_m = [f"<p>{html_lib.escape(intro)}</p>"], [escape_markdown(intro)]
     if pheno is None or summary is None:
         note = f"No site-year meets the coverage rule ({rule_text}): SOS/EOS not computed."
-        parts_h.append(f"<p><em>{note}</em></p>")
-        parts_m.append(f"*{note}*")
+        parts_h.append(f"<p><em>{html_lib.escape(note)}</em></p>")
+        parts_m.append(f"*{escape_markdown(note)}*")
     else:
         best = best_model(_pooled(run))
         sos_mae = dict(zip(zip(summary["features"].astype(str), summary["head"].astype(str), strict=True),
@@ -510,7 +513,7 @@ def interpretability_section(run_dir: str | os.PathLike[str]) -> tuple[str, str,
         txt = notes.read_text(encoding="utf-8").strip()
         if txt:
             html_parts.append(f"<p><small>{html_lib.escape(txt)}</small></p>")
-            md_parts.append(f"*{txt}*")
+            md_parts.append(f"*{escape_markdown(txt)}*")
     if missing:
         h, m = _missing("; ".join(missing))
         html_parts.append(h)
@@ -527,13 +530,13 @@ def data_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
     if prov and prov.get("gpp_target"):
         target = f"Target: {prov['gpp_target']} (gC m-2 d-1)."
         parts_h.append(f"<p>{html_lib.escape(target)}</p>")
-        parts_m.append(target)
+        parts_m.append(escape_markdown(target))
     dropped = (prov or {}).get("dropped_columns")
     for fs, lacking in (dropped.items() if isinstance(dropped, dict) else []):
         note = (f"Feature set {fs}: column(s) left out because some sites lack them: "
                 + "; ".join(f"{c} (missing at {', '.join(map(str, sites))})" for c, sites in lacking.items()) + ".")
         parts_h.append(f"<p>{html_lib.escape(note)}</p>")
-        parts_m.append(note)
+        parts_m.append(escape_markdown(note))
     skipped = read_table(run, "skipped_sites.csv")
     if skipped is not None and len(skipped):
         parts_h.append(f"<h3>Sites skipped ({len(skipped)})</h3>{html_table(skipped, table_id='skipped-sites')}")
@@ -564,9 +567,10 @@ def data_section(run_dir: str | os.PathLike[str]) -> tuple[str, str, str]:
         agg = pd.read_csv(p).iloc[:25]
         name = p.stem[len("coefficients_"):-len("_summary")]
         parts_h.append(f"<h3>Linear coefficients, {html_lib.escape(name)} (per sd of input; mean over folds)</h3>{html_table(agg)}")
-        parts_m.append(f"### Linear coefficients, {name} (per sd; mean over folds)\n\n{md_table(agg)}")
+        parts_m.append(f"### Linear coefficients, {escape_markdown(name)} (per sd; mean over folds)\n\n{md_table(agg)}")
     if prov:
         text = json.dumps({k: prov.get(k) for k in ("options", "seeds", "versions", "seconds", "inputs")}, indent=1, default=str)
         parts_h.append(f"<h3>Provenance</h3><pre>{html_lib.escape(text)}</pre>")
-        parts_m.append(f"### Provenance\n\n```json\n{text}\n```")
+        fence = "`" * max(3, 1 + max((len(run_) for run_ in re.findall(r"`+", text)), default=0))  # no value closes it
+        parts_m.append(f"### Provenance\n\n{fence}json\n{text}\n{fence}")
     return "Data and provenance", "\n".join(parts_h), "\n\n".join(parts_m)

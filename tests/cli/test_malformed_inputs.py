@@ -260,6 +260,118 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return lambda: read_sites_csv(path)
 
 
+# site identifiers (issue 19): checked once by read_sites_csv; fit-gpp turns them into one-line InputErrors
+
+
+def _fit_gpp_on(tmp: Path, rows: str, header: str = "site_id,lat,lon,flux_path") -> list[str]:
+    """fit-gpp on a hand-written sites.csv in tmp/sites (flux files a.csv, b.csv beside it); --out tmp/run."""
+    for name in ("a.csv", "b.csv"):
+        write_text(tmp / "sites" / "flux" / name, "TIMESTAMP,GPP_NT_VUT_REF\n20200601,1.0\n")
+    csv = write_text(tmp / "sites" / "sites.csv", f"{header}\n{rows}")
+    return ["fit-gpp", "--sites", str(csv), "--out", str(tmp / "run"), "--quiet"]
+
+
+@case("sites-ids-differ-only-in-case", InputError, "sites.csv", "'ZZ-Aaa' (line 2)", "'zz-aaa' (line 3)",
+      "differ only in case", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    """Two spellings of one tower would be two sites of leave-one-site-out: the tower would be tested on itself."""
+    return _fit_gpp_on(tmp, "ZZ-Aaa,46.8,9.9,flux/a.csv\nzz-aaa,46.8,9.9,flux/b.csv\n")
+
+
+@case("sites-id-duplicated-names-both-lines", FluxDataError, "duplicated site_id 'ZZ-Aaa' (lines 2 and 4)", "appear once")
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    path = write_sites(tmp, "site_id,lat,lon\nZZ-Aaa,46.8,9.9\nZZ-Bbb,40,10\nZZ-Aaa,46.9,9.8\n")
+    return lambda: read_sites_csv(path)
+
+
+@case("sites-id-with-slash", InputError, "sites.csv", "line 3", "'ZZ/Bbb'", "path separator '/'", "letters", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    """An id with '/' would become a sub-folder in every file named after it."""
+    return _fit_gpp_on(tmp, "ZZ-Aaa,46.8,9.9,flux/a.csv\nZZ/Bbb,46.8,9.9,flux/b.csv\n")
+
+
+@case("sites-id-with-backslash", FluxDataError, "line 2", "path separator '\\'")
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    path = write_sites(tmp, "site_id,lat,lon\nZZ\\Aaa,46.8,9.9\n")
+    return lambda: read_sites_csv(path)
+
+
+@case("sites-id-dotdot", InputError, "sites.csv", "line 2", "'..'", "starts or ends with '.'", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    return _fit_gpp_on(tmp, "..,46.8,9.9,flux/a.csv\n")
+
+
+@case("sites-id-dotdot-path", FluxDataError, "line 2", "'../../escape'", "starts or ends with '.'")
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    path = write_sites(tmp, "site_id,lat,lon\n../../escape,46.8,9.9\n")
+    return lambda: read_sites_csv(path)
+
+
+@case("sites-id-with-space", InputError, "sites.csv", "line 2", "'ZZ Aaa'", "whitespace", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    return _fit_gpp_on(tmp, "ZZ Aaa,46.8,9.9,flux/a.csv\n")
+
+
+@case("sites-id-with-html", InputError, "sites.csv", "'<b>x</b>'", "the character '<'", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    """Markup in an id would reach index.html, report.md and every CSV."""
+    return _fit_gpp_on(tmp, "<b>x</b>,46.8,9.9,flux/a.csv\n")
+
+
+@case("sites-id-spreadsheet-formula", FluxDataError, "line 2", "'=HYPERLINK(1)'", "the character '='")
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    path = write_sites(tmp, 'site_id,lat,lon\n"=HYPERLINK(1)",46.8,9.9\n')
+    return lambda: read_sites_csv(path)
+
+
+@case("sites-id-too-long", FluxDataError, "line 2", "has 65 characters (at most 64)")
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    path = write_sites(tmp, f"site_id,lat,lon\n{'A' * 65},46.8,9.9\n")
+    return lambda: read_sites_csv(path)
+
+
+@case("sites-row-with-extra-field", InputError, "sites.csv", "line 3 has 5 fields but the header has 4",
+      "decimal comma", "write decimals with '.' or quote the cell", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    """A decimal comma (45,1) splits lat in two: pandas would shift the row's cells or raise a traceback."""
+    return _fit_gpp_on(tmp, "ZZ-Aaa,46.8,9.9,flux/a.csv\nZZ-Bbb,45,1,9.9,flux/b.csv\n")
+
+
+@case("sites-every-row-with-extra-field", FluxDataError, "sites.csv", "line 2 has 4 fields but the header has 3")
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    """One more field on every row: pandas would silently make site_id the index and shift every column left."""
+    path = write_sites(tmp, "site_id,lat,lon\nZZ-Aaa,46,8,9.9\nZZ-Bbb,45,1,9.9\n")
+    return lambda: read_sites_csv(path)
+
+
+@case("sites-quoted-decimal-comma", FluxDataError, "line 2", "lat of site 'ZZ-Aaa' is '46,8'", "write 46.8")
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    path = write_sites(tmp, 'site_id,lat,lon\nZZ-Aaa,"46,8",9.9\n')
+    return lambda: read_sites_csv(path)
+
+
+@case("sites-repeated-column", FluxDataError, "sites.csv", "column(s) lat more than once")
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    path = write_sites(tmp, "site_id,lat,lon,lat\nZZ-Aaa,46.8,9.9,46.8\n")
+    return lambda: read_sites_csv(path)
+
+
+@case("sites-shared-flux-file", InputError, "sites.csv", "'ZZ-Aaa' (line 2)", "'ZZ-Bbb' (line 3)", "share the flux file",
+      "a.csv", "--allow-shared-flux", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    """Two rows on one tower's records: leave-one-site-out would train on the tower it tests."""
+    return _fit_gpp_on(tmp, "ZZ-Aaa,46.8,9.9,flux/a.csv\nZZ-Bbb,40.0,10.0,flux/b.csv; flux/a.csv\n")
+
+
+@case("sites-shared-flux-other-spelling", FluxDataError, "'ZZ-Aaa' (line 2)", "'ZZ-Bbb' (line 3)", "share the flux file")
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    """The same file through a symlink and a detour is still the same file."""
+    write_text(tmp / "flux" / "a.csv", "TIMESTAMP,GPP_NT_VUT_REF\n20200601,1.0\n")
+    (tmp / "flux" / "alias.csv").symlink_to(tmp / "flux" / "a.csv")
+    path = write_sites(tmp, "site_id,lat,lon,flux_path\nZZ-Aaa,46.8,9.9,flux/a.csv\nZZ-Bbb,40,10,flux/../flux/alias.csv\n")
+    return lambda: read_sites_csv(path)
+
+
 # cubes ------------------------------------------------------------------------------------------
 
 

@@ -55,7 +55,7 @@ def _site_inputs(sites_csv: Path | None) -> list[Path]:
     from fluxnet.sites import is_path_column
 
     try:
-        table = read_sites_csv(sites_csv, allow_absolute_paths=True)
+        table = read_sites_csv(sites_csv, allow_absolute_paths=True, allow_shared_flux=True)  # only the paths are wanted
     except FluxDataError:
         return [sites_csv, sites_csv.parent]  # the command itself reports what is wrong with the file
     paths: list[Path] = [sites_csv]

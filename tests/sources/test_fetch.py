@@ -215,13 +215,13 @@ def test_fetch_bad_input_is_one_line_exit_2(tmp_path: Path, catalog: tuple[Path,
         assert main(args) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and needle in err and len(err.splitlines()) == 1, err
-    # --out holding the sites file: the new sites.csv would overwrite it
+    # --out holding the sites file: the new sites.csv would overwrite it (refused by the CLI's output-overlap rule)
     same = tmp_path / "same"
     same.mkdir()
     (same / "sites.csv").write_bytes(sites.read_bytes())
     (same / "flux").symlink_to(tmp_path / "in" / "flux")
     assert main(_args(same / "sites.csv", same, cat)) == 2
-    assert "would overwrite it" in capsys.readouterr().err
+    assert "contains the input" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

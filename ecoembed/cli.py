@@ -12,6 +12,7 @@ defaults) comes from light modules imported here.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,7 +61,10 @@ def _site_inputs(sites_csv: Path | None) -> list[Path]:
         return [sites_csv, sites_csv.parent]  # the command itself reports what is wrong with the file
     paths: list[Path] = [sites_csv]
     for column in [c for c in table.columns if is_path_column(c)]:
-        paths += [Path(p) for cell in table[column] for p in split_path_list(cell)]
+        for p in (Path(p) for cell in table[column] for p in split_path_list(cell)):
+            if os.path.lexists(p):  # a missing file is the command's to report (it may skip that site)
+                regular_input(p, what=f"{sites_csv.name} {column}")  # a FIFO or device would block its reader
+            paths.append(p)
     return paths
 
 

@@ -14,6 +14,8 @@ from ecoembed.errors import InputError
 
 EPOCH = np.datetime64("1970-01-01", "D")
 """Epoch of the absolute date encoding (Unix epoch, UTC days)."""
+OPTION_DATES = (np.datetime64("1970-01-01", "D"), np.datetime64("2100-12-31", "D"))
+"""Range of dates a command-line date option may take (earlier/later is a typo, and overflows nanosecond times)."""
 
 
 def to_days(times: object) -> np.ndarray:
@@ -46,9 +48,13 @@ def parse_day(value: object, option: str) -> int:
         InputError: ``value`` is not a date; the message names ``--option``.
     """
     try:
-        return int(to_days(np.datetime64(str(value)[:10], "D")))
+        day = np.datetime64(str(value)[:10], "D")
     except (ValueError, TypeError) as exc:
         raise InputError(f"--{option} {value!r} is not a date (use YYYY-MM-DD)") from exc
+    if not (OPTION_DATES[0] <= day <= OPTION_DATES[1]):
+        raise InputError(f"--{option} {value}: dates must lie within {OPTION_DATES[0]}..{OPTION_DATES[1]} (the satellite "
+                         "era; nanosecond timestamps overflow beyond 2262)")
+    return int((day - EPOCH).astype(np.int64))
 
 
 def daily_range(acquisitions: object, start: str | None = None, end: str | None = None) -> np.ndarray:

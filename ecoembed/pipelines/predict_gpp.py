@@ -46,6 +46,7 @@ import zarr
 from pyproj import Transformer
 from tqdm.auto import tqdm
 
+from ecoembed.dates import from_days, parse_day
 from ecoembed.errors import CubeError, InputError, OutputExistsError
 from ecoembed.gpp.features import METEO_COLUMNS, embedding_variant, parse_feature_set, variant_prefix
 from ecoembed.gpp.join import gaussian_weights
@@ -349,8 +350,8 @@ def predict_gpp(run_dir: str | os.PathLike[str], cube: str | os.PathLike[str], o
     if win < 1:
         raise InputError("--window-px must be >= 1")
     days = pd.DatetimeIndex(ds["time"].values).floor("D")
-    lo = pd.Timestamp(start) if start else days[0]
-    hi = pd.Timestamp(end) if end else days[-1]
+    lo = pd.Timestamp(from_days(parse_day(start, "start"))) if start else days[0]
+    hi = pd.Timestamp(from_days(parse_day(end, "end"))) if end else days[-1]
     if lo > hi or hi < days[0] or lo > days[-1]:
         raise InputError(f"--start/--end {lo.date()}..{hi.date()} lies outside the cube's period {days[0].date()}..{days[-1].date()}")
     tsel = np.flatnonzero((days >= lo) & (days <= hi))

@@ -174,3 +174,23 @@ def test_a_second_writer_on_the_same_output_is_refused_with_the_holders_pid(inpu
     # the holder died without cleaning up: its lock went with it, the next writer runs
     with output_lock(out):
         pass
+
+
+def _cli_subprocess(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m ecoembed.cli`` with a timeout: a reader that blocked on a FIFO would hang, not fail."""
+    return subprocess.run([sys.executable, "-m", "ecoembed.cli", *args], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+
+
+def test_fifos_are_refused_before_any_reader_blocks_on_them(inputs: dict[str, Path], tmp_path: Path) -> None:
+    fifo = tmp_path / "s2_cube.nc"
+    os.mkfifo(fifo)
+    res = _cli_subprocess(["embed", "--s2", str(fifo), "--out", str(tmp_path / "e.zarr")], tmp_path)
+    assert res.returncode == 2 and "is a FIFO (named pipe)" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    os.mkfifo(sites / "flux.csv")
+    (sites / "sites.csv").write_text("site_id,lat,lon,flux_path\nZZ-Fifo,45.0,9.0,flux.csv\n", encoding="utf-8")
+    res = _cli_subprocess(["fit-gpp", "--sites", str(sites / "sites.csv"), "--out", str(tmp_path / "run"), "--quiet"], tmp_path)
+    assert res.returncode == 2 and "flux_path" in res.stderr and "FIFO" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -596,6 +596,55 @@ def _(tmp: Path, scene: dict[str, Path]) -> Any:
     return ["reconstruct", "--s2", str(tmp / "nowhere.nc"), "--out", str(tmp / "r.nc")]
 
 
+# output safety (issue 19): an output may never overlap an input, be a symlink, or carry an absurd date -------
+
+
+@case("cli-embed-out-is-the-input", InputError, "is the input", "inputs are never replaced", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    cube = tmp / "s2_copy.nc"
+    cube.write_bytes(scene["s2"].read_bytes())
+    return ["embed", "--s2", str(cube), "--model", str(scene["model"]), "--out", str(cube), "--overwrite"]
+
+
+@case("cli-embed-out-inside-an-input-store", InputError, "lies inside the input", "s2.zarr", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    import xarray as xr
+
+    with xr.open_dataset(scene["s2"]) as ds:
+        ds.load().to_zarr(tmp / "s2.zarr", consolidated=False)
+    return ["embed", "--s2", str(tmp / "s2.zarr"), "--model", str(scene["model"]), "--out", str(tmp / "s2.zarr" / "e.zarr")]
+
+
+@case("cli-fitgpp-overwrite-the-folder-of-its-sites", InputError, "contains the input", "sites.csv", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    csv = _fit_gpp_sites(tmp)
+    return ["fit-gpp", "--sites", str(csv), "--out", str(csv.parent), "--overwrite", "--quiet"]
+
+
+@case("cli-fitgpp-out-dot-above-the-inputs", InputError, "--out . contains the input", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    csv = _fit_gpp_sites(tmp)  # the runner works in the case's parent folder: "." holds the sites and flux files
+    return ["fit-gpp", "--sites", str(csv), "--out", ".", "--overwrite", "--quiet"]
+
+
+@case("cli-embed-out-is-a-symlink", InputError, "symbolic link", "give the real path", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    (tmp / "real.zarr").mkdir()
+    (tmp / "link.zarr").symlink_to(tmp / "real.zarr")
+    return ["embed", "--s2", str(scene["s2"]), "--model", str(scene["model"]), "--out", str(tmp / "link.zarr"), "--overwrite"]
+
+
+@case("cli-embed-end-in-the-far-future", InputError, "--end 2919-01-01", "1970-01-01..2100-12-31", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    return ["embed", "--s2", str(scene["s2"]), "--model", str(scene["model"]), "--out", str(tmp / "e.zarr"),
+            "--end", "2919-01-01"]
+
+
+@case("cli-embed-name-too-long", OSError, "File name too long", "use a shorter path", cli=True)
+def _(tmp: Path, scene: dict[str, Path]) -> Any:
+    return ["embed", "--s2", str(scene["s2"]), "--model", str(scene["model"]), "--out", str(tmp / ("e" * 300 + ".zarr"))]
+
+
 # --- the runner ---------------------------------------------------------------------------------
 
 

@@ -402,13 +402,17 @@ def embed(
                           f"({NO_OBSERVATION} = none)",
         "complete": False,
     }
-    store = out if out.suffix == ".zarr" else out.with_name(f".{out.name}.partial.zarr")
+    # --overwrite of a finished .zarr builds the new cube beside it and swaps them at the end: the old output is
+    # deleted only once the new one is complete (as for .nc, assembled from a sibling work store)
+    replace_zarr = out.suffix == ".zarr" and overwrite and out.exists() and _store_state(out, attrs) != "resumable"
+    partial = out.suffix == ".nc" or replace_zarr
+    store = out.with_name(f".{out.name}.partial.zarr") if partial else out
     markers = store.with_name(store.name + ".blocks")
     if out.suffix == ".nc" and out.exists() and not overwrite:
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
     if store.exists():
         state = _store_state(store, attrs)
-        if overwrite or (out.suffix == ".nc" and state != "resumable"):
+        if (overwrite and not (partial and state == "resumable")) or (out.suffix == ".nc" and state != "resumable"):
             shutil.rmtree(store)
             shutil.rmtree(markers, ignore_errors=True)
         elif state == "complete":
@@ -468,6 +472,11 @@ def embed(
         with atomic_path(out) as tmp:
             ds.to_netcdf(tmp, engine="netcdf4")
         shutil.rmtree(store)
+    elif replace_zarr:
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(store, out)
+        shutil.rmtree(old)
     shutil.rmtree(markers, ignore_errors=True)
     return EmbedResult(
         path=out, blocks_total=len(jobs), blocks_computed=len(computed), blocks_skipped=len(done),

@@ -164,6 +164,20 @@ def test_int8_storage_decodes_transparently(scene: dict[str, Path], tmp_path: Pa
     )
 
 
+def test_interrupted_overwrite_keeps_the_old_cube_until_the_new_one_is_complete(scene: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 19: --overwrite moves the old output aside and deletes it only after success."""
+    out = tmp_path / "e.zarr"
+    _run(scene, out, end="2019-04-10")
+    old = open_embeddings(out)["embedding"].values
+    with pytest.raises(RuntimeError):
+        _run(scene, out, overwrite=True, on_block_done=lambda b: (_ for _ in ()).throw(RuntimeError("killed")))
+    np.testing.assert_array_equal(open_embeddings(out)["embedding"].values, old)  # still the complete old cube
+    res = _run(scene, out, overwrite=True)  # resumes the replacement, then swaps it in
+    assert res.blocks_skipped == 1 and res.blocks_computed == 8
+    assert open_embeddings(out).sizes["time"] == 71
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_existing_output_and_bad_grid(scene: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "e.zarr"
     _run(scene, out)

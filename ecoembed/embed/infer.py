@@ -14,10 +14,36 @@ from typing import Any
 
 import numpy as np
 import torch
+import xarray as xr
 
 from ecoembed.dates import days_to_nearest as nearest_day_distance
 from ecoembed.errors import InputError
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionContext, SensorBatch
+from ecoembed.sources.chips import PixelSeries, checkpoint_series, require_checkpoint_bands
+from ecoembed.weights.fusion_checkpoint import LoadedModel
+
+
+def model_series(loaded: LoadedModel, cube: xr.Dataset, modality: str) -> PixelSeries:
+    """Pixel series of ``cube`` in the band order and with the normalisation statistics ``loaded`` records.
+
+    Every path that feeds a cube to a loaded fusion checkpoint (embed blocks, reconstruction,
+    probes) goes through here, so none falls back on the registry's defaults.
+
+    Raises:
+        CheckpointError: the checkpoint records no (or an inconsistent) band order / statistics for ``modality``.
+        CubeError: the cube lacks a band the checkpoint needs.
+    """
+    return checkpoint_series(cube, modality, loaded.input_normalisation(modality), checkpoint=str(loaded.path))
+
+
+def check_model_inputs(loaded: LoadedModel, cubes: Mapping[str, xr.Dataset]) -> None:
+    """Refuse, before any work, cubes that lack a band the checkpoint needs (``modality -> cube``; reads no pixel).
+
+    Raises:
+        CheckpointError / CubeError: as :func:`model_series`.
+    """
+    for modality, cube in cubes.items():
+        require_checkpoint_bands(cube, modality, loaded.input_normalisation(modality), checkpoint=str(loaded.path))
 
 
 def series_batch(series: Mapping[str, Any], index: np.ndarray) -> dict[str, SensorBatch]:

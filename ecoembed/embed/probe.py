@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from ecoembed.dates import to_days
-from ecoembed.embed.infer import embed_series
+from ecoembed.embed.infer import embed_series, model_series
 from ecoembed.embed.reconstruct import decode_s2
 from ecoembed.models.fusion import FusedEmbeddingModel
 from ecoembed.sources.chips import encoder_series
 from ecoembed.sources.synthetic import make_scene
+from ecoembed.weights.fusion_checkpoint import LoadedModel
 
 PROBE_TRAIN_SEEDS = (301, 302, 303)
 PROBE_TEST_SEEDS = (304, 305, 306, 307, 308)
@@ -48,10 +49,18 @@ class SeriesScene:
     name: str
 
 
-def synthetic_series_scene(size_px: int, seed: int, start: str = "2019-01-01", end: str = "2019-12-31") -> SeriesScene:
-    """A synthetic scene (labelled synthetic in its name) as series + daily LAI truth."""
+def synthetic_series_scene(size_px: int, seed: int, start: str = "2019-01-01", end: str = "2019-12-31", *,
+                           model: LoadedModel | None = None) -> SeriesScene:
+    """A synthetic scene (labelled synthetic in its name) as series + daily LAI truth.
+
+    With ``model`` (a loaded fusion checkpoint) the series take its recorded band order and
+    normalisation (:func:`ecoembed.embed.infer.model_series`); without, the registry's.
+    """
     sc = make_scene(size_px=size_px, start=start, end=end, seed=seed)
-    s2, s1 = encoder_series(sc.s2, "s2"), encoder_series(sc.s1, "s1")
+    if model is not None:
+        s2, s1 = model_series(model, sc.s2, "s2"), model_series(model, sc.s1, "s1")
+    else:
+        s2, s1 = encoder_series(sc.s2, "s2"), encoder_series(sc.s1, "s1")
     yx = np.asarray(s2.yx)
     lai_cube = sc.truth["lai"].transpose("y", "x", "time").values
     lai = lai_cube[yx[:, 0], yx[:, 1]]

@@ -24,7 +24,14 @@ Feature set names, combinable with ``+`` (``"embeddings+meteo"``):
 
 ``s2_path`` and ``indices_path`` take cubes (``.nc``/``.zarr``) or point tables (``.csv``,
 ``.parquet``: one row per acquisition at the tower, :mod:`ecoembed.sources.points`); a
-``nodata`` column in sites.csv declares the tables' fill value (e.g. ``-32768``).
+``nodata`` column in sites.csv declares the fill value of a site's tables and cubes (e.g.
+``-32768``; -9999 is always masked), an ``s2_values`` column what their band numbers are
+(``reflectance`` or ``dn``) where the files' metadata does not say
+(:mod:`ecoembed.sensors.values`: decided from metadata or these options, never from the values).
+
+Every cube read here, embedding cubes included, is checked before its pixels are windowed
+(:func:`ecoembed.sources.grid.require_metric_grid`, via the tower placement): a projected CRS
+and an x/y spacing that agrees with its ``resolution_m``.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from ecoembed.gpp.lue import mod17_gpp
 from ecoembed.gpp.options import DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, FEATURE_SETS
 from ecoembed.gpp.radiation import potential_radiation
 from ecoembed.sensors import indices as ix
+from ecoembed.sensors.values import OPTICAL_VALUES
 from ecoembed.sources.embedding_cube import NO_OBSERVATION, QUALITY_LAYERS, open_embeddings
 from ecoembed.sources.local import open_cube
 from ecoembed.sources.points import is_point_table, merge_point_cubes, point_cube
@@ -192,11 +200,31 @@ def _nodata(site: pd.Series) -> float | None:
         raise InputError(f"site {site['site_id']}: nodata {value!r} in sites.csv is not a number (e.g. -32768)") from None
 
 
+S2_VALUES_COLUMN = "s2_values"
+"""sites.csv column saying what a site's S2 band numbers are (``reflectance`` | ``dn``) when the files do not."""
+
+
+def _values(site: pd.Series) -> str | None:
+    """What sites.csv says a site's S2 band numbers are (``s2_values`` column), or None."""
+    value = site.get(S2_VALUES_COLUMN)
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or str(value).strip() == "":
+        return None
+    text = str(value).strip().lower()
+    if text not in OPTICAL_VALUES:
+        raise InputError(f"site {site['site_id']}: {S2_VALUES_COLUMN} {value!r} in sites.csv is not one of "
+                         f"{', '.join(OPTICAL_VALUES)}")
+    return text
+
+
 def open_s2_source(paths: Sequence[str], site: pd.Series) -> xr.Dataset:
-    """The S2 cube of ``s2_path`` (one or several files): cube files, or point tables placed at the site's lat/lon."""
+    """The S2 cube of ``s2_path`` (one or several files): cube files, or point tables placed at the site's lat/lon.
+
+    The site's ``nodata`` and ``s2_values`` (sites.csv) are the ``nodata`` / ``values`` options of the reader.
+    """
     if any(is_point_table(p) for p in paths):
-        return open_cube(list(paths), "s2", point=(float(site["lat"]), float(site["lon"])), nodata=_nodata(site))
-    return open_cube(list(paths), "s2")
+        return open_cube(list(paths), "s2", point=(float(site["lat"]), float(site["lon"])), nodata=_nodata(site),
+                         values=_values(site))
+    return open_cube(list(paths), "s2", nodata=_nodata(site), values=_values(site))
 
 
 def open_index_source(paths: Sequence[str], site: pd.Series) -> xr.Dataset:
@@ -204,10 +232,10 @@ def open_index_source(paths: Sequence[str], site: pd.Series) -> xr.Dataset:
     cubes = []
     for path in paths:
         if not is_point_table(path):
-            cubes.append(open_cube(path, "s2"))
+            cubes.append(open_cube(path, "s2", nodata=_nodata(site), values=_values(site)))
             continue
         cubes.append(point_cube(path, lat=float(site["lat"]), lon=float(site["lon"]), site_id=str(site["site_id"]),
-                                nodata=_nodata(site)))
+                                nodata=_nodata(site), values=_values(site)))
     merged = merge_point_cubes(cubes)
     keep = [v for v in merged.data_vars if str(v) in INDEX_COLUMNS or str(v) == "valid"]
     if not [v for v in keep if v != "valid"]:

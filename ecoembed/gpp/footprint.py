@@ -20,6 +20,7 @@ import xarray as xr
 
 from ecoembed.gpp.join import window_indices
 from ecoembed.sources.chips import tower_xy
+from ecoembed.sources.grid import crs_string, require_metric_grid
 from fluxnet import FluxDataError, split_path_list
 from fluxnet.footprint import footprint_weights
 from fluxnet.turbulence import read_turbulence
@@ -94,7 +95,7 @@ def tower_window(ds: xr.Dataset, site: pd.Series, *, method: str = "window", win
     gy = np.asarray(ds["y"].values[frows], float)
     if gx.size < 2 or gy.size < 2:
         return fallback("the cube is too small around the tower for a footprint grid")
-    tx, ty = tower_xy(lat, lon, str(ds.attrs["crs"]))
+    tx, ty = tower_xy(lat, lon, crs_string(require_metric_grid(ds, source=source)))
     try:
         result = footprint_weights(gx, gy, tx, ty, records, zm, hc, latitude_deg=lat)
     except ValueError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,10 +11,11 @@ import xarray as xr
 from pyproj import Transformer
 
 from ecoembed.dates import to_days
-from ecoembed.errors import CubeError, InputError
+from ecoembed.errors import CheckpointError, CubeError, InputError
 from ecoembed.sensors import band_statistics
 from ecoembed.sensors.cube import infer_sensor
 from ecoembed.sensors.registry import detect_sensor, get_sensor
+from ecoembed.sources.grid import crs_string, require_metric_grid
 
 
 @dataclass
@@ -121,8 +122,103 @@ def cube_to_series(cube: xr.Dataset, bands: Sequence[str] | None = None, normali
 
 
 def encoder_series(cube: xr.Dataset, sensor: str) -> PixelSeries:
-    """Pixel series of ``cube`` in the sensor's full band order, missing bands masked (the encoders' input)."""
+    """Pixel series of ``cube`` in the sensor's full band order with the registry's statistics, missing bands masked.
+
+    The input of encoders that are not read from a checkpoint (synthetic experiments, training
+    from scratch). A loaded checkpoint's encoders take :func:`checkpoint_series`: its recorded
+    band order and statistics, which need not be the registry's.
+    """
     return cube_to_series(cube, bands=get_sensor(sensor).band_names, missing="mask")
+
+
+def checkpoint_input(normalisation: Any, sensor: str, *, checkpoint: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The band order, means and standard deviations a checkpoint records for ``sensor``.
+
+    Args:
+        normalisation: the checkpoint's entry for the sensor (``{"bands", "mean", "std"}``, as
+            :func:`ecoembed.sensors.normalisation_stats` writes it), or None when it records none.
+        sensor: the modality (``"s2"``, ``"s1"``).
+        checkpoint: the file (named in messages).
+
+    Raises:
+        CheckpointError: no entry, or one without matching ``bands`` / ``mean`` / ``std`` lists
+            (finite, ``std`` > 0).
+    """
+    if not isinstance(normalisation, Mapping) or not normalisation.get("bands"):
+        raise CheckpointError(f"{checkpoint} records no {sensor} band order/normalisation statistics, so its encoder's input "
+                              "is unknown; re-create it with `ecoembed pretrain` (which records them)")
+    bands = [str(b) for b in normalisation["bands"]]
+    try:
+        mean = np.asarray(normalisation.get("mean"), dtype=np.float32).reshape(-1)
+        std = np.asarray(normalisation.get("std"), dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        mean = std = np.zeros(0, np.float32)
+    if (len(set(bands)) != len(bands) or mean.shape != (len(bands),) or std.shape != (len(bands),)
+            or not np.all(np.isfinite(mean)) or not np.all(np.isfinite(std)) or not np.all(std > 0)):
+        raise CheckpointError(f"{checkpoint}: its {sensor} normalisation (bands {bands}) does not give one finite mean and "
+                              "one positive std per distinct band; re-create the checkpoint")
+    return bands, mean, std
+
+
+def checkpoint_bands_needed(bands: Sequence[str], sensor: str, normalisation: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """Groups of bands of a checkpoint's order of which a cube needs at least one band each.
+
+    The checkpoint's own ``required`` list (each band needed) when it records one; else the
+    sensor's required groups (S2: a visible or red-edge and a near-infrared band) restricted to
+    the checkpoint's band order, and every band of that order the sensor does not know (no cube
+    can supply it as a band to mask).
+    """
+    if normalisation.get("required"):
+        return [(str(b),) for b in normalisation["required"]]
+    spec = get_sensor(sensor)
+    groups = [tuple(b for b in group if b in bands) for group in spec.required]
+    return [g for g in groups if g] + [(b,) for b in bands if b not in spec.band_names]
+
+
+def require_checkpoint_bands(cube: xr.Dataset, sensor: str, normalisation: Any, *, checkpoint: str) -> list[str]:
+    """The checkpoint's band order for ``sensor``, after checking that ``cube`` has every band it needs.
+
+    Raises:
+        CheckpointError: the checkpoint records no usable band order/normalisation.
+        CubeError: the cube lacks a band the checkpoint needs (:func:`checkpoint_bands_needed`), one line.
+    """
+    bands, _, _ = checkpoint_input(normalisation, sensor, checkpoint=checkpoint)
+    have = {str(v) for v in cube.data_vars}
+    missing = [g for g in checkpoint_bands_needed(bands, sensor, normalisation) if not have & set(g)]
+    if missing:
+        need = " and ".join("/".join(g) for g in missing)
+        present = [b for b in bands if b in have]
+        raise CubeError(f"cube {cube.encoding.get('source', '') or cube.attrs.get('source', '')} lacks {need}, which checkpoint "
+                        f"{checkpoint} needs (its {sensor} band order is {','.join(bands)}; the cube has "
+                        f"{','.join(present) or 'none of them'}); give a cube with {need} or a checkpoint trained without it")
+    return bands
+
+
+def checkpoint_series(cube: xr.Dataset, sensor: str, normalisation: Any, *, checkpoint: str) -> PixelSeries:
+    """Pixel series of ``cube`` as a checkpoint's encoder expects them: its band order, its statistics.
+
+    Bands of the order that the cube lacks are masked (zero, ``band_mask`` False) when the
+    checkpoint can do without them; a band it needs refuses the cube
+    (:func:`require_checkpoint_bands`). Never the registry's defaults.
+
+    Args:
+        cube: a contract cube.
+        sensor: the modality (``"s2"``, ``"s1"``).
+        normalisation: the checkpoint's entry for ``sensor`` (``{"bands", "mean", "std"[, "required"]}``).
+        checkpoint: the file (recorded in ``normalisation["source"]`` and named in messages).
+
+    Raises:
+        CheckpointError: no or a malformed entry.
+        CubeError: a needed band is absent, or the cube has none of the checkpoint's bands.
+    """
+    bands = require_checkpoint_bands(cube, sensor, normalisation, checkpoint=checkpoint)
+    _, mean, std = checkpoint_input(normalisation, sensor, checkpoint=checkpoint)
+    raw = cube_to_series(cube, bands=bands, normalize=False, missing="mask")
+    usable = np.asarray(raw.valid)[..., None] & np.asarray(raw.band_mask)
+    raw.values = np.where(usable, (raw.values - mean) / std, np.float32(0)).astype(np.float32)
+    raw.normalisation = {"bands": list(bands), "mean": mean.tolist(), "std": std.tolist(), "applied": True,
+                         "source": f"checkpoint {checkpoint}"}
+    return raw
 
 
 def tower_xy(lat: float, lon: float, crs: str) -> tuple[float, float]:
@@ -134,16 +230,19 @@ def tower_xy(lat: float, lon: float, crs: str) -> tuple[float, float]:
 def tower_pixel(cube: xr.Dataset, lat: float, lon: float, *, source: str | None = None) -> tuple[int, int]:
     """Row and column of the cube pixel that contains the tower at WGS84 ``lat``/``lon``.
 
+    The cube's grid is checked first (:func:`ecoembed.sources.grid.require_metric_grid`): every
+    window around the tower is counted in pixels of metres, so a cube in degrees, without a CRS,
+    or whose spacing contradicts its ``resolution_m`` is refused, embedding cubes included.
+
     Raises:
-        CubeError: the cube has no CRS or x/y coordinates, or the tower lies outside it.
+        CubeError: the cube has no CRS or x/y coordinates, a grid that is not in metres, or the
+            tower lies outside it.
     """
     name = source or cube.encoding.get("source", "cube")
-    crs = cube.attrs.get("crs")
-    if not crs:
-        raise CubeError(f"{name}: no 'crs' attribute; cannot place the tower (lat/lon) on the cube grid")
     if "x" not in cube.coords or "y" not in cube.coords:
         raise CubeError(f"{name}: no x/y coordinates; cannot place the tower on the cube grid")
-    x, y = tower_xy(lat, lon, str(crs))
+    crs = crs_string(require_metric_grid(cube, source=str(name)))
+    x, y = tower_xy(lat, lon, crs)
     xs, ys = np.asarray(cube["x"].values, float), np.asarray(cube["y"].values, float)
     rx = abs(xs[1] - xs[0]) if xs.size > 1 else 10.0
     ry = abs(ys[1] - ys[0]) if ys.size > 1 else 10.0

@@ -6,6 +6,11 @@ integer multiple of the fine one, and the coarse pixel edges fall on fine
 pixel edges: then a coarse band can be put on the fine grid without shifting
 anything (bilinear for reflectance and for backscatter in linear power,
 nearest for class masks). Grids that do not nest are refused, naming both.
+
+:func:`require_metric_grid` is the check of every cube whose pixels are counted in
+metres (the tower window, chips), embedding cubes included: a declared, projected CRS
+in metres that agrees with its grid mapping, regular square pixels, and a spacing that
+agrees with the cube's ``resolution_m`` attribute when it has one.
 """
 
 from __future__ import annotations
@@ -58,6 +63,88 @@ def crs_of(ds: xr.Dataset) -> CRS | None:
         except CRSError as exc:
             raise CubeError(f"cannot read the CRS {text[:80]!r} ({exc}); declare it as 'EPSG:<code>' or CF crs_wkt") from exc
     return None
+
+
+def _grid_mapping_crs(ds: xr.Dataset) -> CRS | None:
+    """The CRS of the dataset's CF grid-mapping variable (``crs_wkt`` / ``spatial_ref``), or None."""
+    names = [str(ds[v].attrs["grid_mapping"]) for v in ds.variables if "grid_mapping" in ds[v].attrs]
+    names += [c for c in ("spatial_ref", "crs") if c in ds.variables]
+    for name in dict.fromkeys(names):
+        if name in ds.variables:
+            text = ds[name].attrs.get("crs_wkt") or ds[name].attrs.get("spatial_ref")
+            if text:
+                try:
+                    return CRS.from_user_input(str(text))
+                except CRSError:
+                    return None
+    return None
+
+
+def require_metric_grid(ds: xr.Dataset, *, source: str) -> CRS:
+    """The cube's projected CRS, after checking that its pixels are what a window in metres assumes.
+
+    Args:
+        ds: a sensor or embedding cube with ``x``/``y`` pixel-centre coordinates.
+        source: the file (named in messages).
+
+    Returns:
+        The CRS (``attrs['crs']``, else the grid mapping).
+
+    Raises:
+        CubeError: no CRS; ``attrs['crs']`` contradicting the grid mapping; a geographic CRS (degrees)
+            or a projected one not in metres; irregular or non-square pixels; an x/y spacing that
+            contradicts ``attrs['resolution_m']``.
+    """
+    try:
+        crs = crs_of(ds)
+    except CubeError as exc:
+        raise CubeError(f"{source}: {exc}") from None
+    if crs is None:
+        raise CubeError(f"{source} has no CRS (no attrs['crs'] and no grid_mapping/spatial_ref variable); the tower window "
+                        "is counted in pixels of metres: use the projected (UTM) cube, or declare its CRS")
+    stated, mapped = ds.attrs.get("crs"), _grid_mapping_crs(ds)
+    if stated and mapped is not None:
+        try:
+            agree = CRS.from_user_input(str(stated)).equals(mapped)
+        except CRSError:
+            agree = False
+        if not agree:
+            raise CubeError(f"{source} states crs {stated} but its grid mapping is {crs_string(mapped)}; fix the cube's "
+                            "metadata (or rewrite it with the projected grid)")
+    if not crs.is_projected:
+        raise CubeError(f"{source} is in a geographic CRS ({crs_string(crs)}, degrees): a window of pixels would span "
+                        "kilometres; reproject it to its UTM zone at 10 m, or use the projected cube that `ecoembed embed` wrote")
+    units = {str(a.unit_name).lower() for a in crs.axis_info}
+    if not units <= {"metre", "meter", "m"}:
+        raise CubeError(f"{source} is in {crs_string(crs)}, whose axes are in {', '.join(sorted(units))}, not metres; "
+                        "reproject it to its UTM zone at 10 m")
+    steps: dict[str, float] = {}
+    for dim in ("x", "y"):
+        if dim not in ds.coords:
+            raise CubeError(f"{source} has no {dim} coordinate (pixel centres in metres); it cannot be windowed")
+        c = np.asarray(ds[dim].values, dtype=np.float64)
+        if c.size < 2:
+            continue
+        d = np.abs(np.diff(c))
+        step = float(np.median(d))
+        if not np.all(np.isfinite(d)) or step == 0 or not np.allclose(d, step, rtol=0, atol=1e-3 * step):
+            raise CubeError(f"{source}: irregular {dim} pixel spacing ({float(np.nanmin(d)):g}..{float(np.nanmax(d)):g} m); "
+                            "resample it onto a regular grid")
+        steps[dim] = step
+    if len(steps) == 2 and abs(steps["x"] - steps["y"]) > 1e-3 * max(steps.values()):
+        raise CubeError(f"{source}: pixels are {steps['x']:g} m x {steps['y']:g} m (x by y), not square; resample it "
+                        "onto a square grid (10 m)")
+    declared = ds.attrs.get("resolution_m")
+    if declared is not None and steps:
+        try:
+            res = float(declared)
+        except (TypeError, ValueError):
+            raise CubeError(f"{source}: resolution_m {declared!r} is not a number of metres; fix the attribute") from None
+        for dim, step in steps.items():
+            if not np.isfinite(res) or abs(step - res) > 1e-3 * abs(res):
+                raise CubeError(f"{source}: {dim} spacing {step:g} m contradicts its resolution_m attribute ({res:g} m): "
+                                "fix the attribute or resample the cube (the window is counted in pixels)")
+    return crs
 
 
 def crs_string(crs: CRS) -> str:

@@ -18,8 +18,10 @@ tower series and an image patch alike (ARCHITECTURE.md).
   variables (upper case, ``_mean`` dropped);
 * **no data**: empty and non-finite cells (``inf``), the ``nodata`` option, a fill value
   named in a sidecar ``<table>.json`` (``{"nodata": -32768, "values": "reflectance",
-  "sensor": "s2"}``), and the sensor's no-data DNs in integer bands. A value that
-  can only be a fill (below -1000 in a reflectance or index column) that nothing
+  "sensor": "s2"}``), -9999 (the undeclared fill of every extraction tool), and the
+  sensor's no-data DNs in integer bands: the shared rule of
+  :func:`ecoembed.sensors.values.fill_values`, in band and index columns alike. A value
+  that can only be a fill (below -1000 in a reflectance or index column) that nothing
   declares is refused with the remedy, never silently used;
 * **validity**: every present band finite (the table is taken as cloud-screened, as
   extractions are, unless it has an SCL column); ``attrs['validity']`` says so.
@@ -42,7 +44,7 @@ from pyproj import CRS, Transformer
 from ecoembed.errors import CubeError, InputError
 from ecoembed.sensors import sentinel2
 from ecoembed.sensors.registry import detect_sensor, get_sensor, rename_map
-from ecoembed.sensors.values import baseline_offset_removed, decode_band
+from ecoembed.sensors.values import UNDECLARED_FILL, baseline_offset_removed, decode_band
 
 DATE_COLUMNS: tuple[str, ...] = ("date", "t", "time", "timestamp", "datetime", "system:time_start", "start_date")
 """Names of the date column, tried in order (case-insensitive)."""
@@ -202,9 +204,7 @@ def _site_cube(rows: pd.DataFrame, sid: str, lat: float, lon: float, spec: Any, 
     masked: dict[str, int] = {}
     for column, name in indices.items():
         vals = pd.to_numeric(rows[column], errors="coerce").to_numpy(np.float64)
-        vals = np.where(np.isfinite(vals), vals, np.nan)
-        if nodata is not None:
-            vals = np.where(vals == float(nodata), np.nan, vals)
+        vals = np.where(np.isfinite(vals) & ~np.isin(vals, _fills(nodata)), vals, np.nan)
         bad = vals[np.isfinite(vals) & (vals < IMPLAUSIBLE_BELOW) & (vals == np.round(vals))]
         if bad.size:
             raise InputError(f"{source}: site {sid}: column {column} holds {bad[0]:g}, which can only be an undeclared fill "
@@ -229,17 +229,21 @@ def _site_cube(rows: pd.DataFrame, sid: str, lat: float, lon: float, spec: Any, 
         "validity": "every present band finite (a point table is taken as cloud-screened)",
         "site_id": sid, "site_lat": lat, "site_lon": lon, "source": source,
         "masked_out_of_range": ", ".join(f"{k}: {v}" for k, v in masked.items()) or "none",
+        "masked_fill_values": ", ".join(f"{v:g}" for v in _fills(nodata)),
     }
     ds.encoding["source"] = f"{source} ({sid})"
     return ds
 
 
+def _fills(nodata: float | None) -> list[float]:
+    """The fill values of a table's columns: the declared one (option or sidecar) and the undeclared -9999."""
+    return [*([float(nodata)] if nodata is not None else []), *UNDECLARED_FILL]
+
+
 def _check_undeclared_fill(raw: xr.DataArray, column: str, nodata: float | None, source: str, sid: str) -> None:
     vals = np.asarray(raw.values, dtype=np.float64).ravel()
-    vals = vals[np.isfinite(vals)]
-    if nodata is not None:
-        vals = vals[vals != float(nodata)]
-    bad = vals[(vals < IMPLAUSIBLE_BELOW) & (vals != -9999.0)]
+    vals = vals[np.isfinite(vals) & ~np.isin(vals, _fills(nodata))]
+    bad = vals[vals < IMPLAUSIBLE_BELOW]
     if bad.size:
         raise InputError(f"{source}: site {sid}: column {column} holds {bad[0]:g}, which can only be an undeclared fill "
                          f"value; declare it with --nodata {bad[0]:g}")

@@ -2,9 +2,15 @@
 
 :func:`load_stac` finds the items of a collection over a tower for a date
 range, loads a tower-centred ``size_px`` window on the 10 m UTM grid with
-odc-stac, converts it to the sensor cube contract (S2 DN -> reflectance with
-the baseline offset, SCL -> ``valid``; S1 linear -> dB, orbit per
+odc-stac, converts it to the sensor cube contract (SCL -> ``valid``, orbit per
 acquisition from ``sat:orbit_state``) and caches it to a local Zarr store.
+
+What the asset numbers are is decided as for local cubes
+(:func:`ecoembed.sensors.values.decode_band`), from the assets' declared
+``nodata``, the catalogs' conventions (:data:`ecoembed.sensors.values.CONVENTIONS`: S2 L2A
+assets are digital numbers, x 1e-4 with the baseline-04.00 offset removed, whatever type
+odc-stac loads them as; S1 assets are linear power) and the ``values`` option, never
+from the values. The decisions are recorded in ``attrs['values']``.
 
 Works with STAC APIs (item search) and with static catalogs (local
 ``catalog.json`` files, filtered here by bbox and datetime). Asset keys that are
@@ -26,10 +32,12 @@ import xarray as xr
 from pyproj import Transformer
 
 from ecoembed.errors import InputError
+from ecoembed.sensors import sentinel2
 from ecoembed.sensors.cube import validate_cube
 from ecoembed.sensors.registry import get_sensor
-from ecoembed.sensors.sentinel1 import S1_POLARISATIONS, linear_to_db
-from ecoembed.sensors.sentinel2 import S2_BANDS, dn_to_reflectance, scl_valid
+from ecoembed.sensors.sentinel1 import S1_POLARISATIONS
+from ecoembed.sensors.sentinel2 import S2_BANDS, scl_valid
+from ecoembed.sensors.values import baseline_offset_removed, decode_band
 from ecoembed.sources.local import open_cube, save_cube
 
 # pystac, pystac-client and odc-stac are the optional extra ecoembed[stac] (for users with internet): they are
@@ -128,7 +136,7 @@ def resolve_assets(items: Sequence[Any], sensor: str, bands: Sequence[str]) -> d
 def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat: float, lon: float, start: str, end: str,
               size_px: int = 32, bands: Sequence[str] | None = None, cache: str | os.PathLike[str] | None = None,
               *, crs: str | None = None, assets: Mapping[str, str] | None = None,
-              sign: Callable[[Any], Any] | None = None) -> xr.Dataset:
+              sign: Callable[[Any], Any] | None = None, values: str | None = None) -> xr.Dataset:
     """Load a tower-centred cube from a STAC catalog into the sensor cube contract.
 
     Args:
@@ -143,6 +151,8 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
         crs: output CRS (default the UTM zone of the tower).
         assets: canonical band -> asset key (``{"B04": "red", "SCL": "scl"}``) where the catalog's keys differ.
         sign: applied to every item before loading (``planetary_computer.sign``: signed asset URLs).
+        values: what the asset numbers are (``reflectance``/``dn`` for S2, ``db``/``linear`` for S1);
+            default the catalogs' conventions (S2 digital numbers, S1 linear power).
 
     The cube's attributes record ``stac_collection`` and ``stac_items`` (items loaded).
 
@@ -192,13 +202,23 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
     raw = odc.stac.load(items, bands=list(keys.values()), geobox=geobox, resampling="nearest", groupby="time")
     raw = raw.rename({key: band for band, key in keys.items() if key != band})
     ds = xr.Dataset(coords={"time": raw["time"].values, "y": raw["y"].values, "x": raw["x"].values})
-    attrs = {"crs": crs, "sensor": sensor, "synthetic": False, "resolution_m": 10.0, "source": f"STAC {catalog_url_or_path} {collection}",
-             "stac_collection": collection, "stac_items": len(items)}
+    source = f"STAC {catalog_url_or_path} {collection}"
+    attrs: dict[str, Any] = {"crs": crs, "sensor": sensor, "synthetic": False, "resolution_m": 10.0, "source": source,
+                             "stac_collection": collection, "stac_items": len(items)}
+    rules: dict[str, str] = {}
     if sensor == "sentinel-2-l2a":
+        spec = get_sensor("s2")
         for b in bands:
             if b in S2_BANDS:
-                da = raw[b].where(raw[b] != raw[b].attrs.get("nodata", 0)) if raw[b].dtype.kind in "iu" else raw[b]
-                ds[b] = dn_to_reflectance(da.astype(np.float32).fillna(0).rename(b)).drop_vars("spatial_ref", errors="ignore")
+                da, kind, rule = decode_band(_asset_band(raw[b]), spec.band(b), spec, file_attrs=attrs, values=values,
+                                             source=source)
+                if kind == "dn":
+                    removed, why = baseline_offset_removed(attrs, None)
+                    if not removed:
+                        da = sentinel2.remove_baseline_offset(da)
+                    rule = f"{rule}; {why}"
+                ds[b] = da.drop_vars("spatial_ref", errors="ignore")
+                rules.setdefault("reflectance", rule)
         valid = xr.ones_like(ds[next(b for b in bands if b in S2_BANDS)], dtype=bool)
         for b in bands:
             if b in S2_BANDS:
@@ -210,23 +230,31 @@ def load_stac(catalog_url_or_path: str | os.PathLike[str], collection: str, lat:
         ds["valid"] = valid
         ds["valid"].attrs = {"long_name": "valid observation (every band present" + (", SCL class usable)" if "SCL" in raw else ")")}
     else:
+        spec = get_sensor("s1")
         orbit = [str(it.properties.get("sat:orbit_state", "")).lower() for it in sorted(items, key=lambda i: i.datetime)]
         valid = None
         for b in bands:
-            lin = raw[b].astype(np.float32)
-            nodata = raw[b].attrs.get("nodata")
-            if nodata is not None and np.isfinite(nodata):
-                lin = lin.where(lin != nodata)
-            ds[b] = linear_to_db(lin).drop_vars("spatial_ref", errors="ignore")
-            ds[b].attrs = {"units": "dB", "long_name": f"backscatter {b} (10 log10 of the catalog's linear power)"}
+            da, _, rule = decode_band(_asset_band(raw[b]), spec.band(b), spec, file_attrs=attrs, values=values, source=source)
+            ds[b] = da.drop_vars("spatial_ref", errors="ignore")
+            ds[b].attrs = {**da.attrs, "units": "dB", "long_name": f"backscatter {b} (dB; {rule})"}
+            rules.setdefault("backscatter", rule)
             valid = ds[b].notnull() if valid is None else valid & ds[b].notnull()
         ds["valid"] = valid
         ds["valid"].attrs = {"long_name": "valid observation (every polarisation finite)"}
         if len(orbit) == ds.sizes["time"] and all(o in ("ascending", "descending") for o in orbit):
             ds = ds.assign_coords(orbit=("time", np.array(orbit)))
+    attrs["values"] = "; ".join(f"{k}: {v}" for k, v in rules.items())
     ds.attrs = attrs
     ds = ds.transpose("time", "y", "x").compute()
     validate_cube(ds, sensor, [b for b in bands if b in (*S2_BANDS, *S1_POLARISATIONS)], source=str(catalog_url_or_path))
     if cache is not None:
         save_cube(ds, cache)
     return ds
+
+
+def _asset_band(band: xr.DataArray) -> xr.DataArray:
+    """A loaded asset with only the metadata the catalog declares: its ``nodata`` (odc-stac's ``units`` is a default, not a declaration)."""
+    out = band.copy()
+    nodata = band.attrs.get("nodata")
+    out.attrs = {"nodata": nodata} if nodata is not None else {}
+    return out

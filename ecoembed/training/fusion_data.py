@@ -10,7 +10,7 @@ let the cross-modal contrastive loss exclude same-tile negatives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from torch import Tensor
 from ecoembed.dates import to_days
 from ecoembed.errors import InputError
 from ecoembed.sensors.cube import require_same_grid
-from ecoembed.sources.chips import encoder_series
+from ecoembed.sources.chips import PixelSeries, checkpoint_series, encoder_series
 
 
 class SeriesLike(Protocol):
@@ -114,18 +114,36 @@ def meteo_series(meteo: Any, n_pixels: int) -> ArraySeries:
     )
 
 
-def scene_from_cubes(s2: Any, s1: Any | None = None, *, meteo: Any | None = None, name: str = "scene") -> FusionScene:
+def scene_from_cubes(s2: Any, s1: Any | None = None, *, meteo: Any | None = None, name: str = "scene",
+                     normalisation: Mapping[str, Any] | None = None, checkpoint: str = "the stage-1 checkpoints") -> FusionScene:
     """Pixel series of an S2 cube (and optionally an S1 cube on the same grid, and daily meteorology).
+
+    Args:
+        s2, s1: contract cubes.
+        meteo: daily meteorology table.
+        name: the scene's name.
+        normalisation: ``modality -> {"bands", "mean", "std"}`` recorded by the (frozen) encoders'
+            checkpoints: their band order and statistics are used
+            (:func:`ecoembed.sources.chips.checkpoint_series`). None: the registry's (encoders
+            that do not come from a checkpoint).
+        checkpoint: what ``normalisation`` comes from (named in messages).
 
     Raises:
         InputError: the S1 cube is not on the S2 grid.
+        CubeError: a cube lacks a band the checkpoints need.
+        CheckpointError: ``normalisation`` lacks a modality or is malformed.
     """
-    s2_series = encoder_series(s2, "s2")
+    def to_series(cube: Any, modality: str) -> PixelSeries:
+        if normalisation is None:
+            return encoder_series(cube, modality)
+        return checkpoint_series(cube, modality, normalisation.get(modality), checkpoint=checkpoint)
+
+    s2_series = to_series(s2, "s2")
     series: dict[str, SeriesLike] = {"s2": s2_series}
     yx = np.asarray(s2_series.yx)
     if s1 is not None:
         require_same_grid(s1, s2, what=f"scene {name!r}: the S1 cube")
-        s1_series = encoder_series(s1, "s1")
+        s1_series = to_series(s1, "s1")
         if not np.array_equal(np.asarray(s1_series.yx), yx):
             raise InputError(f"scene {name!r}: S1 and S2 pixel orders differ")
         series["s1"] = s1_series

@@ -312,7 +312,7 @@ def pretrain_stage1(
     step, history = 0, []
     if resume and out.exists():
         tensors, meta = read_encoder_checkpoint(out)
-        _check_compatible(out, meta, sensor, cfg, n)
+        _check_compatible(out, meta, sensor, cfg, n, data.normalisation)
         restore_training_state(out, encoder, objective.decoder, optimizer, tensors, meta)
         step, history = int(meta["step"]), list(meta.get("history", []))
         log.info("resuming %s pretraining from %s at step %d/%d", sensor, out, step, total_steps)
@@ -364,8 +364,9 @@ def pretrain_stage1(
     return Stage1Result(encoder, out, sha, epoch_summary(history, steps_per_epoch), log_path_for(out))
 
 
-def _check_compatible(path: Path, meta: dict[str, Any], sensor: str, cfg: Stage1Config, n_pixels: int) -> None:
-    """A checkpoint may be resumed only for the same sensor, architecture and data size."""
+def _check_compatible(path: Path, meta: dict[str, Any], sensor: str, cfg: Stage1Config, n_pixels: int,
+                      normalisation: dict[str, Any] | None = None) -> None:
+    """A checkpoint may be resumed only for the same sensor, architecture, data size and input normalisation."""
     if meta.get("sensor") != sensor:
         raise CheckpointError(f"{path} was trained for sensor {meta.get('sensor')!r}, not {sensor!r}; use another --out or --no-resume")
     old = {k: (meta.get("train_config") or {}).get(k) for k in ARCHITECTURE_KEYS}
@@ -382,3 +383,14 @@ def _check_compatible(path: Path, meta: dict[str, Any], sensor: str, cfg: Stage1
     if meta.get("n_pixels") != n_pixels:
         raise CheckpointError(f"{path} was trained on {meta.get('n_pixels')} pixels, these cubes give {n_pixels}; "
                               "same --data to resume, or --no-resume")
+    recorded = meta.get("normalisation")
+    if normalisation is not None and isinstance(recorded, dict) and recorded.get("bands"):
+        try:
+            same = (list(recorded["bands"]) == list(normalisation["bands"])
+                    and np.allclose(np.asarray(recorded.get("mean"), float), np.asarray(normalisation["mean"], float))
+                    and np.allclose(np.asarray(recorded.get("std"), float), np.asarray(normalisation["std"], float)))
+        except (TypeError, ValueError):  # malformed or mismatched lists
+            same = False
+        if not same:
+            raise CheckpointError(f"{path} was trained on inputs normalised with other band order/statistics "
+                                  f"({recorded.get('bands')}); resuming would change what its encoder sees: use --no-resume")

@@ -42,7 +42,6 @@ from ecoembed.errors import CheckpointError, InputError
 from ecoembed.io_utils import atomic_write_text
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig, SensorBatch
 from ecoembed.models.losses import cross_modal_infonce, drop_bands, masked_mse
-from ecoembed.sensors import normalisation_metadata
 from ecoembed.sensors.registry import SENSORS
 from ecoembed.sources.local import open_cube
 from ecoembed.training.fusion_data import FusionScene, PixelSampler, scene_from_cubes
@@ -51,7 +50,7 @@ from ecoembed.weights.builders import encoder_spec
 from ecoembed.weights.encoder_checkpoint import load_encoder_checkpoint
 from ecoembed.weights.format import restore_optimizer, weights_sha256
 from ecoembed.weights.fusion_checkpoint import read_fusion_checkpoint, save_fusion_checkpoint
-from ecoembed.weights.shipped import load_pretrained
+from ecoembed.weights.shipped import load_pretrained, pretrained_metadata
 
 log = logging.getLogger(__name__)
 
@@ -373,16 +372,24 @@ def pretrain_fusion_from_files(
         raise InputError(
             f"--stage fusion needs S2 and S1 cubes in pairs (the i-th S2 with the i-th S1); got {len(s2_cubes)} S2 and {len(s1_cubes)} S1"
         )
-    scenes = [scene_from_cubes(c2, c1, name=Path(p2).stem) for (p2, c2), (_, c1) in zip(s2_cubes, s1_cubes, strict=True)]
     synthetic = all(bool(c.attrs.get("synthetic", False)) for _, c in (*s2_cubes, *s1_cubes))
     encoders: dict[str, nn.Module] = {}
+    normalisation: dict[str, dict[str, Any]] = {}  # what each frozen encoder was trained with (its checkpoint's record)
+    sources: list[str] = []
     for sensor in ("s2", "s1"):
         if encoder_paths and sensor in encoder_paths:
-            encoders[sensor] = load_encoder_checkpoint(encoder_paths[sensor], sensor=sensor).encoder
+            loaded = load_encoder_checkpoint(encoder_paths[sensor], sensor=sensor)
+            encoders[sensor], entry, source = loaded.encoder, loaded.input_normalisation(), str(loaded.path)
         else:
-            encoders[sensor] = load_pretrained(sensor)
+            encoders[sensor], source = load_pretrained(sensor), f"shipped {sensor} encoder"
+            entry = dict(pretrained_metadata(sensor).get("normalisation") or {})
+        normalisation[sensor] = {k: entry[k] for k in ("bands", "mean", "std", "required") if k in entry}
+        sources.append(source)
+    checkpoints = " and ".join(sources)
+    scenes = [scene_from_cubes(c2, c1, name=Path(p2).stem, normalisation=normalisation, checkpoint=checkpoints)
+              for (p2, c2), (_, c1) in zip(s2_cubes, s1_cubes, strict=True)]
     specs = {k: encoder_spec(e) for k, e in encoders.items()}
     cfg = FusionTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, embed_dim=embed_dim, d_model=d_model,
                             n_heads=n_heads, checkpoint_every=checkpoint_every, contrastive_weight=contrastive_weight)
-    meta = {"synthetic": synthetic, "trained_on": [str(p) for p in data], "normalisation": normalisation_metadata()}
+    meta = {"synthetic": synthetic, "trained_on": [str(p) for p in data], "normalisation": normalisation}
     return pretrain_fusion(scenes, encoders, out, cfg, encoder_specs=specs, resume=resume, progress=progress, extra_metadata=meta)

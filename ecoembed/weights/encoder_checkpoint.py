@@ -103,6 +103,24 @@ class LoadedEncoder:
     weights_sha256: str
     path: Path
 
+    def input_normalisation(self) -> dict[str, Any]:
+        """The band order and statistics the encoder was trained with (its recorded ``normalisation``).
+
+        Feed it with :func:`ecoembed.sources.chips.checkpoint_series`.
+
+        Raises:
+            CheckpointError: the checkpoint records no statistics, or statistics of another band order.
+        """
+        entry = self.metadata.get("normalisation")
+        bands = list(self.metadata.get("bands", []))
+        if not isinstance(entry, Mapping) or not entry.get("bands"):
+            raise CheckpointError(f"{self.path} records no normalisation statistics, so its encoder's input is unknown; "
+                                  "re-create it with `ecoembed pretrain` (which records them)")
+        if bands and list(entry["bands"]) != bands:
+            raise CheckpointError(f"{self.path}: normalisation band order {list(entry['bands'])} differs from the encoder's "
+                                  f"{bands}; the checkpoint is inconsistent, re-create it")
+        return dict(entry)
+
 
 def build_from_metadata(meta: Mapping[str, Any], path: Path) -> TemporalAttentionEncoder:
     """Rebuild the (untrained) encoder described by checkpoint metadata; only registered classes."""

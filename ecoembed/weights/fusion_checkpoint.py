@@ -109,6 +109,27 @@ class LoadedModel:
         entry = norm.get(modality) if isinstance(norm, Mapping) else None
         return dict(entry) if isinstance(entry, Mapping) else None
 
+    def input_normalisation(self, modality: str) -> dict[str, Any]:
+        """What the checkpoint's ``modality`` encoder takes: its recorded band order and statistics (never defaults).
+
+        Feed it with :func:`ecoembed.sources.chips.checkpoint_series` (``embed.infer.model_series``).
+
+        Raises:
+            CheckpointError: the model has no such modality, records no band order / statistics for
+                it, or records a band order whose length differs from the channels of its head.
+        """
+        if modality not in self.model.fusion.modalities:
+            raise CheckpointError(f"{self.path} has no {modality!r} modality (it has {', '.join(self.model.fusion.modalities)})")
+        entry = self.normalisation(modality)
+        if not entry or not isinstance(entry.get("bands"), (list, tuple)) or not entry["bands"]:
+            raise CheckpointError(f"{self.path} records no {modality} band order/normalisation statistics, so its encoder's "
+                                  "input is unknown; re-create it with `ecoembed pretrain --stage fusion` (which records them)")
+        channels = self.model.fusion.modality_configs[modality].n_channels
+        if len(entry["bands"]) != channels:
+            raise CheckpointError(f"{self.path}: its {modality} band order {list(entry['bands'])} has {len(entry['bands'])} bands, "
+                                  f"its network {channels} channels; the checkpoint is inconsistent, re-create it")
+        return entry
+
 
 def load_fusion_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
     """Load encoders + fusion from a fusion checkpoint, eval mode.

@@ -145,5 +145,6 @@ def fake_fusion_checkpoint(path, embed_dim: int = 8, seed: int = 0):
              "s1": {"class": "FakeEncoder", "config": {"n_channels": 2, "d_model": 8, "seed": 2}}}
     return save_fusion_checkpoint(path, model, specs, extra={
         "synthetic": True,
-        "normalisation": {"s2": {"bands": list(S2_BAND_NAMES), "mean": [0.1] * 10, "std": [0.1] * 10}},
+        "normalisation": {"s2": {"bands": list(S2_BAND_NAMES), "mean": [0.1] * 10, "std": [0.1] * 10},
+                          "s1": {"bands": ["VV", "VH"], "mean": [-11.0, -17.5], "std": [3.0, 3.5]}},
     })

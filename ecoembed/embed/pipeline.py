@@ -72,11 +72,11 @@ from dask.delayed import delayed
 from tqdm.auto import tqdm
 
 from ecoembed.dates import daily_range, from_days, to_days
-from ecoembed.embed.infer import contextualize_pixels, days_to_nearest, empty_pixels, query_contexts
+from ecoembed.embed.infer import check_model_inputs, contextualize_pixels, days_to_nearest, empty_pixels, model_series, query_contexts
 from ecoembed.errors import InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_location
 from ecoembed.sources.cf import georeference
-from ecoembed.sources.chips import PixelSeries, encoder_series
+from ecoembed.sources.chips import PixelSeries
 from ecoembed.sources.embedding_cube import (
     FLOAT_ENCODING,
     INT8_ENCODING,
@@ -193,9 +193,10 @@ def open_sensor_cube(request: CubeRequest) -> xr.Dataset:
 
 def _block_series(job: _BlockJob) -> dict[str, PixelSeries]:
     window = {"y": slice(job.y0, job.y1), "x": slice(job.x0, job.x1)}
-    series = {"s2": encoder_series(open_sensor_cube(job.s2).isel(window).load(), "s2")}
+    loaded = cached_model(job.model_path)  # the checkpoint's own band order and statistics, never the registry's
+    series = {"s2": model_series(loaded, open_sensor_cube(job.s2).isel(window).load(), "s2")}
     if job.s1 is not None:
-        series["s1"] = encoder_series(open_sensor_cube(job.s1).isel(window).load(), "s1")
+        series["s1"] = model_series(loaded, open_sensor_cube(job.s1).isel(window).load(), "s1")
     return series
 
 
@@ -374,6 +375,7 @@ def embed(
         s1_cube = open_sensor_cube(s1_req)
         synthetic = synthetic or bool(s1_cube.attrs.get("synthetic", False))
         s1_bands = str(s1_cube.attrs.get("bands", ""))
+    check_model_inputs(loaded, {"s2": s2_cube, **({"s1": s1_cube} if s1_req is not None else {})})
     days = query_range(s2_cube, start, end, allow_extrapolation=allow_extrapolation)
     first, last = int(days[0]), int(days[-1])
 

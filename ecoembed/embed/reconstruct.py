@@ -32,12 +32,11 @@ import zarr
 from tqdm.auto import tqdm
 
 from ecoembed.dates import from_days
-from ecoembed.embed.infer import embed_series
+from ecoembed.embed.infer import check_model_inputs, embed_series, model_series
 from ecoembed.embed.pipeline import open_sensor_cube, query_range
 from ecoembed.errors import CheckpointError, InputError, OutputExistsError
 from ecoembed.io_utils import atomic_path, check_output_location
 from ecoembed.sources.cf import georeference
-from ecoembed.sources.chips import encoder_series
 from ecoembed.sources.local import CubeRequest, PathLike
 from ecoembed.weights.fusion_checkpoint import LoadedModel
 from ecoembed.weights.shipped import load_fusion_model
@@ -103,6 +102,7 @@ def reconstruct_s2(
     s2_cube = open_sensor_cube(s2_req)
     s1_cube = (open_sensor_cube(CubeRequest.of(s1, "s1", values=s1_values, orbit=s1_orbit, like=s2_req, point=point))
                if s1 is not None else None)
+    check_model_inputs(loaded, {"s2": s2_cube, **({"s1": s1_cube} if s1_cube is not None else {})})
     days = query_range(s2_cube, start, end)
     ny, nx = s2_cube.sizes["y"], s2_cube.sizes["x"]
     synthetic = bool(s2_cube.attrs.get("synthetic", False)) or bool(s1_cube is not None and s1_cube.attrs.get("synthetic", False))
@@ -136,9 +136,9 @@ def reconstruct_s2(
         fusion = loaded.model.fusion
         for y0, x0 in tqdm(blocks, disable=not progress, desc="reconstruct", unit="block"):
             window = {"y": slice(y0, y0 + chunk_px), "x": slice(x0, x0 + chunk_px)}
-            series = {"s2": encoder_series(s2_cube.isel(window).load(), "s2")}
+            series = {"s2": model_series(loaded, s2_cube.isel(window).load(), "s2")}
             if s1_cube is not None:
-                series["s1"] = encoder_series(s1_cube.isel(window).load(), "s1")
+                series["s1"] = model_series(loaded, s1_cube.isel(window).load(), "s1")
             emb, empty = embed_series(loaded.model, series, days, pixel_batch=pixel_batch, days_per_slab=64)
             refl = np.clip(decode_s2(fusion, emb) * std + mean, 0.0, 1.0)
             refl[empty] = np.nan

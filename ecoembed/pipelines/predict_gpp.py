@@ -350,8 +350,8 @@ def predict_gpp(run_dir: str | os.PathLike[str], cube: str | os.PathLike[str], o
     if win < 1:
         raise InputError("--window-px must be >= 1")
     days = pd.DatetimeIndex(ds["time"].values).floor("D")
-    lo = pd.Timestamp(from_days(parse_day(start, "start"))) if start else days[0]
-    hi = pd.Timestamp(from_days(parse_day(end, "end"))) if end else days[-1]
+    lo = pd.Timestamp(from_days(parse_day(start, "start")).item()) if start else days[0]
+    hi = pd.Timestamp(from_days(parse_day(end, "end")).item()) if end else days[-1]
     if lo > hi or hi < days[0] or lo > days[-1]:
         raise InputError(f"--start/--end {lo.date()}..{hi.date()} lies outside the cube's period {days[0].date()}..{days[-1].date()}")
     tsel = np.flatnonzero((days >= lo) & (days <= hi))

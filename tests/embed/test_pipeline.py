@@ -47,11 +47,11 @@ def test_embedding_cube_contract_and_equals_in_memory(scene: dict[str, Path], tm
     assert res.blocks_total == 9 and res.blocks_computed == 9  # 10x12 px in 4 px blocks: 3 x 3
 
     # Chunked pipeline == the whole scene embedded in memory at once.
-    from ecoembed.sources.chips import cube_to_series
+    from ecoembed.embed.infer import model_series
     from ecoembed.sources.local import open_cube
 
-    loaded = load_fusion_model(scene["model"])
-    series = {"s2": cube_to_series(open_cube(scene["s2"])), "s1": cube_to_series(open_cube(scene["s1"]))}
+    loaded = load_fusion_model(scene["model"])  # the checkpoint's own band order and statistics, as embed uses them
+    series = {"s2": model_series(loaded, open_cube(scene["s2"]), "s2"), "s1": model_series(loaded, open_cube(scene["s1"]), "s1")}
     days = to_days(ds["time"].values)
     ref, empty = embed_series(loaded.model, series, days)
     got = ds["embedding"].values.transpose(1, 2, 0, 3).reshape(-1, len(days), 8)

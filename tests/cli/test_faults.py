@@ -33,8 +33,8 @@ from ecoembed.cli import main
 from ecoembed.outputs import output_lock
 from ecoembed.sources.synthetic import write_embedding_sites
 
-QUICK_TRIALS = {"embed": 2, "predict-gpp": 2, "fit-gpp": 2}
-"""Trials per command in the default test run (about a minute on 2 cores)."""
+QUICK_TRIALS = {"embed": 1, "predict-gpp": 1, "fit-gpp": 1}
+"""Trials per command in the default test run (one kill each, to keep the default run short)."""
 FULL_TRIALS = {"embed": 8, "predict-gpp": 6, "fit-gpp": 6}
 """Trials per command of the slow run: 20 kills in all (about 4 minutes on 2 cores)."""
 
@@ -194,3 +194,23 @@ def test_fifos_are_refused_before_any_reader_blocks_on_them(inputs: dict[str, Pa
     res = _cli_subprocess(["fit-gpp", "--sites", str(sites / "sites.csv"), "--out", str(tmp_path / "run"), "--quiet"], tmp_path)
     assert res.returncode == 2 and "flux_path" in res.stderr and "FIFO" in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_disk_full_while_publishing_is_one_line_and_leaves_nothing(inputs: dict[str, Path], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    def full(self: xr.Dataset, path: object = None, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    from support.cli_child import FakeEncoder  # noqa: F401  (the child module registers the fake encoder)
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", full)
+    out = tmp_path / "e.nc"
+    code = main(["embed", "--s2", str(inputs["s2"]), "--model", str(inputs["model"]), "--out", str(out),
+                 "--start", "2019-03-01", "--end", "2019-03-20", "--chunk-px", "6"])
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("embed:")]  # progress bar
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: ") and "No space left on device" in err[0] and "free disk space" in err[0]
+    assert not out.exists() and not list(tmp_path.glob(".e.nc.*.tmp"))  # nothing half-written under the output name

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from support.cli_child import run_cli
-from support.fusion_fakes import fake_fusion_checkpoint, tiny_cubes, write_cube
+from support.fusion_fakes import write_tiny_scene
 
 from ecoembed.cli import main
 from ecoembed.outputs import output_lock
@@ -76,13 +76,8 @@ def _timed(ctx: mp.context.BaseContext, argv: list[str]) -> float:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("faults")
-    s2, s1 = tiny_cubes()
-    write_cube(s2, root / "s2_synthetic.nc")
-    write_cube(s1, root / "s1_synthetic.nc")
-    fake_fusion_checkpoint(root / "fusion.safetensors")
     csv = write_embedding_sites(root / "sites", n_sites=3, days=120)
-    return {"s2": root / "s2_synthetic.nc", "s1": root / "s1_synthetic.nc", "model": root / "fusion.safetensors",
-            "sites": csv, "cube": csv.parent / "ZZ-T1_emb.nc"}
+    return {**write_tiny_scene(root), "sites": csv, "cube": csv.parent / "ZZ-T1_emb.nc"}
 
 
 def _files(folder: Path) -> dict[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from support.fusion_fakes import fake_fusion_checkpoint, tiny_cubes, write_cube
+from support.fusion_fakes import tiny_cubes, write_cube, write_tiny_scene
 
 from ecoembed.dates import to_days
 from ecoembed.embed import embed, embed_series
@@ -18,12 +18,7 @@ from ecoembed.weights import load_fusion_model
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("embed_scene")
-    s2, s1 = tiny_cubes()
-    write_cube(s2, root / "s2_synthetic.nc")
-    write_cube(s1, root / "s1_synthetic.nc")
-    fake_fusion_checkpoint(root / "fusion.safetensors")
-    return {"s2": root / "s2_synthetic.nc", "s1": root / "s1_synthetic.nc", "model": root / "fusion.safetensors"}
+    return write_tiny_scene(tmp_path_factory.mktemp("embed_scene"))
 
 
 def _run(scene: dict[str, Path], out: Path, **kw: object):  # type: ignore[no-untyped-def]

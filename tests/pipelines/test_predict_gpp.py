@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import shutil
 from pathlib import Path
 
@@ -12,24 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from support.cli_run import digests as _digests
+from support.cli_run import run_cli as _run
 
-from ecoembed.cli import main
 from ecoembed.gpp.cv import fit_head
 from ecoembed.gpp.heads import make_head
 from ecoembed.gpp.saved import conformal_table, held_out_coverage, interval_half_width, load_model, save_model
 from ecoembed.sources.chips import tower_pixel
 from ecoembed.sources.synthetic import write_embedding_sites
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from support.cli_run import digests as _digests
+from support.cli_run import run_cli as _run
 
 pytest.importorskip("pystac", reason="the STAC extra (pystac, odc-stac) is needed to fetch from a catalog")
 pytest.importorskip("odc.stac", reason="the STAC extra (pystac, odc-stac) is needed to fetch from a catalog")
 
 from support.stac_catalog import write_catalog
 
-from ecoembed.cli import main
 from ecoembed.gpp.saved import load_model
 from ecoembed.sources.chips import tower_pixel
 
 pytestmark = [pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning:odc.geo")]
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_fetch_embed_fit_predict_from_a_local_catalog(tmp_path: Path) -> None:

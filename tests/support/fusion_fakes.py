@@ -7,6 +7,7 @@ so the fusion pipeline is tested without shipped weights (as Galileo does).
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -148,3 +149,12 @@ def fake_fusion_checkpoint(path, embed_dim: int = 8, seed: int = 0):
         "normalisation": {"s2": {"bands": list(S2_BAND_NAMES), "mean": [0.1] * 10, "std": [0.1] * 10},
                           "s1": {"bands": ["VV", "VH"], "mean": [-11.0, -17.5], "std": [3.0, 3.5]}},
     })
+
+
+def write_tiny_scene(root: Path) -> dict[str, Path]:
+    """The :func:`tiny_cubes` S2/S1 pair (SYNTHETIC) as NetCDF files plus a fake fusion checkpoint, under ``root``."""
+    s2, s1 = tiny_cubes()
+    write_cube(s2, root / "s2_synthetic.nc")
+    write_cube(s1, root / "s1_synthetic.nc")
+    fake_fusion_checkpoint(root / "fusion.safetensors")
+    return {"s2": root / "s2_synthetic.nc", "s1": root / "s1_synthetic.nc", "model": root / "fusion.safetensors"}

@@ -27,6 +27,7 @@ import pandas as pd
 from ecoembed.embed.pipeline import embed
 from ecoembed.errors import CubeError, EcoembedError, InputError
 from ecoembed.io_utils import atomic_write_text, check_output_location
+from ecoembed.outputs import check_no_overlap
 from ecoembed.pipelines.fit_gpp import RunResult, load_sites, run_fit_gpp
 from ecoembed.sources.embedding_cube import open_embeddings
 from fluxnet import split_path_list
@@ -84,8 +85,7 @@ def run_pipeline(sites_csv: str | os.PathLike[str], out_dir: str | os.PathLike[s
     """
     out = Path(out_dir)
     src = Path(sites_csv)
-    if out.resolve() == src.parent.resolve() or out.resolve() in src.resolve().parents:
-        raise InputError(f"--out {out} contains the sites file {src}; choose a new folder for the pipeline")
+    check_no_overlap(out, [src])  # the shared rule: never an output that holds (and could overwrite) the sites file
     check_output_location(out)
     sites = load_sites(src)
     missing = [str(s) for s, p in zip(sites["site_id"], sites.get("s2_path", pd.Series([None] * len(sites))), strict=True)

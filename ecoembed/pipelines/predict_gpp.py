@@ -50,7 +50,7 @@ from ecoembed.dates import from_days, parse_day
 from ecoembed.errors import CubeError, InputError, OutputExistsError
 from ecoembed.gpp.features import METEO_COLUMNS, embedding_variant, parse_feature_set, variant_prefix
 from ecoembed.gpp.join import gaussian_weights
-from ecoembed.gpp.radiation import potential_radiation_mj
+from ecoembed.gpp.radiation import MJ_PER_DAY_TO_W, potential_radiation_mj
 from ecoembed.gpp.saved import MODELS_DIR, KeptModel, kept_models, load_model, model_dir_name
 from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_location
 from ecoembed.outputs import check_no_overlap
@@ -61,7 +61,6 @@ AGGREGATES: tuple[str, ...] = ("8D", "month", "year")
 """Periods of ``--aggregate`` sums: MODIS-style 8-day periods from 1 January, calendar months, calendar years."""
 MAPPABLE: tuple[str, ...] = ("potrad", "meteo")
 """Feature-set components besides one embedding product that a map can supply."""
-MJ_PER_DAY_TO_W = 1e6 / 86400.0
 FORMATS: tuple[str, ...] = ("nc", "zarr")
 DAYS_PER_CHUNK = 64
 """Zarr chunk length in time (days) of the GPP cube, and the days predicted together in a block."""

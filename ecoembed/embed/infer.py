@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ecoembed.dates import days_to_nearest as nearest_day_distance
 from ecoembed.errors import InputError
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionContext, SensorBatch
 from ecoembed.sources.chips import PixelSeries, checkpoint_series, require_checkpoint_bands
@@ -46,33 +45,65 @@ def check_model_inputs(loaded: LoadedModel, cubes: Mapping[str, xr.Dataset]) -> 
         require_checkpoint_bands(cube, modality, loaded.input_normalisation(modality), checkpoint=str(loaded.path))
 
 
-def series_batch(series: Mapping[str, Any], index: np.ndarray) -> dict[str, SensorBatch]:
-    """Tensors of the pixels ``index`` of each modality's pixel series (the fusion model's input)."""
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's parameters (where inference inputs go)."""
+    return next(model.parameters()).device
+
+
+def series_batch(series: Mapping[str, Any], index: np.ndarray, device: torch.device | str = "cpu",
+                 *, drop_unusable: bool = True) -> dict[str, SensorBatch]:
+    """Tensors of the pixels ``index`` of each modality's pixel series (the fusion model's input), on ``device``.
+
+    With ``drop_unusable`` the dates that no pixel of the batch can use (a scene-wide cloudy
+    acquisition, a gap shared by the batch) are left out of the tensors: an unusable date never
+    changes any output (masked keys, zeroed tokens), so this removes work, not information. A
+    modality keeps at least one date.
+    """
     out = {}
     for name, s in series.items():
-        orbit = None if getattr(s, "orbit", None) is None else torch.as_tensor(np.asarray(s.orbit, dtype=np.int64))
+        valid = np.asarray(s.valid[index], dtype=bool)
+        keep = np.asarray(valid.any(axis=0) if drop_unusable else np.ones(valid.shape[1], bool), dtype=bool)
+        if not keep.any():
+            keep[:1] = True
+        cols = np.flatnonzero(keep) if not keep.all() else slice(None)
+        orbit = None if getattr(s, "orbit", None) is None else torch.as_tensor(np.asarray(s.orbit, dtype=np.int64)[cols])
         bands = getattr(s, "band_mask", None)
+        values = np.asarray(s.values[index], dtype=np.float32)[:, cols]
         out[name] = SensorBatch(
-            values=torch.as_tensor(np.ascontiguousarray(s.values[index], dtype=np.float32)),
-            days=torch.as_tensor(np.asarray(s.days, dtype=np.int64)),
-            mask=torch.as_tensor(np.asarray(s.valid[index], dtype=bool)),
-            orbit=orbit,
-            band_mask=None if bands is None else torch.as_tensor(np.asarray(bands, dtype=bool)),
+            values=torch.as_tensor(np.ascontiguousarray(values)).to(device),
+            days=torch.as_tensor(np.asarray(s.days, dtype=np.int64)[cols]).to(device),
+            mask=torch.as_tensor(np.ascontiguousarray(valid[:, cols])).to(device),
+            orbit=None if orbit is None else orbit.to(device),
+            band_mask=None if bands is None else torch.as_tensor(np.asarray(bands, dtype=bool)).to(device),
         )
     return out
 
 
 def days_to_nearest(series: Any, query_days: np.ndarray, cap: int = 32767) -> np.ndarray:
-    """int16 ``[N, Q]``: days from each query day to the pixel's nearest valid observation (``cap`` when it has none)."""
+    """int16 ``[N, Q]``: days from each query day to the pixel's nearest valid observation (``cap`` when it has none).
+
+    Vectorised over pixels: for each query day, the last valid date at or before it and the
+    first at or after it come from running maxima/minima of valid date indices along time.
+    """
     days = np.asarray(series.days, np.int64)
     valid = np.asarray(series.valid, bool)
     q = np.asarray(query_days, np.int64)
-    out = np.full((valid.shape[0], len(q)), cap, dtype=np.int64)
-    for n in range(valid.shape[0]):
-        d = days[valid[n]]
-        if d.size:
-            out[n] = nearest_day_distance(d, q)
-    return np.minimum(out, cap).astype(np.int16)
+    n, t = valid.shape
+    if t == 0 or n == 0:
+        return np.full((n, len(q)), cap, dtype=np.int16)
+    order = np.argsort(days, kind="stable")
+    days, valid = days[order], valid[:, order]
+    pos = np.arange(t)
+    last = np.maximum.accumulate(np.where(valid, pos, -1), axis=1)  # [N, T] last valid index <= t, or -1
+    first = np.minimum.accumulate(np.where(valid, pos, t)[:, ::-1], axis=1)[:, ::-1]  # first valid index >= t, or T
+    after = np.searchsorted(days, q, side="left")  # first date >= query
+    before = np.searchsorted(days, q, side="right") - 1  # last date <= query
+    prev = np.where(before >= 0, last[:, np.clip(before, 0, t - 1)], -1)  # [N, Q]
+    nxt = np.where(after < t, first[:, np.clip(after, 0, t - 1)], t)
+    big = np.int64(1) << 40
+    d_prev = np.where(prev >= 0, q - days[np.clip(prev, 0, t - 1)], big)
+    d_next = np.where(nxt < t, days[np.clip(nxt, 0, t - 1)] - q, big)
+    return np.minimum(np.minimum(d_prev, d_next), cap).astype(np.int16)
 
 
 def empty_pixels(series: Mapping[str, Any]) -> np.ndarray:
@@ -88,6 +119,9 @@ def empty_pixels(series: Mapping[str, Any]) -> np.ndarray:
 def contextualize_pixels(model: FusedEmbeddingModel, series: Mapping[str, Any], pixel_batch: int) -> list[tuple[np.ndarray, FusionContext]]:
     """Fusion contexts of all pixels, ``pixel_batch`` at a time: ``[(pixel indices, context), ...]``.
 
+    Computed on the model's device; each context keeps the cross-attention keys and values
+    (projected once per pixel), not the tokens (:meth:`~ecoembed.models.fusion.FusionContext.without_tokens`).
+
     Raises:
         InputError: a modality the model has no adapter for.
     """
@@ -95,22 +129,24 @@ def contextualize_pixels(model: FusedEmbeddingModel, series: Mapping[str, Any], 
     if unknown:
         raise InputError(f"the model has no adapter for modalities {sorted(unknown)} (it knows {model.fusion.modalities})")
     n = next(iter(series.values())).values.shape[0]
+    device = model_device(model)
     out = []
     for lo in range(0, n, pixel_batch):
         idx = np.arange(lo, min(n, lo + pixel_batch))
-        out.append((idx, model.fusion.contextualize(model.tokens(series_batch(series, idx)))))
+        out.append((idx, model.fusion.contextualize(model.tokens(series_batch(series, idx, device))).without_tokens()))
     return out
 
 
 @torch.no_grad()
 def query_contexts(model: FusedEmbeddingModel, contexts: Sequence[tuple[np.ndarray, FusionContext]], n_pixels: int,
                days: torch.Tensor) -> np.ndarray:
-    """Fused embeddings float32 ``[N, Q, E]`` of every contextualised pixel at ``days`` (int64 ``[Q]``)."""
+    """Fused embeddings float32 ``[N, Q, E]`` of every contextualised pixel at ``days`` (int64 ``[Q]``), on the CPU."""
     out = np.empty((n_pixels, len(days), model.fusion.embed_dim), dtype=np.float32)
+    days = days.to(model_device(model))
     for idx, ctx in contexts:
         emb = model.fusion.query(ctx, days)
         assert isinstance(emb, torch.Tensor)
-        out[idx] = emb.numpy()
+        out[idx] = emb.float().cpu().numpy()
     return out
 
 
@@ -140,6 +176,8 @@ def embed_series(
     empty = empty_pixels(series)
     q = torch.as_tensor(np.asarray(query_days, dtype=np.int64))
     slab = days_per_slab or len(q)
-    out = np.concatenate([query_contexts(model, contexts, len(empty), q[d0:d0 + slab]) for d0 in range(0, len(q), slab)], axis=1)
+    out = np.empty((len(empty), len(q), model.fusion.embed_dim), dtype=np.float32)
+    for d0 in range(0, len(q), slab):
+        out[:, d0:d0 + slab] = query_contexts(model, contexts, len(empty), q[d0:d0 + slab])
     out[empty] = np.nan
     return out, empty

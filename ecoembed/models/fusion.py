@@ -47,7 +47,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ecoembed.models.ltae import DAYS_PER_YEAR, N_DATE_FEATURES, date_features, reference_day
+from ecoembed.models.ltae import DAYS_PER_YEAR, N_DATE_FEATURES, key_bias, project_dates, reference_day
 
 # One date encoding for the whole project: the stage-1 one (seasonal harmonics + time relative to the pixel).
 
@@ -81,6 +81,12 @@ class FusionContext:
         mask: bool ``[B, L]`` True = usable key (the global token always is).
         dated: bool ``[B, L]`` True for tokens that carry a date (not the global token).
         ref_days: int64 ``[B]`` the pixels' reference days (relative date features of queries).
+        shared_days: int64 ``[L]`` token days common to every row (position 0, the global token, is 0)
+            when the inputs had one set of dates for the batch (a cube block), else None. Lets
+            :meth:`FusionNetwork.query` build the time bias once per (query, token) for the batch.
+        keys, values: float ``[B, H, L, d_model / H + 1]`` the cross-attention keys and values
+            (:meth:`_CrossAttentionBlock.keys_values`), projected once per pixel here rather than
+            once per query slab (None: computed by ``query``).
     """
 
     tokens: Tensor
@@ -88,10 +94,29 @@ class FusionContext:
     mask: Tensor
     dated: Tensor
     ref_days: Tensor
+    shared_days: Tensor | None = None
+    keys: Tensor | None = None
+    values: Tensor | None = None
+
+    def without_tokens(self) -> FusionContext:
+        """This context without its ``[B, L, d]`` tokens (kept as ``[B, 0, d]``), once keys and values are projected.
+
+        :meth:`FusionNetwork.query` reads only the keys and values then, so a block's contexts held
+        for all its query slabs take ~2/3 of the memory.
+        """
+        if self.keys is None or self.values is None:
+            raise ValueError("without_tokens needs the projected keys and values (a context from FusionNetwork.contextualize)")
+        return FusionContext(self.tokens[:, :0], self.days, self.mask, self.dated, self.ref_days,
+                             shared_days=self.shared_days, keys=self.keys, values=self.values)
 
     def select(self, index: slice | Tensor) -> FusionContext:
         """Sub-batch of pixels (rows)."""
-        return FusionContext(self.tokens[index], self.days[index], self.mask[index], self.dated[index], self.ref_days[index])
+        return FusionContext(
+            self.tokens[index], self.days[index], self.mask[index], self.dated[index], self.ref_days[index],
+            shared_days=self.shared_days,
+            keys=None if self.keys is None else self.keys[index],
+            values=None if self.values is None else self.values[index],
+        )
 
 
 def joint_reference_day(inputs: Mapping[str, ModalityTokens]) -> Tensor:
@@ -124,6 +149,11 @@ class ModalityConfig:
     n_conditions: int = 1
 
 
+_BLOCKED_LOGIT = -1e30
+"""Key-mask channel of a blocked key (:meth:`_CrossAttentionBlock.keys_values`): finite, so never inf - inf = NaN, and
+far enough below any real logit that its softmax weight underflows to exactly 0."""
+
+
 class _CrossAttentionBlock(nn.Module):
     """Queries attend to context tokens with an additive per-head bias; pre-norm residual."""
 
@@ -138,21 +168,54 @@ class _CrossAttentionBlock(nn.Module):
         self.norm_ff = nn.LayerNorm(d_model)
         self.ff = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Linear(ff_mult * d_model, d_model))
 
+    def keys_values(self, context: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Keys and values ``[B, H, L, d/H + 1]`` of context tokens ``[B, L, d]`` (one projection for both).
+
+        The extra last channel carries the usable-key mask (``mask`` bool ``[B, L]``, None = all
+        usable) into the logits: it is 0 for a usable key and :data:`_BLOCKED_LOGIT` for an unusable
+        one in the keys, and 0 in the values; :meth:`attend` gives every query a 1 there. A blocked
+        key's weight is then ``exp(-1e30)`` = exactly 0 (the same numbers as a −inf mask), without a
+        per-pixel ``[B, H, Q, L]`` mask: the time bias can stay one ``[1, H, Q, L]`` tensor
+        broadcast over the batch.
+        """
+        b, length, d = context.shape
+        kv = self.kv_proj(self.norm_kv(context)).view(b, length, 2, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        gate = torch.zeros((b, 1, length, 1), dtype=kv.dtype, device=kv.device)
+        if mask is not None:
+            gate = gate.masked_fill(~mask.view(b, 1, length, 1), _BLOCKED_LOGIT)
+        k = torch.cat([kv[0], gate.expand(b, self.n_heads, length, 1)], dim=-1)
+        v = torch.cat([kv[1], torch.zeros_like(gate).expand(b, self.n_heads, length, 1)], dim=-1)
+        return k, v
+
     def forward(self, queries: Tensor, context: Tensor, bias: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         """``queries [B,Q,d]``, ``context [B,L,d]``, ``bias [B,H,Q,L]`` (−inf = excluded) -> (``[B,Q,d]``, attn ``[B,H,Q,L]``)."""
+        k, v = self.keys_values(context)
+        return self.attend(queries, k, v, bias, need_weights)
+
+    def attend(self, queries: Tensor, k: Tensor, v: Tensor, bias: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """As :meth:`forward` with the context's keys and values ``[B, H, L, d/H + 1]`` from :meth:`keys_values`.
+
+        ``bias`` is anything broadcastable to ``[B, H, Q, L]`` (a batch-wide ``[1, H, Q, L]`` time bias
+        when the keys carry the usable-key mask).
+        """
         b, q_len, d = queries.shape
         h = self.n_heads
-        q = self.q_proj(self.norm_q(queries)).view(b, q_len, h, d // h).transpose(1, 2)
-        k, v = self.kv_proj(self.norm_kv(context)).chunk(2, dim=-1)
-        k = k.view(b, -1, h, d // h).transpose(1, 2)
-        v = v.view(b, -1, h, d // h).transpose(1, 2)
+        dh = d // h
+        # q_proj with one extra output per head that is always 1 (the key-mask channel's partner):
+        # a [H*(dh+1), d] weight with a zero row and bias 1 per head, so no [B,H,Q,dh+1] concatenation
+        w = self.q_proj.weight.view(h, dh, d)
+        w_ext = torch.cat([w, torch.zeros((h, 1, d), dtype=w.dtype, device=w.device)], dim=1).view(h * (dh + 1), d)
+        bias_q = self.q_proj.bias.view(h, dh)
+        b_ext = torch.cat([bias_q, torch.ones((h, 1), dtype=bias_q.dtype, device=bias_q.device)], dim=1).view(-1)
+        q = F.linear(self.norm_q(queries), w_ext, b_ext).view(b, q_len, h, dh + 1).transpose(1, 2)
+        scale = 1.0 / math.sqrt(dh)
         if need_weights:
-            attn = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // h) + bias, dim=-1)
+            attn = torch.softmax((q @ k.transpose(-1, -2)) * scale + bias, dim=-1)
             mixed = attn @ v
         else:  # fused kernel, same maths, no [B,H,Q,L] weights kept
             attn = None
-            mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        mixed = mixed.transpose(1, 2).reshape(b, q_len, d)
+            mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+        mixed = mixed[..., :dh].transpose(1, 2).reshape(b, q_len, d)
         out = queries + self.out_proj(mixed)
         out = out + self.ff(self.norm_ff(out))
         return out, attn
@@ -269,13 +332,14 @@ class FusionNetwork(nn.Module):
             raise KeyError(f"modality {name!r} is not registered in this fusion network (have {self.modalities})")
         tokens, mask = item.tokens, item.mask.to(torch.bool)
         b, t, _ = tokens.shape
-        days = item.days.to(torch.int64)
-        if days.dim() == 1:
-            days = days.unsqueeze(0).expand(b, t)
+        raw_days = item.days.to(torch.int64)
+        days = raw_days.unsqueeze(0).expand(b, t) if raw_days.dim() == 1 else raw_days
         # Zero unusable steps before any arithmetic: their values (even NaN/inf) must not leak.
         tokens = torch.where(mask.unsqueeze(-1), tokens, torch.zeros((), dtype=tokens.dtype))
         days = torch.where(mask, days, torch.zeros((), dtype=days.dtype))
-        x = self.adapters[name](tokens) + self.modality_embeddings[name] + self.date_proj(date_features(days, ref_days.unsqueeze(-1)))
+        # shared dates: date features once per date (an unusable step's token is zeroed after each block and masked as a key)
+        x = self.adapters[name](tokens) + self.modality_embeddings[name] + project_dates(
+            self.date_proj, raw_days if raw_days.dim() == 1 else days, ref_days)
         return x, days, mask
 
     def contextualize(self, inputs: Mapping[str, ModalityTokens]) -> FusionContext:
@@ -299,12 +363,19 @@ class FusionNetwork(nn.Module):
         usable = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=x.device)] + [p[2] for p in parts], dim=1)
         dated = usable.clone()
         dated[:, 0] = False
+        attn_mask = key_bias(usable)[:, None, None, :]  # [B,1,1,L]: the global token is always a key, so never all -inf
         for block in self.blocks:
-            x = block(x, src_key_padding_mask=~usable)
+            assert isinstance(block, nn.TransformerEncoderLayer)
+            x = _self_attention_layer(block, x, attn_mask)
             # Keep unusable positions at exactly zero so nothing downstream depends on them.
             x = torch.where(usable.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype))
         x = self.context_norm(x)
-        return FusionContext(tokens=x, days=days, mask=usable, dated=dated, ref_days=ref)
+        shared = None
+        if all(item.days.dim() == 1 for item in inputs.values()):
+            shared = torch.cat([torch.zeros(1, dtype=torch.int64, device=x.device)]
+                               + [item.days.to(torch.int64) for item in inputs.values()])
+        k, v = self.cross.keys_values(x, usable)
+        return FusionContext(tokens=x, days=days, mask=usable, dated=dated, ref_days=ref, shared_days=shared, keys=k, values=v)
 
     # -- stage B: query many days -------------------------------------------------------------
 
@@ -333,6 +404,20 @@ class FusionNetwork(nn.Module):
         index = torch.where(context.dated.unsqueeze(1), delta, special.unsqueeze(1))  # [B,Q,L]
         return F.embedding(index, table).permute(0, 3, 1, 2)  # [B,H,Q,L]
 
+    def _shared_time_bias(self, context: FusionContext, query_days: Tensor) -> Tensor:
+        """:meth:`_time_bias` for token days shared by every row and query days ``[Q]``: ``[1, H, Q, L]`` without the key mask.
+
+        The time bias is then the same for the whole batch; the usable-key mask, the only
+        per-pixel part, travels in the keys' extra channel (:meth:`_CrossAttentionBlock.keys_values`).
+        """
+        assert context.shared_days is not None
+        delta = (query_days.unsqueeze(-1) - context.shared_days.unsqueeze(0)).abs()  # [Q,L]
+        n_dt = int(delta.max()) + 1
+        table = torch.cat([self.relative_time_bias(torch.arange(n_dt, device=delta.device)), self.global_bias.unsqueeze(0)])
+        index = delta.clone()
+        index[:, 0] = n_dt  # position 0: the global token
+        return F.embedding(index, table).permute(2, 0, 1).unsqueeze(0)  # [1,H,Q,L]
+
     def query(self, context: FusionContext, query_days: Tensor, *, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Fused embeddings at query days.
 
@@ -346,11 +431,16 @@ class FusionNetwork(nn.Module):
         """
         b = context.tokens.shape[0]
         qd = query_days.to(torch.int64)
-        if qd.dim() == 1:
-            qd = qd.unsqueeze(0).expand(b, -1)
-        queries = self.combining_token + self.date_proj(date_features(qd, context.ref_days.unsqueeze(-1)))
-        bias = self._time_bias(context, qd)
-        fused, attn = self.cross(queries, context.tokens, bias, need_weights=return_attention)
+        queries = self.combining_token + project_dates(self.date_proj, qd, context.ref_days)  # [B,Q,d]
+        if qd.dim() == 1 and context.shared_days is not None:
+            bias = self._shared_time_bias(context, qd)
+        else:
+            bias = self._time_bias(context, qd.unsqueeze(0).expand(b, -1) if qd.dim() == 1 else qd)
+        if context.keys is not None and context.values is not None:
+            k, v = context.keys, context.values
+        else:
+            k, v = self.cross.keys_values(context.tokens, context.mask)
+        fused, attn = self.cross.attend(queries, k, v, bias, need_weights=return_attention)
         out = self.output(fused)
         if return_attention:
             assert attn is not None
@@ -401,6 +491,24 @@ class FusionNetwork(nn.Module):
             return out[..., 0, :]
         idx = condition.to(torch.int64).clamp(0, cfg.n_conditions - 1)
         return torch.gather(out, -2, idx[..., None, None].expand(*idx.shape, 1, cfg.n_channels)).squeeze(-2)
+
+
+def _self_attention_layer(layer: nn.TransformerEncoderLayer, x: Tensor, attn_mask: Tensor) -> Tensor:
+    """``layer(x, src_key_padding_mask=...)`` of a pre-norm layer (dropout 0), with fused attention and an additive key mask.
+
+    The same maths as :class:`torch.nn.TransformerEncoderLayer` (``norm_first=True``), written out
+    so that attention runs in ``scaled_dot_product_attention`` with the ``[B, 1, 1, L]`` key bias
+    broadcast over heads and queries; the module's own inference fast path builds and softmaxes a
+    ``[B, H, L, L]`` masked tensor instead, several times slower on CPU.
+    """
+    assert layer.norm_first, "fusion blocks are pre-norm"
+    attn = layer.self_attn
+    b, length, d = x.shape
+    h = attn.num_heads
+    qkv = F.linear(layer.norm1(x), attn.in_proj_weight, attn.in_proj_bias).view(b, length, 3, h, d // h).permute(2, 0, 3, 1, 4)
+    mixed = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
+    x = x + attn.out_proj(mixed.transpose(1, 2).reshape(b, length, d))
+    return x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
 
 
 @dataclass
@@ -462,13 +570,11 @@ class FusedEmbeddingModel(nn.Module):
         Every encoder takes its relative dates from the same reference day: the mean
         of the pixel's usable days over all modalities of ``batch``.
         """
-        shaped: dict[str, tuple[Tensor, Tensor]] = {}
+        shaped: dict[str, tuple[Tensor, Tensor]] = {}  # days as given ([T] shared by the batch, or [B, T]), mask
         for name, item in batch.items():
-            mask = item.mask.to(torch.bool)
-            b, t = mask.shape
-            days = item.days.to(torch.int64)
-            shaped[name] = (days.unsqueeze(0).expand(b, t) if days.dim() == 1 else days, mask)
-        ref = reference_day(torch.cat([d for d, _ in shaped.values()], 1), torch.cat([m for _, m in shaped.values()], 1))
+            shaped[name] = (item.days.to(torch.int64), item.mask.to(torch.bool))
+        ref = reference_day(torch.cat([d.unsqueeze(0).expand(*m.shape) if d.dim() == 1 else d for d, m in shaped.values()], 1),
+                            torch.cat([m for _, m in shaped.values()], 1))
         out: dict[str, ModalityTokens] = {}
         for name, item in batch.items():
             days, mask = shaped[name]

@@ -44,9 +44,13 @@ def test_output_shape_and_query_many_days() -> None:
     torch.testing.assert_close(halves, out, rtol=0, atol=1e-6)
 
 
+def _per_row_days(inputs: dict[str, ModalityTokens]) -> dict[str, ModalityTokens]:
+    return {k: ModalityTokens(v.tokens, v.days.expand_as(v.mask).clone(), v.mask) for k, v in inputs.items()}
+
+
 def test_masked_tokens_never_influence_output() -> None:
     net = _net()
-    inputs = _inputs()
+    inputs = _per_row_days(_inputs())  # poisoned dates are per row: compare on the per-row path, bit for bit
     q = torch.tensor([18001, 18020, 18033])
     ref = net(inputs, q)
     poisoned = {}
@@ -143,3 +147,45 @@ def test_fused_attention_kernel_matches_explicit_softmax() -> None:
     torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-5)
     # Unusable tokens get exactly zero attention.
     assert (attn * (~ctx.mask)[:, None, None, :] == 0).all() and (~ctx.mask).any()
+
+
+def test_shared_dates_fast_path_equals_per_row_path() -> None:
+    """Dates shared by the batch ([T]: date features once per date, batch-wide time bias, key mask in the keys)
+    give the per-row path's numbers (float rounding only), at every query day, with and without attention weights."""
+    net = _net()
+    shared = _inputs(b=6)
+    shared["s1"] = ModalityTokens(shared["s1"].tokens, torch.arange(5) * 12 + 18002, shared["s1"].mask)
+    shared["s2"].mask[2] = False  # a pixel with S1 only
+    shared["s2"].mask[4] = False
+    shared["s1"].mask[4] = False  # ... and one with no usable token at all (global token only)
+    q = torch.arange(17990, 18080, 7)
+    fast_ctx = net.contextualize(shared)
+    slow_ctx = net.contextualize(_per_row_days(shared))
+    assert fast_ctx.shared_days is not None and slow_ctx.shared_days is None
+    fast = net.query(fast_ctx, q)
+    torch.testing.assert_close(fast, net.query(slow_ctx, q), rtol=0, atol=2e-6)
+    torch.testing.assert_close(net.query(fast_ctx.without_tokens(), q), fast, rtol=0, atol=0)
+    out, attn = net.query(fast_ctx, q, return_attention=True)
+    torch.testing.assert_close(out, fast, rtol=0, atol=2e-6)
+    assert attn.shape == (6, 2, len(q), 1 + 7 + 5)
+    blocked = ~fast_ctx.mask[:, None, None, :].expand_as(attn)
+    assert torch.all(attn[blocked] == 0)  # unusable keys get exactly zero weight
+    torch.testing.assert_close(attn.sum(-1), torch.ones(attn.shape[:-1]), rtol=0, atol=1e-5)
+
+
+def test_fusion_blocks_match_torch_transformer_layer() -> None:
+    """The written-out pre-norm block (fused attention, additive key mask) is nn.TransformerEncoderLayer's maths."""
+    from ecoembed.models.fusion import _self_attention_layer
+    from ecoembed.models.ltae import key_bias
+
+    net = _net()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 9, 16, generator=g)
+    usable = torch.rand(4, 9, generator=g) > 0.4
+    usable[:, 0] = True
+    layer = net.blocks[0]
+    for train in (False, True):  # inference fast path and the training path of torch's layer
+        layer.train(train)
+        ref = layer(x, src_key_padding_mask=~usable)
+        mine = _self_attention_layer(layer, x, key_bias(usable)[:, None, None, :])
+        torch.testing.assert_close(mine[usable], ref[usable], rtol=0, atol=2e-6)

@@ -1,0 +1,68 @@
+"""Inference shortcuts change work, not numbers: dropped unusable dates, vectorised days-to-nearest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ecoembed.dates import days_to_nearest as nearest_one
+from ecoembed.embed.infer import days_to_nearest, embed_series, series_batch
+from ecoembed.models.encoders import S1Encoder, S2Encoder
+from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig
+
+
+@dataclass
+class _Series:
+    values: np.ndarray
+    days: np.ndarray
+    valid: np.ndarray
+    orbit: np.ndarray | None = None
+    band_mask: np.ndarray | None = None
+
+
+def _model() -> FusedEmbeddingModel:
+    torch.manual_seed(0)
+    encoders = {"s2": S2Encoder(d_model=16, embed_dim=8, n_heads=2), "s1": S1Encoder(d_model=16, embed_dim=8, n_heads=2)}
+    fusion = FusionNetwork({"s2": ModalityConfig(16, 10), "s1": ModalityConfig(16, 2, 2)}, d_model=16, embed_dim=8, n_heads=2)
+    return FusedEmbeddingModel(encoders, fusion).eval()
+
+
+def _series(n: int = 20, seed: int = 0) -> dict[str, _Series]:
+    rng = np.random.default_rng(seed)
+    valid2 = rng.random((n, 15)) > 0.4
+    valid2[:, [3, 9]] = False  # dates no pixel can use (a scene-wide cloudy acquisition)
+    valid2[5] = False  # a pixel with S1 only
+    s2 = _Series(rng.standard_normal((n, 15, 10)).astype(np.float32), 18000 + 7 * np.arange(15), valid2)
+    s1 = _Series(rng.standard_normal((n, 12, 2)).astype(np.float32), 18001 + 9 * np.arange(12),
+                 rng.random((n, 12)) > 0.1, orbit=np.arange(12) % 2)
+    s2.values[~valid2] = np.nan  # what is at an unusable step must not matter
+    return {"s2": s2, "s1": s1}
+
+
+def test_dropping_dates_no_pixel_can_use_leaves_embeddings_unchanged() -> None:
+    model, series = _model(), _series()
+    batch = series_batch(series, np.arange(20))
+    assert batch["s2"].values.shape[1] == 13 and batch["s2"].days.tolist()[3] == 18000 + 7 * 4
+    full = series_batch(series, np.arange(20), drop_unusable=False)
+    days = torch.arange(17990, 18120, 3)
+    with torch.no_grad():
+        a = model.fusion(model.tokens(batch), days)
+        b = model.fusion(model.tokens(full), days)
+    torch.testing.assert_close(a, b, rtol=0, atol=2e-6)
+    out, empty = embed_series(model, series, days.numpy(), pixel_batch=7, days_per_slab=11)
+    assert out.shape == (20, len(days), 8) and not empty.any() and np.isfinite(out).all()
+    torch.testing.assert_close(torch.as_tensor(out), b, rtol=0, atol=2e-6)
+
+
+def test_days_to_nearest_matches_the_per_pixel_search() -> None:
+    rng = np.random.default_rng(4)
+    q = np.arange(-30, 260)
+    for _ in range(50):
+        t = int(rng.integers(1, 25))
+        s = _Series(np.zeros((9, t, 1), np.float32), np.sort(rng.choice(240, t, replace=False)), rng.random((9, t)) < rng.random())
+        got = days_to_nearest(s, q)
+        for n in range(9):
+            want = nearest_one(s.days[s.valid[n]], q) if s.valid[n].any() else np.full(len(q), 32767)
+            assert np.array_equal(got[n], np.minimum(want, 32767)), (t, n)

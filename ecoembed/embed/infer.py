@@ -9,7 +9,8 @@ reconstruction, and probes of small areas.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,51 @@ from ecoembed.errors import InputError
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionContext, SensorBatch
 from ecoembed.sources.chips import PixelSeries, checkpoint_series, require_checkpoint_bands
 from ecoembed.weights.fusion_checkpoint import LoadedModel
+
+log = logging.getLogger(__name__)
+
+QueryFn = Callable[[FusionContext, torch.Tensor], Any]
+_COMPILED: dict[int, tuple[Any, QueryFn | None]] = {}
+
+
+def query_function(model: FusedEmbeddingModel, compile: bool = False) -> QueryFn:
+    """``model.fusion.query``, or its ``torch.compile``d version (fixed shapes; compiled once per model and process).
+
+    The compiled query fuses the element-wise work around the cross-attention (LayerNorms,
+    residuals, GELU, bias adds) into a few kernels; it is the same maths (differences at float
+    rounding, ~1e-6). Compiling costs tens of seconds once per process (inductor caches to disk),
+    so it pays on large jobs. Where compilation is impossible (no C/C++ compiler, an unsupported
+    device) the eager query is used, with a warning.
+    """
+    eager: QueryFn = model.fusion.query
+    if not compile:
+        return eager
+    key = id(model.fusion)
+    if key not in _COMPILED or _COMPILED[key][0] is not model.fusion:
+        if len(_COMPILED) > 4:
+            _COMPILED.clear()
+        try:
+            compiled: QueryFn | None = torch.compile(model.fusion.query, dynamic=False)
+        except Exception as exc:  # torch.compile itself unavailable
+            log.warning("torch.compile unavailable (%s); queries run eagerly", exc)
+            compiled = None
+        _COMPILED[key] = (model.fusion, compiled)
+    fn = _COMPILED[key][1]
+    if fn is None:
+        return eager
+
+    def run(ctx: FusionContext, days: torch.Tensor) -> Any:
+        if _COMPILED.get(key, (None, None))[1] is None:  # failed earlier in this job
+            return eager(ctx, days)
+        try:
+            return fn(ctx, days)
+        except Exception as exc:  # compilation happens at the first call: no compiler, unsupported op...
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            log.warning("torch.compile failed (%s: %s); queries run eagerly", type(exc).__name__, first_line)
+            _COMPILED[key] = (model.fusion, None)
+            return eager(ctx, days)
+
+    return run
 
 
 def model_series(loaded: LoadedModel, cube: xr.Dataset, modality: str) -> PixelSeries:
@@ -139,14 +185,28 @@ def contextualize_pixels(model: FusedEmbeddingModel, series: Mapping[str, Any], 
 
 @torch.no_grad()
 def query_contexts(model: FusedEmbeddingModel, contexts: Sequence[tuple[np.ndarray, FusionContext]], n_pixels: int,
-               days: torch.Tensor) -> np.ndarray:
-    """Fused embeddings float32 ``[N, Q, E]`` of every contextualised pixel at ``days`` (int64 ``[Q]``), on the CPU."""
+                   days: torch.Tensor, *, compile: bool = False, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Fused embeddings float32 ``[N, Q, E]`` of every contextualised pixel at ``days`` (int64 ``[Q]``), on the CPU.
+
+    Args:
+        compile: use the compiled query (:func:`query_function`).
+        shape: (pixels, days) every query call is padded to (the last pixel batch repeats its first
+            pixel, the last slab its last day; the padding is dropped): one compiled shape for a whole
+            job instead of a recompilation for each remainder. Default: no padding.
+    """
     out = np.empty((n_pixels, len(days), model.fusion.embed_dim), dtype=np.float32)
+    query = query_function(model, compile)
+    q = len(days)
     days = days.to(model_device(model))
+    if shape is not None and shape[1] > q:
+        days = torch.cat([days, days[-1:].expand(shape[1] - q)])
     for idx, ctx in contexts:
-        emb = model.fusion.query(ctx, days)
+        b = len(idx)
+        if shape is not None and shape[0] > b:
+            ctx = ctx.select(torch.cat([torch.arange(b), torch.zeros(shape[0] - b, dtype=torch.int64)]))
+        emb = query(ctx, days)
         assert isinstance(emb, torch.Tensor)
-        out[idx] = emb.float().cpu().numpy()
+        out[idx] = emb[:b, :q].float().cpu().numpy()
     return out
 
 
@@ -157,6 +217,7 @@ def embed_series(
     *,
     pixel_batch: int = 256,
     days_per_slab: int | None = None,
+    compile: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Daily fused embeddings of pixel series (all in memory; for blocks and small areas).
 
@@ -167,6 +228,8 @@ def embed_series(
         query_days: int64 ``[Q]`` days since 1970-01-01.
         pixel_batch: pixels contextualised together.
         days_per_slab: query days per cross-attention call (default all).
+        compile: run the queries through ``torch.compile`` (:func:`query_function`; pays off from
+            a few thousand pixel-years per process).
 
     Returns:
         (embeddings float32 ``[N, Q, E]`` with NaN rows for empty pixels, empty bool ``[N]``):
@@ -177,7 +240,8 @@ def embed_series(
     q = torch.as_tensor(np.asarray(query_days, dtype=np.int64))
     slab = days_per_slab or len(q)
     out = np.empty((len(empty), len(q), model.fusion.embed_dim), dtype=np.float32)
+    shape = (pixel_batch, slab) if compile else None
     for d0 in range(0, len(q), slab):
-        out[:, d0:d0 + slab] = query_contexts(model, contexts, len(empty), q[d0:d0 + slab])
+        out[:, d0:d0 + slab] = query_contexts(model, contexts, len(empty), q[d0:d0 + slab], compile=compile, shape=shape)
     out[empty] = np.nan
     return out, empty

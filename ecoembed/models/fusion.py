@@ -412,11 +412,9 @@ class FusionNetwork(nn.Module):
         """
         assert context.shared_days is not None
         delta = (query_days.unsqueeze(-1) - context.shared_days.unsqueeze(0)).abs()  # [Q,L]
-        n_dt = int(delta.max()) + 1
-        table = torch.cat([self.relative_time_bias(torch.arange(n_dt, device=delta.device)), self.global_bias.unsqueeze(0)])
-        index = delta.clone()
-        index[:, 0] = n_dt  # position 0: the global token
-        return F.embedding(index, table).permute(2, 0, 1).unsqueeze(0)  # [1,H,Q,L]
+        bias = self.relative_time_bias(delta)  # [Q,L,H]: evaluated directly (Q x L is small), no data-dependent table size
+        bias = torch.cat([self.global_bias.expand(bias.shape[0], 1, self.n_heads), bias[:, 1:]], dim=1)  # position 0: global token
+        return bias.permute(2, 0, 1).unsqueeze(0)  # [1,H,Q,L]
 
     def query(self, context: FusionContext, query_days: Tensor, *, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Fused embeddings at query days.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 import torch
 
 from ecoembed.dates import days_to_nearest as nearest_one
@@ -66,3 +67,37 @@ def test_days_to_nearest_matches_the_per_pixel_search() -> None:
         for n in range(9):
             want = nearest_one(s.days[s.valid[n]], q) if s.valid[n].any() else np.full(len(q), 32767)
             assert np.array_equal(got[n], np.minimum(want, 32767)), (t, n)
+
+
+def test_compiled_query_falls_back_to_eager_with_a_warning(monkeypatch, caplog) -> None:
+    import ecoembed.embed.infer as infer
+
+    def broken(fn, **kwargs):  # what a machine without a C++ compiler gives: the first call fails
+        def call(*args, **kw):
+            raise RuntimeError("InductorError: no working C++ compiler found")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    infer._COMPILED.clear()
+    model, series = _model(), _series(9)
+    days = np.arange(17995, 18100, 2)
+    with caplog.at_level("WARNING", logger="ecoembed.embed.infer"):
+        got, _ = embed_series(model, series, days, pixel_batch=4, days_per_slab=16, compile=True)
+    want, _ = embed_series(model, series, days, pixel_batch=4, days_per_slab=16)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)  # eager on the padded shapes: float rounding only
+    assert sum("queries run eagerly" in r.getMessage() for r in caplog.records) == 1
+    infer._COMPILED.clear()
+
+
+@pytest.mark.slow
+def test_compiled_query_equals_eager() -> None:
+    """torch.compile of the query (padded to one shape: last pixel batch and last slab) gives the eager numbers."""
+    import ecoembed.embed.infer as infer
+
+    infer._COMPILED.clear()
+    model, series = _model(), _series(9)
+    days = np.arange(17995, 18100, 2)
+    got, _ = embed_series(model, series, days, pixel_batch=4, days_per_slab=16, compile=True)
+    want, _ = embed_series(model, series, days, pixel_batch=4, days_per_slab=16)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    infer._COMPILED.clear()

@@ -210,27 +210,49 @@ def _point(lat: float | None, lon: float | None) -> tuple[float, float] | None:
 @cli.command("embed")
 @_sensor_options
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output embedding cube, .zarr or .nc.")
-@click.option("--int8", is_flag=True, help="Store int8 with a per-pixel-per-day scale (4x smaller).")
+@click.option("--encoding", type=click.Choice(["int16", "int8", "float32"]), default=None,  # = embedding_cube.ENCODINGS
+              help="How embeddings are stored (read back as float32 by every ecoembed command): int16 = CF-packed steps of "
+                   "1/32, max abs error 1/64 per component, ~26 bytes/pixel-day (~0.1 GB per km2 per year at 10 m); "
+                   "int8 = per-pixel-day scale s, error <= s/2, ~35 bytes; float32 = lossless, ~195 bytes. [default: int16]")
+@click.option("--int8", is_flag=True, help="Deprecated: the same as --encoding int8.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+              help="Where the model runs: cuda falls back to the CPU with a warning when no GPU is available; auto = cuda if "
+                   "available. Recorded in the cube's attr 'device' (not part of the resume key).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run the blocks on a dask.distributed cluster: a scheduler address (tcp://host:8786, e.g. a dask-jobqueue "
+                   "SLURMCluster's scheduler_address) or local:N (N worker processes on this machine). Workers must see "
+                   "the input and output paths.")
 @click.option("--allow-extrapolation", is_flag=True,
               help="Embed days more than 60 days beyond the valid S2 acquisitions (up to a year; flagged by the quality layers).")
 @writes("out", ("s2", "s1", "model"))
 def embed_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: str | None, s1_values: str | None, s1_orbit: str | None,
                   model: Path | None, lat: float | None, lon: float | None, start: str | None, end: str | None, chunk_px: int,
-                  overwrite: bool, out: Path, int8: bool, allow_extrapolation: bool) -> None:
+                  overwrite: bool, out: Path, encoding: str | None, int8: bool, device: str, scheduler: str | None,
+                  allow_extrapolation: bool) -> None:
     """Daily 10 m embedding cube (time, y, x, feature) from S2 [+ S1] files, with per-day quality layers.
 
     Resumable: re-run the same command after an interruption and completed
-    blocks are skipped. Uses a dask.distributed cluster when one is active.
+    blocks are skipped. Uses a dask.distributed cluster when one is active
+    or named with --scheduler.
     """
-    from ecoembed.embed.pipeline import embed
+    from ecoembed.embed.pipeline import embed, scheduler_client
+    from ecoembed.sources.embedding_cube import DEFAULT_ENCODING
 
-    res = embed(list(s2), out, s1=list(s1) or None, model=model, s2_values=s2_values, s1_values=s1_values, s1_orbit=s1_orbit,
-                point=_point(lat, lon), start=start, end=end, chunk_px=chunk_px, int8=int8,
-                allow_extrapolation=allow_extrapolation, overwrite=overwrite)
+    if int8 and encoding not in (None, "int8"):
+        raise InputError(f"--int8 (deprecated) means --encoding int8; it contradicts --encoding {encoding}")
+    if int8:
+        click.echo("warning: --int8 is deprecated; use --encoding int8", err=True)
+    chosen = "int8" if int8 else encoding or DEFAULT_ENCODING
+    with scheduler_client(scheduler):
+        res = embed(list(s2), out, s1=list(s1) or None, model=model, s2_values=s2_values, s1_values=s1_values, s1_orbit=s1_orbit,
+                    point=_point(lat, lon), start=start, end=end, chunk_px=chunk_px, encoding=chosen, device=device,
+                    allow_extrapolation=allow_extrapolation, overwrite=overwrite)
     click.echo(
-        f"wrote {res.path}: {res.n_days} days x {res.n_pixels} px; blocks computed {res.blocks_computed}, "
-        f"skipped {res.blocks_skipped}; {res.n_empty_pixels} px without any observation (NaN)"
+        f"wrote {res.path}: {res.n_days} days x {res.n_pixels} px ({res.encoding}, on {res.device}); blocks computed "
+        f"{res.blocks_computed}, skipped {res.blocks_skipped}; {res.n_empty_pixels} px without any observation (NaN)"
     )
+    if device == "cuda" and "cpu" in res.device:
+        click.echo(f"warning: --device cuda: no GPU available, the blocks ran on: {res.device}", err=True)
 
 
 @cli.command("reconstruct")

@@ -44,12 +44,22 @@ counts as made with other settings (``overwrite`` replaces it; an unfinished
 sibling working Zarr store at the end and renamed into place atomically.
 
 Multi-machine: block tasks carry file paths (not arrays) and load the model
-from the checkpoint path once per worker, so they run on any
+from the checkpoint path once per worker (and device), so they run on any
 ``dask.distributed`` cluster whose workers see the same file system: create a
-``Client`` before calling :func:`embed` (it is picked up automatically).
+``Client`` before calling :func:`embed` (it is picked up automatically), or
+use :func:`scheduler_client` (``ecoembed embed --scheduler ADDRESS``). The
+cube does not depend on where blocks ran: a block writes only its own chunks,
+so one worker or many give the same bytes.
 
-int8 storage: see :mod:`ecoembed.sources.embedding_cube` (the cube contract,
-its codec and :func:`~ecoembed.sources.embedding_cube.open_embeddings`).
+Device: ``device="cuda"`` (or ``"auto"``) puts each worker's model on its GPU;
+where a worker has none it runs on the CPU with a warning. The devices used
+are recorded in attr ``device``, which is not part of the resume key: a cube
+resumed on another device is the same cube up to float rounding (~1e-6 in
+float32, below the ``int16`` quantisation step).
+
+Storage encodings (``encoding="int16"`` by default, ``"int8"``, ``"float32"``)
+and codecs: see :mod:`ecoembed.sources.embedding_cube` (the cube contract, its
+decode errors and :func:`~ecoembed.sources.embedding_cube.open_embeddings`).
 """
 
 from __future__ import annotations
@@ -59,7 +69,9 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,13 +90,18 @@ from ecoembed.io_utils import atomic_path, atomic_write_text, check_output_locat
 from ecoembed.sources.cf import georeference
 from ecoembed.sources.chips import PixelSeries
 from ecoembed.sources.embedding_cube import (
-    FLOAT_ENCODING,
-    INT8_ENCODING,
+    DEFAULT_ENCODING,
+    MAX_ABS_ERROR,
     NO_OBSERVATION,
     QUALITY_LAYERS,
     STORED_DIMS,
+    ZARR_CODEC,
+    check_encoding,
     embedding_template,
     encode_int8,
+    encode_int16,
+    netcdf_encoding,
+    zarr_encoding,
 )
 from ecoembed.sources.local import CubeRequest, PathLike
 from ecoembed.weights.fusion_checkpoint import LoadedModel, load_fusion_checkpoint
@@ -92,15 +109,42 @@ from ecoembed.weights.shipped import load_fusion_model
 
 log = logging.getLogger(__name__)
 
-_MODEL_CACHE: dict[tuple[str, float], LoadedModel] = {}
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+"""``device`` choices: ``auto`` is ``cuda`` where a GPU is available, else ``cpu``."""
+CUDA_FALLBACK = "CUDA was asked for but torch.cuda.is_available() is False here; embedding on the CPU"
+"""The warning (one line) when ``device="cuda"`` falls back to the CPU."""
+_WARNED_FALLBACK: list[bool] = []
 
 
-def cached_model(path: str) -> LoadedModel:
-    """One model per worker process (block tasks carry the path, not the weights)."""
-    key = (path, os.path.getmtime(path))
+def resolve_device(device: str) -> str:
+    """The torch device a block runs on in this process: ``cpu`` or ``cuda`` (``cuda`` without a GPU falls back, warning once).
+
+    Raises:
+        InputError: ``device`` is not one of :data:`DEVICES`.
+    """
+    if device not in DEVICES:
+        raise InputError(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda" and not _WARNED_FALLBACK:
+        log.warning(CUDA_FALLBACK)
+        _WARNED_FALLBACK.append(True)
+    return "cpu"
+
+
+_MODEL_CACHE: dict[tuple[str, float, str], LoadedModel] = {}
+
+
+def cached_model(path: str, device: str = "cpu") -> LoadedModel:
+    """One model per worker process and device (block tasks carry the path, not the weights), placed on ``device``."""
+    key = (path, os.path.getmtime(path), device)
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()
-        _MODEL_CACHE[key] = load_fusion_checkpoint(path)
+        loaded = load_fusion_checkpoint(path)
+        loaded.model.to(device)
+        _MODEL_CACHE[key] = loaded
     return _MODEL_CACHE[key]
 
 
@@ -123,7 +167,10 @@ class _BlockJob:
     n_days: int
     days_per_chunk: int
     pixel_batch: int
-    int8: bool
+    encoding: str
+    """An ``--encoding`` choice (``int16``, ``int8``, ``float32``)."""
+    device: str = "cpu"
+    """The requested device (:data:`DEVICES`); each worker resolves it (:func:`resolve_device`)."""
 
 
 @dataclass
@@ -136,6 +183,8 @@ class BlockResult:
     n_empty: int
     sha256: str = ""
     """Digest of every value the block wrote, in write order (:func:`block_digest`); a resume re-reads and compares it."""
+    device: str = ""
+    """The torch device the block ran on (empty in markers written before devices were recorded)."""
 
 
 def _block_slabs(job: _BlockJob, group: Any) -> Iterator[tuple[Any, tuple[slice, ...]]]:
@@ -144,7 +193,7 @@ def _block_slabs(job: _BlockJob, group: Any) -> Iterator[tuple[Any, tuple[slice,
         d1 = min(job.n_days, d0 + job.days_per_chunk)
         region = (slice(d0, d1), slice(job.y0, job.y1), slice(job.x0, job.x1))
         yield group["embedding"], (slice(d0, d1), slice(None), slice(job.y0, job.y1), slice(job.x0, job.x1))
-        if job.int8:
+        if job.encoding == "int8":
             yield group["embedding_scale"], region
         for q in QUALITY_LAYERS:
             if q in group:
@@ -193,7 +242,7 @@ def open_sensor_cube(request: CubeRequest) -> xr.Dataset:
 
 def _block_series(job: _BlockJob) -> dict[str, PixelSeries]:
     window = {"y": slice(job.y0, job.y1), "x": slice(job.x0, job.x1)}
-    loaded = cached_model(job.model_path)  # the checkpoint's own band order and statistics, never the registry's
+    loaded = cached_model(job.model_path, resolve_device(job.device))  # the checkpoint's own band order and statistics
     series = {"s2": model_series(loaded, open_sensor_cube(job.s2).isel(window).load(), "s2")}
     if job.s1 is not None:
         series["s1"] = model_series(loaded, open_sensor_cube(job.s1).isel(window).load(), "s1")
@@ -206,8 +255,9 @@ def _run_block(job: _BlockJob) -> BlockResult:
     Gradients are off only inside this call: with the synchronous scheduler the
     block runs on the caller's thread, whose autograd state must not change.
     """
+    device = resolve_device(job.device)
     with torch.no_grad():
-        model = cached_model(job.model_path).model
+        model = cached_model(job.model_path, device).model
         series = _block_series(job)
         by, bx = job.y1 - job.y0, job.x1 - job.x0
         yx = np.asarray(series["s2"].yx)
@@ -216,7 +266,7 @@ def _run_block(job: _BlockJob) -> BlockResult:
         contexts = contextualize_pixels(model, series, job.pixel_batch)
         group = zarr.open_group(job.store, mode="r+")
         emb_arr = group["embedding"]
-        scale_arr = group["embedding_scale"] if job.int8 else None
+        scale_arr = group["embedding_scale"] if job.encoding == "int8" else None
         assert isinstance(emb_arr, zarr.Array) and (scale_arr is None or isinstance(scale_arr, zarr.Array))
         # every quality layer is written: a sensor without input has no observation (NO_OBSERVATION), not distance 0
         layers = {q[len("days_to_"):]: group[q] for q in QUALITY_LAYERS if q in group}
@@ -233,6 +283,8 @@ def _run_block(job: _BlockJob) -> BlockResult:
                 qv, sc = encode_int8(slab)  # per (day, pixel) vector, on the feature-last slab
                 emb_arr[emb_region] = np.ascontiguousarray(qv.transpose(0, 3, 1, 2))
                 scale_arr[region] = sc
+            elif job.encoding == "int16":  # stored values; readers apply the CF scale_factor
+                emb_arr[emb_region] = encode_int16(slab.transpose(0, 3, 1, 2))
             else:
                 emb_arr[emb_region] = np.ascontiguousarray(slab.transpose(0, 3, 1, 2))
             for name, layer in layers.items():
@@ -241,7 +293,8 @@ def _run_block(job: _BlockJob) -> BlockResult:
                     grid[:, rows, cols] = days_to_nearest(series[name], all_days[d0:d1]).T
                 assert isinstance(layer, zarr.Array)
                 layer[region] = grid
-    result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()), sha256=block_digest(job, group))
+    result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()), sha256=block_digest(job, group),
+                         device=device)
     atomic_write_text(Path(job.markers) / f"{job.iy}_{job.ix}.json", json.dumps(asdict(result)))
     return result
 
@@ -259,6 +312,9 @@ class EmbedResult:
     n_days: int
     checkpoint_sha256: str
     blocks: list[BlockResult] = field(default_factory=list)
+    encoding: str = DEFAULT_ENCODING
+    device: str = ""
+    """The devices blocks ran on, comma-separated (attr ``device`` of the cube)."""
 
 
 EXTRAPOLATION_MARGIN_DAYS = 60
@@ -295,7 +351,8 @@ def _store_state(store: Path, attrs: Mapping[str, Any]) -> str:
     except Exception:
         return "foreign"
     keys = ("checkpoint_sha256", "s2_source", "s1_source", "start", "end", "chunk_px", "days_per_chunk", "embedding_encoding",
-            "embedding_dims")  # a store of the older (time, y, x, feature) layout has no embedding_dims: foreign
+            "embedding_codec", "embedding_dims")  # a store of the older (time, y, x, feature) layout has no embedding_dims: foreign
+    # not "device": a block computed on a GPU equals the CPU one up to float rounding
     if not all(existing.get(k) == attrs.get(k) for k in keys):
         return "foreign"
     return "complete" if existing.get("complete") else "resumable"
@@ -316,7 +373,9 @@ def embed(
     chunk_px: int = 64,
     days_per_chunk: int = 64,
     pixel_batch: int = 256,
+    encoding: str = DEFAULT_ENCODING,
     int8: bool = False,
+    device: str = "cpu",
     allow_extrapolation: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -340,7 +399,15 @@ def embed(
         chunk_px: block edge (pixels): one dask task and one Zarr chunk in y/x.
         days_per_chunk: Zarr chunk length in time (days) and query slab size.
         pixel_batch: pixels contextualised together inside a block.
-        int8: store int8 with a per-pixel-per-day scale (decode with :func:`open_embeddings`).
+        encoding: how ``embedding`` is stored (decoded by :func:`open_embeddings` to float32):
+            ``int16`` (default) CF-packed steps of 1/32, max abs error 1/64 = 0.015625 per component,
+            ~26 bytes per pixel-day (E = 64); ``int8`` per-pixel-day scale ``s``, max abs error ``s / 2``;
+            ``float32`` lossless, ~195 bytes per pixel-day. A resume with another encoding is refused
+            (the store counts as made with other settings).
+        int8: deprecated, the same as ``encoding="int8"``.
+        device: ``cpu`` (default), ``cuda`` or ``auto`` (cuda where available): where each worker's model runs;
+            ``cuda`` without a GPU falls back to the CPU with a warning. Recorded in attr ``device``, not part
+            of the resume key.
         allow_extrapolation: embed days more than :data:`EXTRAPOLATION_MARGIN_DAYS` before the first or
             after the last valid S2 acquisition (at most :data:`MAX_EXTRAPOLATION_DAYS`); the quality
             layers say how far each day is from an observation.
@@ -362,6 +429,12 @@ def embed(
     check_output_location(out)
     if chunk_px < 1 or days_per_chunk < 1:
         raise InputError("--chunk-px and days per chunk must be positive")
+    if int8:
+        warnings.warn("embed(int8=True) is deprecated; use encoding='int8'", DeprecationWarning, stacklevel=2)
+        encoding = "int8"
+    encoding_attr = check_encoding(encoding)
+    if device not in DEVICES:
+        raise InputError(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
     s2_req = CubeRequest.of(s2, "s2", values=s2_values, point=point)
     s1_req = (CubeRequest.of(s1, "s1", values=s1_values, orbit=s1_orbit, like=s2_req, point=point)
               if s1 is not None else None)
@@ -396,7 +469,9 @@ def embed(
         "end": str(from_days(last).astype("datetime64[D]")),
         "chunk_px": chunk_px,
         "days_per_chunk": days_per_chunk,
-        "embedding_encoding": INT8_ENCODING if int8 else FLOAT_ENCODING,
+        "embedding_encoding": encoding_attr,
+        "embedding_codec": ZARR_CODEC,
+        "embedding_max_abs_error": MAX_ABS_ERROR[encoding],
         "embedding_dims": " ".join(STORED_DIMS),
         "modalities": ",".join(["s2"] + (["s1"] if s1_req is not None else [])),
         "extrapolation_allowed": allow_extrapolation,
@@ -427,9 +502,8 @@ def embed(
             log.info("resuming unfinished embedding cube %s", store)
     if not store.exists():
         shutil.rmtree(markers, ignore_errors=True)
-        tmpl = embedding_template(s2_cube, days, loaded.model.fusion.embed_dim, chunk_px, days_per_chunk, int8, attrs)
-        encoding: dict[str, Any] = {"embedding": {"fill_value": None if int8 else np.nan}}
-        tmpl.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=encoding)
+        tmpl = embedding_template(s2_cube, days, loaded.model.fusion.embed_dim, chunk_px, days_per_chunk, encoding, attrs)
+        tmpl.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=zarr_encoding(tmpl), zarr_format=3)
     markers.mkdir(parents=True, exist_ok=True)
 
     ny, nx = s2_cube.sizes["y"], s2_cube.sizes["x"]
@@ -437,7 +511,8 @@ def embed(
         _BlockJob(
             iy=iy, ix=ix, y0=iy * chunk_px, y1=min(ny, (iy + 1) * chunk_px), x0=ix * chunk_px, x1=min(nx, (ix + 1) * chunk_px),
             s2=s2_req, s1=s1_req, model_path=str(loaded.path), store=str(store), markers=str(markers),
-            first_day=first, n_days=len(days), days_per_chunk=days_per_chunk, pixel_batch=pixel_batch, int8=int8,
+            first_day=first, n_days=len(days), days_per_chunk=days_per_chunk, pixel_batch=pixel_batch, encoding=encoding,
+            device=device,
         )
         for iy in range((ny + chunk_px - 1) // chunk_px)
         for ix in range((nx + chunk_px - 1) // chunk_px)
@@ -465,14 +540,17 @@ def embed(
     n_pixels = sum(r.n_pixels for r in results)
     if n_empty:
         log.warning("embed %s: %d of %d pixels have no usable observation; their embeddings are NaN", out, n_empty, n_pixels)
+    used = ", ".join(sorted({r.device for r in results if r.device}))
+    if device == "cuda" and "cpu" in used:
+        log.warning("embed %s: --device cuda, but blocks ran on: %s", out, used)
     group = zarr.open_group(str(store), mode="r+")
-    group.attrs.update({"complete": True, "n_empty_pixels": n_empty})
+    group.attrs.update({"complete": True, "n_empty_pixels": n_empty, "device": used})
     if out.suffix == ".nc":
         ds = xr.open_zarr(store, consolidated=False)
         ds.attrs = {k: (int(v) if isinstance(v, bool) else v) for k, v in ds.attrs.items()}
         ds = georeference(ds)  # already in the store; refreshed so the NetCDF carries it whatever the zarr reader decoded
         with atomic_path(out) as tmp:
-            ds.to_netcdf(tmp, engine="netcdf4")
+            ds.to_netcdf(tmp, engine="netcdf4", encoding=netcdf_encoding(ds))
         shutil.rmtree(store)
     elif replace_zarr:
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -483,7 +561,51 @@ def embed(
     return EmbedResult(
         path=out, blocks_total=len(jobs), blocks_computed=len(computed), blocks_skipped=len(done),
         n_pixels=n_pixels, n_empty_pixels=n_empty, n_days=len(days), checkpoint_sha256=loaded.sha256, blocks=results,
+        encoding=encoding, device=used,
     )
+
+
+SCHEDULER_TIMEOUT_S = 10.0
+"""Seconds :func:`scheduler_client` waits for a scheduler address to answer."""
+
+
+@contextmanager
+def scheduler_client(scheduler: str | None, timeout_s: float | None = None) -> Iterator[Any]:
+    """A ``dask.distributed`` client for :func:`embed` to run its blocks on, for the ``with`` block (None: in-process).
+
+    Args:
+        scheduler: ``tcp://host:port`` (or any address ``distributed.Client`` takes) of a running
+            scheduler (e.g. ``SLURMCluster(...).scheduler_address``), or ``local:N`` for a
+            ``LocalCluster`` of N single-threaded worker processes on this machine.
+        timeout_s: how long to wait for the scheduler to answer (default :data:`SCHEDULER_TIMEOUT_S`).
+
+    Raises:
+        InputError: ``distributed`` is not installed, ``local:N`` is malformed, or the scheduler does not answer.
+    """
+    if scheduler is None:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise InputError("--scheduler needs dask.distributed: pip install 'ecoembed[distributed]'") from exc
+    if scheduler.startswith("local:"):
+        n = scheduler.removeprefix("local:")
+        if not n.isdigit() or int(n) < 1:
+            raise InputError(f"--scheduler {scheduler}: local:N needs a positive number of workers N")
+        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=None)  # type: ignore[no-untyped-call]
+        with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
+            yield client
+        return
+    timeout = SCHEDULER_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        client = Client(scheduler, timeout=timeout)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError, TypeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot reach the dask scheduler at {scheduler} ({first}); start it (e.g. `dask scheduler`, "
+                         "a dask-jobqueue SLURMCluster) and pass its address, or use local:N") from exc
+    with client:
+        yield client
 
 
 def _execute(jobs: list[_BlockJob]) -> Iterator[BlockResult]:

@@ -1,4 +1,7 @@
-"""`ecoembed embed`: contract, chunked = in-memory, NaN pixels, resume after a crash, int8, dask cluster."""
+"""`ecoembed embed`: contract, chunked = in-memory, NaN pixels, resume after a crash, int8.
+
+Encodings, devices and the multi-process cluster: ``test_cube_storage.py``.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ def _run(scene: dict[str, Path], out: Path, **kw: object):  # type: ignore[no-un
 
 
 def test_embedding_cube_contract_and_equals_in_memory(scene: dict[str, Path], tmp_path: Path) -> None:
-    res = _run(scene, tmp_path / "emb.zarr")
+    res = _run(scene, tmp_path / "emb.zarr", encoding="float32")  # lossless: equal to the in-memory embedding
     ds = open_embeddings(res.path)
     s2 = xr.open_dataset(scene["s2"])
     assert ds["embedding"].dims == ("time", "y", "x", "feature")
@@ -142,8 +145,9 @@ def test_marked_blocks_whose_chunks_changed_are_recomputed(scene: dict[str, Path
 
 
 def test_int8_storage_decodes_transparently(scene: dict[str, Path], tmp_path: Path) -> None:
-    full = open_embeddings(_run(scene, tmp_path / "f.zarr").path)
-    q = open_embeddings(_run(scene, tmp_path / "q.zarr", int8=True).path)
+    full = open_embeddings(_run(scene, tmp_path / "f.zarr", encoding="float32").path)
+    with pytest.warns(DeprecationWarning, match="encoding='int8'"):  # the old flag still works
+        q = open_embeddings(_run(scene, tmp_path / "q.zarr", int8=True).path)
     raw = xr.open_zarr(tmp_path / "q.zarr", consolidated=False)
     assert raw["embedding"].dtype == np.int8 and "embedding_scale" in raw
     a, b = full["embedding"].values, q["embedding"].values
@@ -211,16 +215,6 @@ def test_embedding_leaves_the_callers_autograd_state_alone(scene: dict[str, Path
     assert torch.is_grad_enabled()
     _run(scene, tmp_path / "grad.zarr", s1=None)
     assert torch.is_grad_enabled(), "embed() switched autograd off for the calling thread"
-
-
-def test_runs_on_a_dask_distributed_cluster(scene: dict[str, Path], tmp_path: Path) -> None:
-    from distributed import Client, LocalCluster
-
-    reference = open_embeddings(_run(scene, tmp_path / "sync.zarr").path)["embedding"].values
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, Client(cluster):
-        res = _run(scene, tmp_path / "dist.zarr")
-    assert res.blocks_computed == 9
-    np.testing.assert_array_equal(open_embeddings(res.path)["embedding"].values, reference)
 
 
 def test_reconstruct_daily_cloud_free_s2(scene: dict[str, Path], tmp_path: Path) -> None:

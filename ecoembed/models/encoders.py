@@ -73,9 +73,9 @@ class S2Encoder(TemporalAttentionEncoder):
         super().__init__(len(self.BANDS), d_model, embed_dim, n_heads, n_context_layers, ff_mult, n_conditions=0)
 
     def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None, *,
-                band_mask: Tensor | None = None, ref_days: Tensor | None = None) -> EncoderOutput:
+                band_mask: Tensor | None = None, ref_days: Tensor | None = None, tokens_only: bool = False) -> EncoderOutput:
         """Encode S2 series (``orbit`` is accepted for a uniform call signature and ignored)."""
-        return super().forward(x, days, mask, band_mask=band_mask, ref_days=ref_days)
+        return super().forward(x, days, mask, band_mask=band_mask, ref_days=ref_days, tokens_only=tokens_only)
 
 
 class S1Encoder(TemporalAttentionEncoder):
@@ -97,11 +97,11 @@ class S1Encoder(TemporalAttentionEncoder):
         super().__init__(len(self.BANDS), d_model, embed_dim, n_heads, n_context_layers, ff_mult, n_conditions=2)
 
     def forward(self, x: Tensor, days: Tensor, mask: Tensor, orbit: Tensor | None = None, *,
-                band_mask: Tensor | None = None, ref_days: Tensor | None = None) -> EncoderOutput:
+                band_mask: Tensor | None = None, ref_days: Tensor | None = None, tokens_only: bool = False) -> EncoderOutput:
         """Encode S1 series; ``orbit`` int64 ``[B, T]`` or ``[T]`` (0 asc, 1 desc) is required."""
         if orbit is None:
             raise ValueError("S1Encoder needs the per-step orbit direction (0 ascending, 1 descending)")
-        return super().forward(x, days, mask, orbit, band_mask=band_mask, ref_days=ref_days)
+        return super().forward(x, days, mask, orbit, band_mask=band_mask, ref_days=ref_days, tokens_only=tokens_only)
 
 
 ENCODER_CLASSES: dict[str, type[TemporalAttentionEncoder]] = {"s2": S2Encoder, "s1": S1Encoder}

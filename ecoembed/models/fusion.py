@@ -47,7 +47,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ecoembed.models.ltae import DAYS_PER_YEAR, N_DATE_FEATURES, key_bias, project_dates, reference_day
+from ecoembed.models.ltae import DAYS_PER_YEAR, N_DATE_FEATURES, TemporalAttentionEncoder, key_bias, project_dates, reference_day
 
 # One date encoding for the whole project: the stage-1 one (seasonal harmonics + time relative to the pixel).
 
@@ -583,8 +583,10 @@ class FusedEmbeddingModel(nn.Module):
                 if item.orbit is not None:
                     orbit = item.orbit.to(torch.int64)
                     orbit = orbit.unsqueeze(0).expand(b, t) if orbit.dim() == 1 else orbit
+                encoder = self.encoders[name]
+                extra = {"tokens_only": True} if isinstance(encoder, TemporalAttentionEncoder) else {}  # the pooled embedding is not used
                 with torch.no_grad():
-                    tokens = self.encoders[name](values, days, mask, orbit, band_mask=item.band_mask, ref_days=ref).tokens
+                    tokens = encoder(values, days, mask, orbit, band_mask=item.band_mask, ref_days=ref, **extra).tokens
             else:
                 tokens = item.values
             out[name] = ModalityTokens(tokens=tokens, days=days, mask=mask, ref_days=ref)

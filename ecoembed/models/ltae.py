@@ -258,7 +258,7 @@ class TemporalAttentionEncoder(nn.Module):
         self.no_observation_embedding = nn.Parameter(torch.zeros(embed_dim))
 
     def forward(self, x: Tensor, days: Tensor, mask: Tensor, condition: Tensor | None = None, *,
-                band_mask: Tensor | None = None, ref_days: Tensor | None = None) -> EncoderOutput:
+                band_mask: Tensor | None = None, ref_days: Tensor | None = None, tokens_only: bool = False) -> EncoderOutput:
         """Encode a batch of pixel series.
 
         Args:
@@ -271,6 +271,8 @@ class TemporalAttentionEncoder(nn.Module):
                 ``[B, C]``); True = the band is there. Default: every band.
             ref_days: int64 ``[B]`` reference day of the relative date features; default the mean
                 of each row's usable days (:func:`reference_day`).
+            tokens_only: skip the pooled embedding (what the fusion network does not read): ``embedding``
+                and ``attn`` are then empty ``[B, 0]`` / ``[B, H, 0]`` tensors; the tokens are the same.
 
         Returns:
             :class:`EncoderOutput`.
@@ -303,6 +305,9 @@ class TemporalAttentionEncoder(nn.Module):
         for block in self.context:
             h = torch.where(keep, block(h, mask), zero)
         tokens = torch.where(keep, self.token_norm(h), zero)
+        if tokens_only:
+            return EncoderOutput(tokens=tokens, embedding=tokens.new_zeros((b, 0)), attn=tokens.new_zeros((b, self.n_heads, 0)),
+                                 ref_days=ref)
         dh = self.d_model // self.n_heads
         keys = self.key_proj(tokens).view(b, t, self.n_heads, dh)
         logits = torch.einsum("bthd,hd->bht", keys, self.master_query) / math.sqrt(dh)

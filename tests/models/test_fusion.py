@@ -189,3 +189,15 @@ def test_fusion_blocks_match_torch_transformer_layer() -> None:
         ref = layer(x, src_key_padding_mask=~usable)
         mine = _self_attention_layer(layer, x, key_bias(usable)[:, None, None, :])
         torch.testing.assert_close(mine[usable], ref[usable], rtol=0, atol=2e-6)
+
+
+def test_encoder_tokens_only_gives_the_same_tokens() -> None:
+    from ecoembed.models.encoders import S2Encoder
+
+    torch.manual_seed(0)
+    enc = S2Encoder(d_model=16, embed_dim=8, n_heads=2).eval()
+    g = torch.Generator().manual_seed(5)
+    x, days, mask = torch.randn(4, 9, 10, generator=g), 18000 + 4 * torch.arange(9), torch.rand(4, 9, generator=g) > 0.3
+    full, short = enc(x, days, mask), enc(x, days, mask, tokens_only=True)
+    assert torch.equal(full.tokens, short.tokens) and torch.equal(full.ref_days, short.ref_days)
+    assert short.embedding.shape == (4, 0)

@@ -47,7 +47,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ecoembed.models.ltae import DAYS_PER_YEAR, N_DATE_FEATURES, TemporalAttentionEncoder, key_bias, project_dates, reference_day
+from ecoembed.models.ltae import (
+    DAYS_PER_YEAR,
+    N_DATE_FEATURES,
+    TemporalAttentionEncoder,
+    key_bias,
+    pack_usable,
+    project_dates,
+    reference_day,
+    unpack,
+)
 
 # One date encoding for the whole project: the stage-1 one (seasonal harmonics + time relative to the pixel).
 
@@ -363,12 +372,21 @@ class FusionNetwork(nn.Module):
         usable = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=x.device)] + [p[2] for p in parts], dim=1)
         dated = usable.clone()
         dated[:, 0] = False
-        attn_mask = key_bias(usable)[:, None, None, :]  # [B,1,1,L]: the global token is always a key, so never all -inf
+        packing = pack_usable(usable) if not torch.is_grad_enabled() else None
+        order = None
+        if packing is not None:  # inference: the blocks see each pixel's usable tokens only; scattered back afterwards
+            order, work_mask = packing
+            x = torch.gather(x, 1, order.unsqueeze(-1).expand(b, order.shape[1], self.d_model))
+        else:
+            work_mask = usable
+        attn_mask = key_bias(work_mask)[:, None, None, :]  # [B,1,1,L]: the global token is always a key, so never all -inf
         for block in self.blocks:
             assert isinstance(block, nn.TransformerEncoderLayer)
             x = _self_attention_layer(block, x, attn_mask)
             # Keep unusable positions at exactly zero so nothing downstream depends on them.
-            x = torch.where(usable.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype))
+            x = torch.where(work_mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype))
+        if order is not None:
+            x = unpack(x, order, usable.shape[1])
         x = self.context_norm(x)
         shared = None
         if all(item.days.dim() == 1 for item in inputs.values()):

@@ -166,6 +166,32 @@ def key_bias(mask: Tensor) -> Tensor:
     return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(blocked, -math.inf)
 
 
+def pack_usable(mask: Tensor) -> tuple[Tensor, Tensor] | None:
+    """Per-row order that puts each row's usable steps first (in time order), cut to the batch's largest usable count.
+
+    Returns ``(order [B, T'], packed_mask [B, T'])`` with ``T'`` = max usable steps per row (>= 1),
+    or None when packing would not remove a step. Work on ``gather(x, 1, order)`` then scatter the
+    result back with :func:`unpack`; every step left out is unusable, so outputs at usable steps
+    are those of the unpacked computation (float rounding only: attention sums in another order).
+    """
+    b, t = mask.shape
+    keep = max(int(mask.sum(1).max()) if b else 0, 1)
+    if keep >= t:
+        return None
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :keep]
+    return order, torch.gather(mask, 1, order)
+
+
+def unpack(packed: Tensor, order: Tensor, length: int) -> Tensor:
+    """``[B, T', D]`` rows in :func:`pack_usable` order back to ``[B, length, D]`` (zeros at the steps left out).
+
+    The packed rows must be zero at their unusable positions (they land on unusable steps).
+    """
+    b, _, d = packed.shape
+    out = packed.new_zeros((b, length, d))
+    return out.scatter(1, order.unsqueeze(-1).expand(b, order.shape[1], d), packed)
+
+
 def _expand_band_mask(band_mask: Tensor, b: int, t: int, c: int) -> Tensor:
     """A band mask of shape ``[C]``, ``[B, C]`` or ``[B, T, C]`` as ``[B, T, C]``."""
     if band_mask.dim() == 1:
@@ -302,9 +328,18 @@ class TemporalAttentionEncoder(nn.Module):
             condition = torch.where(mask, condition.to(torch.int64), torch.zeros((), dtype=torch.int64, device=x.device))
             h = h + self.condition_embedding(condition)
         h = torch.where(keep, h, zero)
-        for block in self.context:
-            h = torch.where(keep, block(h, mask), zero)
-        tokens = torch.where(keep, self.token_norm(h), zero)
+        packing = pack_usable(mask) if self.context and not torch.is_grad_enabled() else None
+        if packing is not None:  # inference: the context blocks see each row's usable steps only (cloudy dates left out)
+            order, packed_mask = packing
+            hp = torch.gather(h, 1, order.unsqueeze(-1).expand(b, order.shape[1], h.shape[-1]))
+            pkeep = packed_mask.unsqueeze(-1)
+            for block in self.context:
+                hp = torch.where(pkeep, block(hp, packed_mask), zero)
+            tokens = unpack(torch.where(pkeep, self.token_norm(hp), zero), order, t)
+        else:
+            for block in self.context:
+                h = torch.where(keep, block(h, mask), zero)
+            tokens = torch.where(keep, self.token_norm(h), zero)
         if tokens_only:
             return EncoderOutput(tokens=tokens, embedding=tokens.new_zeros((b, 0)), attn=tokens.new_zeros((b, self.n_heads, 0)),
                                  ref_days=ref)
@@ -337,6 +372,8 @@ __all__ = [
     "TemporalAttentionEncoder",
     "date_features",
     "masked_softmax",
+    "pack_usable",
     "project_dates",
     "reference_day",
+    "unpack",
 ]

@@ -201,3 +201,35 @@ def test_encoder_tokens_only_gives_the_same_tokens() -> None:
     full, short = enc(x, days, mask), enc(x, days, mask, tokens_only=True)
     assert torch.equal(full.tokens, short.tokens) and torch.equal(full.ref_days, short.ref_days)
     assert short.embedding.shape == (4, 0)
+
+
+def test_inference_packs_usable_tokens_with_the_same_numbers() -> None:
+    """Without gradients the blocks run on each pixel's usable tokens only (packed): the same embeddings, and
+    masked tokens still cannot leak into them (bit for bit)."""
+    from ecoembed.models.encoders import S2Encoder
+    from ecoembed.models.fusion import FusedEmbeddingModel, SensorBatch
+
+    torch.manual_seed(0)
+    fusion = FusionNetwork({"s2": ModalityConfig(16, 10)}, d_model=16, embed_dim=12, n_heads=2)
+    model = FusedEmbeddingModel({"s2": S2Encoder(d_model=16, embed_dim=8, n_heads=2)}, fusion).eval()
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 11, 10, generator=g)
+    mask = torch.rand(5, 11, generator=g) > 0.5
+    mask[0] = True  # a nearly clear pixel: the others are packed to the batch's largest usable count (10 of 11)
+    mask[:, 3] = False
+    mask[1, :] = False
+    days = 18000 + 6 * torch.arange(11)
+    q = torch.arange(17990, 18090, 9)
+    with torch.enable_grad():
+        ref = model(({"s2": SensorBatch(x, days, mask)}), q).detach()
+    with torch.no_grad():
+        got = model({"s2": SensorBatch(x, days, mask)}, q)
+        poisoned = x.clone()
+        poisoned[~mask] = float("nan")
+        again = model({"s2": SensorBatch(poisoned, days, mask)}, q)
+    torch.testing.assert_close(got, ref, rtol=0, atol=2e-6)
+    assert torch.equal(again, got)
+    from ecoembed.models.ltae import pack_usable
+
+    packing = pack_usable(mask)
+    assert packing is not None and packing[0].shape == (5, 10)  # the packed path did run

@@ -1,6 +1,6 @@
 """Inference cost of ecoembed against two peer pixel time-series encoders, in one process, on the same pixels.
 
-Run (from the repository root; about 2-3 minutes on 2 cores)::
+Run (from the repository root; about 3 minutes on 2 idle cores, up to twice that on a shared machine)::
 
     taskset -c 0,1 .venv/bin/python experiments/bench_peers.py [--pixels 1024] [--threads 2] [--repeats 3] [--dense] [--compile] [--json out.json]
 
@@ -275,7 +275,7 @@ def run_peer_benchmark(n_pixels: int = 1024, threads: int = 2, repeats: int = 3,
         model: an ecoembed ``FusedEmbeddingModel`` in eval mode (default the shipped fused model).
         dense: also time ``presto_dense`` (every token, nothing dropped) on the same dates.
         compile: time ecoembed with ``embed_series(..., compile=True)`` (FLOPs are still counted eagerly).
-        log: called with a progress line after each model (e.g. ``print``).
+        log: called with progress lines (batch choice per model, each interleaved pass; e.g. ``print``).
 
     Returns:
         keys ``{name}_{scenario}_{figure}`` for the peers (``presto``, ``presto_dense``, ``ltae``;

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from tqdm.auto import tqdm
 
 from ecoembed.errors import CubeError, InputError, OutputExistsError
 from ecoembed.escaping import guard_csv_formulas
@@ -56,10 +55,19 @@ from ecoembed.gpp.heads import LinearHead, coefficient_summary, make_head
 from ecoembed.gpp.interpret import interpret_out_of_fold, pca_rgb
 from ecoembed.gpp.join import LOSS_REASONS, join_site
 from ecoembed.gpp.metrics import per_site_metrics, pooled_metrics, skill_by_support
-from ecoembed.gpp.options import BASELINES, DEFAULT_FOLDS, DEFAULT_HEADS, DEFAULT_MAX_GAP_DAYS, DEFAULT_WINDOW_PX, HEADS
+from ecoembed.gpp.options import (
+    BASELINES,
+    DEFAULT_FOLDS,
+    DEFAULT_HEADS,
+    DEFAULT_MAX_GAP_DAYS,
+    DEFAULT_WINDOW_PX,
+    FIXED_HEAD,
+    HEADS,
+)
 from ecoembed.gpp.phenology import MAX_GAP_DAYS, MIN_COVERAGE, lag_analysis, lag_summary, phenology_summary, phenology_table
 from ecoembed.gpp.saved import MODELS_DIR, model_dir_name, save_model, write_index
 from ecoembed.io_utils import atomic_path, atomic_write_text
+from ecoembed.pipelines.parallel import Call, run_calls, section_renderer
 from ecoembed.report.common import md_table
 from ecoembed.report.html import build_report
 from ecoembed.sources.embedding_cube import embedding_chip, open_embeddings
@@ -157,9 +165,11 @@ SKIP_ERRORS = (InputError, CubeError, FluxDataError)
 def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: int = DEFAULT_WINDOW_PX,
                 qc_min: float = DEFAULT_QC_MIN, max_gap_days: int = DEFAULT_MAX_GAP_DAYS, gpp_method: str = "mean",
                 qc_missing: str = "nan", strict: bool = False, progress: bool = True, footprint: str = "window",
-                optional_sets: Sequence[str] = (),
+                optional_sets: Sequence[str] = (), workers: int = 1,
                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any]]:
     """Joined daily table of every site, days lost, columns of each feature set, and input info.
+
+    ``workers``: processes joining sites side by side (:func:`ecoembed.pipelines.parallel.run_calls`).
 
     ``optional_sets`` (the baselines) are joined where a site's inputs allow; a set that
     some site cannot have is left out of the result (``info["optional_missing"]``: set ->
@@ -179,24 +189,19 @@ def build_table(sites: pd.DataFrame, feature_sets: Sequence[str], *, window_px: 
     site_cols: dict[str, dict[str, list[str]]] = {}
     footprints: list[dict[str, object]] = []
     info: dict[str, Any] = {"synthetic": False, "inputs": []}
-    bar = tqdm(list(sites.iterrows()), desc="join sites", disable=not progress, leave=False)
-    for _, site in bar:
+    rows = [site for _, site in sites.iterrows()]
+    options = {"window_px": window_px, "qc_min": qc_min, "max_gap_days": max_gap_days, "gpp_method": gpp_method,
+               "qc_missing": qc_missing, "footprint": footprint, "optional_sets": optional_sets}
+    joined = run_calls([(_join_or_reason, (site, feature_sets), options) for site in rows], workers=workers,
+                       desc="join sites" if progress else None)
+    for site, (result, message) in zip(rows, joined, strict=True):
         sid = str(site["site_id"])
-        try:
-            table, dl, cols, finfo, paths = _join_one(site, feature_sets, window_px=window_px, qc_min=qc_min,
-                                                      max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing,
-                                                      footprint=footprint, optional_sets=optional_sets)
-            if (dl["n_used"] == 0).all():
-                first = dl.iloc[0]
-                counts = ", ".join(f"{r} {int(first[r])}" for r in LOSS_REASONS if int(first[r]))
-                raise InputError(f"site {sid}: no usable day ({int(first['n_flux_days'])} flux days: {counts}); check "
-                                 "--qc-min / --qc-missing, the flux and cube periods, and days_lost.csv")
-        except SKIP_ERRORS as exc:
-            message = str(exc) if str(exc).startswith(f"site {sid}") else f"site {sid}: {exc}"
+        if result is None:
             if strict:
-                raise InputError(message) from None
+                raise InputError(message)
             skipped.append({"site_id": sid, "reason": message})
             continue
+        table, dl, cols, finfo, paths = result
         site_cols[sid] = cols
         if "footprint" in finfo:
             footprints.append(finfo["footprint"])
@@ -269,10 +274,30 @@ def common_columns(site_cols: dict[str, dict[str, list[str]]], feature_sets: Seq
     return out, dropped
 
 
+JoinedSite = tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any], list[str]]
+"""What :func:`_join_one` returns: table, days lost, feature columns, feature info, flux paths."""
+
+
+def _join_or_reason(site: pd.Series, feature_sets: Sequence[str], **options: Any) -> tuple[JoinedSite | None, str]:
+    """:func:`_join_one`, or None and the one-line reason the site is skipped (an input problem, or no usable day)."""
+    sid = str(site["site_id"])
+    try:
+        joined = _join_one(site, feature_sets, **options)
+        dl = joined[1]
+        if (dl["n_used"] == 0).all():
+            first = dl.iloc[0]
+            counts = ", ".join(f"{r} {int(first[r])}" for r in LOSS_REASONS if int(first[r]))
+            raise InputError(f"site {sid}: no usable day ({int(first['n_flux_days'])} flux days: {counts}); check "
+                             "--qc-min / --qc-missing, the flux and cube periods, and days_lost.csv")
+    except SKIP_ERRORS as exc:
+        return None, str(exc) if str(exc).startswith(f"site {sid}") else f"site {sid}: {exc}"
+    return joined, ""
+
+
 def _join_one(site: pd.Series, feature_sets: Sequence[str], *, window_px: int, qc_min: float,
               max_gap_days: int, gpp_method: str, qc_missing: str, footprint: str = "window",
               optional_sets: Sequence[str] = (),
-              ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]], dict[str, Any], list[str]]:
+              ) -> JoinedSite:
     """One site's joined table, days lost, feature columns, feature info and flux paths (errors name the site).
 
     ``optional_sets`` the site cannot have (an input missing) get no entry in the columns; the site is kept.
@@ -397,23 +422,58 @@ def comparison_pairs(pooled: pd.DataFrame, reference: tuple[str, str] | None) ->
     return pairs
 
 
-def write_analysis(run_dir: Path, predictions: pd.DataFrame, eight_day_models: pd.DataFrame | None = None) -> None:
+def skill_with_intervals(predictions: pd.DataFrame, reference: tuple[str, str] | None,
+                         seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pooled metrics with bootstrap-over-sites intervals, and the paired differences of :func:`comparison_pairs`."""
+    pooled = with_intervals(pooled_metrics(predictions), bootstrap_intervals(predictions, seed=seed))
+    return pooled, paired_differences(predictions, comparison_pairs(pooled, reference), seed=seed)
+
+
+def _phenology_tables(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    pheno = phenology_table(predictions)
+    return pheno, phenology_summary(pheno) if not pheno.empty else pd.DataFrame()
+
+
+def _lag_tables(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    lags = lag_analysis(predictions)
+    return lags, lag_summary(lags) if not lags.empty else pd.DataFrame()
+
+
+def analysis_calls_of(predictions: pd.DataFrame, eight_day_models: pd.DataFrame | None = None,
+                      ) -> tuple[list[tuple[str, ...]], list[Call]]:
+    """The independent computations of :func:`write_analysis`: the file stems each one gives, and the calls."""
+    return ([("decomposition",), ("daily_vs_8day",), ("phenology", "phenology_summary"), ("lags", "lags_summary")],
+            [(decompose_skill, (predictions,), {}), (daily_vs_8day, (predictions,), {"eight_day_models": eight_day_models}),
+             (_phenology_tables, (predictions,), {}), (_lag_tables, (predictions,), {})])
+
+
+def analysis_tables(stems: Sequence[tuple[str, ...]], parts: Sequence[Any],
+                    eight_day_models: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """File stem -> table from the results of :func:`analysis_calls_of` (and ``predictions_8day``)."""
+    tables: dict[str, pd.DataFrame] = {}
+    for names, part in zip(stems, parts, strict=True):
+        tables.update(zip(names, part if len(names) > 1 else (part,), strict=True))
+    if eight_day_models is not None:
+        tables["predictions_8day"] = eight_day_models
+    order = ["decomposition", "daily_vs_8day", "predictions_8day", "phenology", "phenology_summary", "lags", "lags_summary"]
+    return {k: tables[k] for k in order if k in tables}
+
+
+def write_analysis_tables(run_dir: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """Each table as ``<stem>.csv`` in ``run_dir`` (text cells guarded against spreadsheet formulas)."""
+    for stem, df in tables.items():
+        atomic_write_text(run_dir / f"{stem}.csv", guard_csv_formulas(df).to_csv(index=False))
+
+
+def write_analysis(run_dir: Path, predictions: pd.DataFrame, eight_day_models: pd.DataFrame | None = None, *,
+                   workers: int = 1) -> None:
     """Skill decomposition, daily vs 8-day skill, phenology and lags of the out-of-fold predictions, as CSV files.
 
     ``eight_day_models``: out-of-fold predictions of the models refitted on 8-day means (also ``predictions_8day.csv``).
+    ``workers``: processes computing the tables side by side.
     """
-    tables: dict[str, pd.DataFrame] = {
-        "decomposition": decompose_skill(predictions),
-        "daily_vs_8day": daily_vs_8day(predictions, eight_day_models=eight_day_models),
-    }
-    if eight_day_models is not None:
-        tables["predictions_8day"] = eight_day_models
-    pheno = phenology_table(predictions)
-    lags = lag_analysis(predictions)
-    tables.update({"phenology": pheno, "phenology_summary": phenology_summary(pheno) if not pheno.empty else pd.DataFrame(),
-                   "lags": lags, "lags_summary": lag_summary(lags) if not lags.empty else pd.DataFrame()})
-    for stem, df in tables.items():
-        atomic_write_text(run_dir / f"{stem}.csv", guard_csv_formulas(df).to_csv(index=False))
+    stems, calls = analysis_calls_of(predictions, eight_day_models)
+    write_analysis_tables(run_dir, analysis_tables(stems, run_calls(calls, workers=workers), eight_day_models))
 
 
 def write_interpretation(
@@ -427,8 +487,11 @@ def write_interpretation(
     chip_site: str | None = None,
     seed: int = 0,
     progress: bool = False,
+    n_jobs: int | None = None,
 ) -> dict[str, Path]:
     """Compute :func:`~ecoembed.gpp.interpret.interpret_out_of_fold` (and the PCA RGB of ``chip``) into ``out_dir``.
+
+    ``n_jobs``: xgboost threads (None: the interpretation's default).
 
     Writes ``interpret_*.csv`` (see :meth:`~ecoembed.gpp.interpret.Interpretation.tables`),
     ``interpret_notes.txt`` and, with a chip, ``interpret_pca_rgb.npz`` (``rgb``, ``dates``,
@@ -438,7 +501,8 @@ def write_interpretation(
         Name -> path of every file written.
     """
     out = Path(out_dir)
-    res = interpret_out_of_fold(table, feature_columns, target=target, seed=seed, progress=progress)
+    res = interpret_out_of_fold(table, feature_columns, target=target, seed=seed, progress=progress,
+                                xgb_params={"n_jobs": n_jobs} if n_jobs is not None else None)
     written: dict[str, Path] = {}
     for stem, df in res.tables().items():
         atomic_write_text(out / f"{stem}.csv", guard_csv_formulas(df).to_csv(index=False))
@@ -458,15 +522,20 @@ def write_interpretation(
 
 
 def _interpret(tmp: Path, table: pd.DataFrame, sites: pd.DataFrame, feature_sets: Sequence[str],
-               set_cols: dict[str, list[str]], *, seed: int, progress: bool) -> str | None:
-    """Write the interpretation files of one feature set into ``tmp``; the set's name, or None when skipped."""
+               set_cols: dict[str, list[str]], *, seed: int, progress: bool,
+               n_jobs: int | None = None) -> tuple[str | None, float]:
+    """Write the interpretation files of one feature set into ``tmp``: the set's name (None when skipped), seconds.
+
+    ``n_jobs``: xgboost threads of the interpretation (None: its default).
+    """
+    t = time.perf_counter()
     with_emb = [f for f in feature_sets if "embeddings" in f.split("+")]
     # a combined set (embeddings+meteo) shows how the families share the work; else the first embedding set
     fs = next((f for f in with_emb if "+" in f), with_emb[0] if with_emb else feature_sets[0])
     cols = set_cols[fs]
     sub = table[np.isfinite(table[cols].to_numpy(float)).all(axis=1)]
     if sub["site_id"].nunique() < 2:
-        return None  # site-level folds need two sites; the report names what is missing
+        return None, time.perf_counter() - t  # site-level folds need two sites; the report names what is missing
     chip = dates = chip_site = None
     if fs in with_emb and "features_path" in sites.columns:
         first = sites[sites["features_path"].map(lambda v: isinstance(v, str) and bool(v))].head(1)
@@ -476,8 +545,9 @@ def _interpret(tmp: Path, table: pd.DataFrame, sites: pd.DataFrame, feature_sets
                 chip_site = str(site_id)
             except (OSError, ValueError, CubeError):
                 chip = None
-    write_interpretation(tmp, sub, cols, chip=chip, chip_dates=dates, chip_site=chip_site, seed=seed, progress=progress)
-    return fs
+    write_interpretation(tmp, sub, cols, chip=chip, chip_dates=dates, chip_site=chip_site, seed=seed, progress=progress,
+                         n_jobs=n_jobs)
+    return fs, time.perf_counter() - t
 
 
 def default_feature_sets(sites: pd.DataFrame) -> tuple[list[str], str]:
@@ -544,6 +614,84 @@ def keep_model(root: Path, sub: pd.DataFrame, cols: Sequence[str], features: str
             "coverage_90_held_out": at90, "coverage": cov}
 
 
+@dataclass(frozen=True)
+class CvSettings:
+    """How :func:`cv_job` splits and fits (the run's options)."""
+
+    cv: str
+    folds: int
+    seed: int
+    n_jobs: int
+    test_years: str | None = None
+    train_years: str | None = None
+
+
+@dataclass
+class CvJobResult:
+    """What :func:`cv_job` computed for one model: daily and 8-day out-of-fold rows, linear coefficients, kept model."""
+
+    oof: pd.DataFrame
+    oof8: pd.DataFrame | None
+    coefs: pd.DataFrame | None
+    kept: dict[str, Any] | None
+    seconds: dict[str, float]
+
+
+def cv_job(sub: pd.DataFrame, cols: Sequence[str], fs: str, h: str, settings: CvSettings, *,
+           keep_root: Path | None = None, keep_extra: dict[str, Any] | None = None) -> CvJobResult:
+    """Cross-validate one head on one feature set (daily, then refitted on 8-day means) and keep it when asked.
+
+    ``sub``: the joined rows where every column of the set is finite (``site_id, date, GPP, igbp``,
+    the columns, ``days_to_obs`` when the run has it). ``keep_root``: refit on every site and keep the
+    model there (:func:`keep_model`, with ``keep_extra``). One model's whole work, so models run on
+    worker processes independently (:func:`ecoembed.pipelines.parallel.run_calls`).
+    """
+    seconds: dict[str, float] = {}
+    cv, folds, seed = settings.cv, settings.folds, settings.seed
+    splits = cv_splits(sub, cv, k=folds, seed=seed, test_years=settings.test_years, train_years=settings.train_years)
+    fold_coefs: list[pd.DataFrame] = []
+
+    def keep_coefs(fold: str, est: object) -> None:
+        if isinstance(est, LinearHead):
+            fold_coefs.append(est.coef_table().assign(fold=fold))
+
+    def new_head() -> BaseEstimator:
+        return make_head(h, seed=seed, n_jobs=settings.n_jobs)
+
+    t = time.perf_counter()
+    oof = out_of_fold(sub, cols, new_head, splits, head=h, features=fs, on_fit=keep_coefs)
+    seconds[f"cv {fs} / {h}"] = time.perf_counter() - t
+    oof["igbp"] = oof["site_id"].map(sub.drop_duplicates("site_id").set_index("site_id")["igbp"])
+    if DAYS_TO_OBS in sub.columns:
+        key = sub.assign(date=pd.to_datetime(sub["date"])).drop_duplicates(["site_id", "date"])
+        oof = oof.merge(key[["site_id", "date", DAYS_TO_OBS]], on=["site_id", "date"], how="left")
+    t = time.perf_counter()
+    oof8 = None
+    table8 = aggregate_table_8day(sub, cols)
+    if table8["site_id"].nunique() >= (2 if cv in ("loso", "groupkfold") else 1) and len(table8) >= 10:
+        try:
+            splits8 = cv_splits(table8, cv, k=folds, seed=seed, test_years=settings.test_years,
+                                train_years=settings.train_years)
+            oof8 = out_of_fold(table8, cols, new_head, splits8, head=h, features=fs)
+        except InputError:
+            pass  # too few 8-day periods for this scheme: the 8-day model column stays empty
+    seconds[f"cv 8-day {fs} / {h}"] = time.perf_counter() - t
+    kept = None
+    if keep_root is not None:
+        t = time.perf_counter()
+        kept = keep_model(keep_root, sub, cols, fs, h, oof, seed=seed, n_jobs=settings.n_jobs, extra=keep_extra or {})
+        seconds[f"keep {fs} / {h}"] = time.perf_counter() - t
+    return CvJobResult(oof, oof8, pd.concat(fold_coefs, ignore_index=True) if fold_coefs else None, kept, seconds)
+
+
+HEAD_COST: dict[str, float] = {"mlp": 3.0, "xgboost": 2.0, "ridge": 1.0, "linear": 0.05, FIXED_HEAD: 0.0}
+"""Rough relative cost of a head's cross-validation (per feature column), to hand the workers the longest calls first."""
+
+
+def _cost_guess(head: str, n_columns: int) -> float:
+    return HEAD_COST.get(head, 1.0) * (n_columns + 8)
+
+
 def run_fit_gpp(
     sites_csv: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -572,6 +720,8 @@ def run_fit_gpp(
     max_days_to_obs: int | None = None,
     footprint: str = "window",
     keep_models: bool | Sequence[str] = True,
+    workers: int = 1,
+    report: bool = True,
 ) -> RunResult:
     """Fit every head on every feature set with site-level cross-validation and write the run folder.
 
@@ -617,6 +767,11 @@ def run_fit_gpp(
             site after the cross-validation and keep it under
             ``models/`` (no pickle; :mod:`ecoembed.gpp.saved`) for ``predict-gpp``, with conformal intervals
             calibrated on the out-of-fold residuals.
+        workers: processes that cross-validate the models (and interpret, join sites, draw report
+            sections) side by side, each with ``n_jobs`` threads (:mod:`ecoembed.pipelines.parallel`);
+            1: everything in this process. The numbers do not depend on it.
+        report: write ``index.html``/``report.md`` (False: the caller builds them later with
+            :func:`ecoembed.report.html.build_report`, e.g. the demo once its map is in).
 
     Returns:
         :class:`RunResult`.
@@ -651,7 +806,8 @@ def run_fit_gpp(
     optional = [fs for _, fs, _ in BASELINES] if baselines else []
     table, days_lost, set_cols, info = build_table(sites, feature_sets, window_px=window_px, qc_min=qc_min,
                                                    max_gap_days=max_gap_days, gpp_method=gpp_method, qc_missing=qc_missing,
-                                                   strict=strict, progress=progress, footprint=footprint, optional_sets=optional)
+                                                   strict=strict, progress=progress, footprint=footprint, optional_sets=optional,
+                                                   workers=workers)
     baseline_info = [{"label": label, "features": fs, "head": h, "run": fs in set_cols,
                       "why_not": "" if fs in set_cols else info["optional_missing"].get(fs, "")}
                      for label, fs, h in (BASELINES if baselines else ())]
@@ -691,58 +847,60 @@ def run_fit_gpp(
                  if b["run"] and (b["features"], b["head"]) not in jobs]
         preds8: list[pd.DataFrame] = []
         kept: list[dict[str, Any]] = []
-        bar = tqdm(jobs, desc="fit-gpp CV", disable=not progress, leave=False)
-        for fs, h in bar:
-            bar.set_postfix_str(f"{fs} / {h}")
+        settings = CvSettings(cv=cv, folds=folds, seed=seed, n_jobs=n_jobs, test_years=test_years, train_years=train_years)
+        subs: dict[str, pd.DataFrame] = {}
+        extras: dict[str, dict[str, Any]] = {}
+        calls: list[Call] = []
+        for fs, h in jobs:
             cols = set_cols[fs]
-            sub = table[np.isfinite(table[cols].to_numpy(float)).all(axis=1)].reset_index(drop=True)
+            if fs not in subs:
+                keep_cols = list(dict.fromkeys(["site_id", "date", "GPP", "igbp", *cols,
+                                                *([DAYS_TO_OBS] if DAYS_TO_OBS in table.columns else [])]))
+                subs[fs] = table.loc[np.isfinite(table[cols].to_numpy(float)).all(axis=1), keep_cols].reset_index(drop=True)
+            sub = subs[fs]
             if sub.empty:
                 raise InputError(f"feature set {fs!r}: no day has GPP and all features; see days_lost (try a larger "
                                  "--window-px or check the cube period)")
-            splits = cv_splits(sub, cv, k=folds, seed=seed, test_years=test_years, train_years=train_years)
-            fold_coefs: list[pd.DataFrame] = []
-
-            def keep_coefs(fold: str, est: object, sink: list[pd.DataFrame] = fold_coefs) -> None:
-                if isinstance(est, LinearHead):
-                    sink.append(est.coef_table().assign(fold=fold))
-
-            def new_head(name: str = h) -> BaseEstimator:
-                return make_head(name, seed=seed, n_jobs=n_jobs)
-
-            t = time.perf_counter()
-            oof = out_of_fold(sub, cols, new_head, splits, head=h, features=fs, on_fit=keep_coefs)
-            seconds[f"cv {fs} / {h}"] = time.perf_counter() - t
-            oof["igbp"] = oof["site_id"].map(sub.drop_duplicates("site_id").set_index("site_id")["igbp"])
-            if DAYS_TO_OBS in sub.columns:
-                key = sub.assign(date=pd.to_datetime(sub["date"])).drop_duplicates(["site_id", "date"])
-                oof = oof.merge(key[["site_id", "date", DAYS_TO_OBS]], on=["site_id", "date"], how="left")
-            preds.append(oof)
-            t = time.perf_counter()
-            table8 = aggregate_table_8day(sub, cols)
-            if table8["site_id"].nunique() >= (2 if cv in ("loso", "groupkfold") else 1) and len(table8) >= 10:
-                try:
-                    splits8 = cv_splits(table8, cv, k=folds, seed=seed, test_years=test_years, train_years=train_years)
-                    preds8.append(out_of_fold(table8, cols, new_head, splits8, head=h, features=fs))
-                except InputError:
-                    pass  # too few 8-day periods for this scheme: the 8-day model column stays empty
-            seconds[f"cv 8-day {fs} / {h}"] = time.perf_counter() - t
-            if fold_coefs:
-                coefs[fs] = pd.concat(fold_coefs, ignore_index=True)
+            keep_root = None
             if fs in feature_sets and (keep_models is True or (not isinstance(keep_models, bool) and fs in keep_models)):
-                t = time.perf_counter()
-                extra = {"embedding_sources": embedding_sources(sites[sites["site_id"].astype(str).isin(set(sub["site_id"]))], fs),
-                         "window_px": window_px, "footprint": footprint, "gpp_method": gpp_method, "synthetic": synthetic,
-                         "cv": cv}
-                kept.append(keep_model(tmp / MODELS_DIR, sub, cols, fs, h, oof, seed=seed, n_jobs=n_jobs, extra=extra))
-                seconds[f"keep {fs} / {h}"] = time.perf_counter() - t
+                keep_root = tmp / MODELS_DIR
+                if fs not in extras:
+                    used = sites[sites["site_id"].astype(str).isin(set(sub["site_id"]))]
+                    extras[fs] = {"embedding_sources": embedding_sources(used, fs), "window_px": window_px,
+                                  "footprint": footprint, "gpp_method": gpp_method, "synthetic": synthetic, "cv": cv}
+            calls.append((cv_job, (sub, cols, fs, h, settings), {"keep_root": keep_root, "keep_extra": extras.get(fs)}))
+        interpret_call: list[Call] = [(_interpret, (tmp, table, sites, feature_sets, set_cols),
+                                       {"seed": seed, "progress": progress and workers <= 1,
+                                        "n_jobs": n_jobs if workers > 1 else None})] if interpret else []
+        # the longest calls first, so that the workers finish together; results are used in the jobs' order
+        order = sorted(range(len(calls)), key=lambda i: -_cost_guess(jobs[i][1], len(set_cols[jobs[i][0]])))
+        t = time.perf_counter()
+        done = run_calls(interpret_call + [calls[i] for i in order], workers=workers, desc="fit-gpp CV" if progress else None)
+        seconds["cv (all models)"] = time.perf_counter() - t
+        interpreted = None
+        if interpret:
+            interpreted, seconds["interpret"] = done.pop(0)
+        results: list[CvJobResult] = [done[order.index(i)] for i in range(len(calls))]
+        for (fs, _h), res in zip(jobs, results, strict=True):
+            seconds.update(res.seconds)
+            preds.append(res.oof)
+            if res.oof8 is not None:
+                preds8.append(res.oof8)
+            if res.coefs is not None:
+                coefs[fs] = res.coefs
+            if res.kept is not None:
+                kept.append(res.kept)
         if kept:
             write_index(tmp, kept)
         predictions = pd.concat(preds, ignore_index=True)
         predictions["synthetic"] = synthetic
+        eight_day = pd.concat(preds8, ignore_index=True) if preds8 else None
         t = time.perf_counter()
-        pooled = with_intervals(pooled_metrics(predictions), bootstrap_intervals(predictions, seed=seed))
-        differences = paired_differences(predictions, comparison_pairs(pooled, reference), seed=seed)
-        seconds["bootstrap"] = time.perf_counter() - t
+        # the bootstrap and the analysis tables are independent: computed side by side, written below
+        stems, analysis_calls = analysis_calls_of(predictions, eight_day)
+        (pooled, differences), *parts = run_calls([(skill_with_intervals, (predictions, reference, seed), {}),
+                                                   *analysis_calls], workers=workers)
+        seconds["bootstrap + analysis"] = time.perf_counter() - t
         per_site = per_site_metrics(predictions)
         write_csv(differences, tmp / "skill_differences.csv")
         write_csv(paired_days, tmp / "paired_days.csv")
@@ -775,14 +933,7 @@ def run_fit_gpp(
         for fs, c in coefs.items():
             write_csv(c, tmp / f"coefficients_{_safe(fs)}.csv")
             write_csv(coefficient_summary(c), tmp / f"coefficients_{_safe(fs)}_summary.csv")
-        t = time.perf_counter()
-        write_analysis(tmp, predictions, pd.concat(preds8, ignore_index=True) if preds8 else None)
-        seconds["analysis"] = time.perf_counter() - t
-        interpreted = None
-        if interpret:
-            t = time.perf_counter()
-            interpreted = _interpret(tmp, table, sites, feature_sets, set_cols, seed=seed, progress=progress)
-            seconds["interpret"] = time.perf_counter() - t
+        write_analysis_tables(tmp, analysis_tables(stems, parts, eight_day))
         seconds["total_before_report"] = time.perf_counter() - t_start
         prov = {
             "command": "fit-gpp",
@@ -792,7 +943,7 @@ def run_fit_gpp(
                        **{str(p): {"sha256": sha256_of(p)} for p in dict.fromkeys(info["inputs"])}},
             "seeds": {"seed": seed},
             "options": {"feature_sets": feature_sets, "heads": heads, "cv": cv, "folds": folds, "window_px": window_px,
-                        "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "interpret": interpret,
+                        "qc_min": qc_min, "max_gap_days": max_gap_days, "n_jobs": n_jobs, "workers": workers, "interpret": interpret,
                         "gpp_method": gpp_method, "qc_missing": qc_missing, "strict": strict, "paired": paired,
                         "test_years": test_years, "train_years": train_years, "max_days_to_obs": max_days_to_obs,
                         "footprint": footprint, "baselines": baselines, "allow_shared_flux": allow_shared_flux,
@@ -812,6 +963,9 @@ def run_fit_gpp(
                       "SW_IN_POT": "W m-2 (daily mean, top of atmosphere)"},
         }
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=2, default=str), encoding="utf-8")
-        build_report(tmp)
+        if report:
+            t = time.perf_counter()
+            build_report(tmp, render=section_renderer(workers))
+            seconds["report"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
     return RunResult(out, predictions, pooled, per_site, days_lost, synthetic, seconds, skipped)

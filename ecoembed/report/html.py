@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import html as html_lib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ecoembed.errors import InputError
 from ecoembed.escaping import escape_markdown
 from ecoembed.io_utils import atomic_write_text
 from ecoembed.report.common import is_synthetic, load_oof, read_provenance
-from ecoembed.report.sections import SECTIONS
+from ecoembed.report.sections import SECTIONS, Section
 
 BANNER_HTML = ('<div class="banner" style="background:#b00020;color:#fff;padding:10px;font-weight:bold;font-size:1.3em">'
                "SYNTHETIC DATA: inputs were generated, results say nothing about real ecosystems</div>")
@@ -26,8 +27,24 @@ CSS = ("body{font-family:sans-serif;max-width:1200px;margin:auto;color:#111;back
        "table.metrics{border-collapse:collapse;font-size:12px}table.metrics td,table.metrics th{border:1px solid #ccc;padding:2px 6px}")
 
 
-def build_report(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+SectionRenderer = Callable[[Sequence[Section], Path], list[tuple[str, str, str]]]
+"""Renders sections of a run folder, in order, as :func:`render_section` does (e.g. on worker processes)."""
+
+
+def render_section(fn: Section, run: Path) -> tuple[str, str, str]:
+    """``fn(run)``; a section that fails becomes a short note (title, html, markdown), not a failed report."""
+    try:
+        return fn(run)
+    except Exception as exc:
+        t = getattr(fn, "__name__", "section")
+        return t, f"<p><em>section skipped: {html_lib.escape(str(exc))}</em></p>", f"*section skipped: {escape_markdown(exc)}*"
+
+
+def build_report(run_dir: str | os.PathLike[str], *, render: SectionRenderer | None = None) -> tuple[Path, Path]:
     """(Re)write ``index.html`` and ``report.md`` of a fit-gpp run folder from its saved files.
+
+    ``render`` draws the sections (default: one after the other here); each section writes
+    its own figures, so they can be drawn side by side.
 
     Returns:
         ``(index_html, report_md)``.
@@ -49,12 +66,8 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     sub = (f"CV: {opts.get('cv', '?')}, window {opts.get('window_px', '?')} px, seed {seed}, "
            f"{oof['site_id'].nunique()} sites, GPP in gC m-2 d-1")
     body_h, body_m = [], []
-    for fn in SECTIONS:
-        try:
-            t, h, m = fn(run)
-        except Exception as exc:
-            t = getattr(fn, "__name__", "section")
-            h, m = f"<p><em>section skipped: {html_lib.escape(str(exc))}</em></p>", f"*section skipped: {escape_markdown(exc)}*"
+    rendered = render(list(SECTIONS), run) if render is not None else [render_section(fn, run) for fn in SECTIONS]
+    for t, h, m in rendered:
         if not h and not m:
             continue  # an optional section with nothing for this run (e.g. a single embedding product) is left out
         body_h.append(f"<section><h2>{html_lib.escape(t)}</h2>{h}</section>")

@@ -212,8 +212,8 @@ def _point(lat: float | None, lon: float | None) -> tuple[float, float] | None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output embedding cube, .zarr or .nc.")
 @click.option("--encoding", type=click.Choice(["int16", "int8", "float32"]), default=None,  # = embedding_cube.ENCODINGS
               help="How embeddings are stored (read back as float32 by every ecoembed command): int16 = CF-packed steps of "
-                   "1/32, max abs error 1/64 per component, ~26 bytes/pixel-day (~0.1 GB per km2 per year at 10 m); "
-                   "int8 = per-pixel-day scale s, error <= s/2, ~35 bytes; float32 = lossless, ~195 bytes. [default: int16]")
+                   "1/32, max abs error 1/64 per component, ~25 bytes/pixel-day (~0.1 GB per km2 per year at 10 m); "
+                   "int8 = per-pixel-day scale s, error <= s/2, ~34 bytes; float32 = lossless, ~194 bytes. [default: int16]")
 @click.option("--int8", is_flag=True, help="Deprecated: the same as --encoding int8.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
               help="Where the model runs: cuda falls back to the CPU with a warning when no GPU is available; auto = cuda if "

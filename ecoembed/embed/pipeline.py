@@ -401,8 +401,8 @@ def embed(
         pixel_batch: pixels contextualised together inside a block.
         encoding: how ``embedding`` is stored (decoded by :func:`open_embeddings` to float32):
             ``int16`` (default) CF-packed steps of 1/32, max abs error 1/64 = 0.015625 per component,
-            ~26 bytes per pixel-day (E = 64); ``int8`` per-pixel-day scale ``s``, max abs error ``s / 2``;
-            ``float32`` lossless, ~195 bytes per pixel-day. A resume with another encoding is refused
+            ~25 bytes per pixel-day (E = 64); ``int8`` per-pixel-day scale ``s``, max abs error ``s / 2``;
+            ``float32`` lossless, ~194 bytes per pixel-day. A resume with another encoding is refused
             (the store counts as made with other settings).
         int8: deprecated, the same as ``encoding="int8"``.
         device: ``cpu`` (default), ``cuda`` or ``auto`` (cuda where available): where each worker's model runs;

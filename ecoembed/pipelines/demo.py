@@ -7,12 +7,21 @@
    tower GPP (light-use efficiency: GPP = ε · fAPAR · PAR · f(T) · f(VPD), site-specific ε
    and phenology) as FLUXNET2015 SUBSET DD files, plus ``sites.csv``;
 2. :func:`ecoembed.embed.pipeline.embed` turns each scene into daily 10 m embeddings with the
-   shipped default model, once with both sensors (fused) and once S2-only;
+   shipped default model, once with both sensors (fused) and once S2-only: the first site's fused
+   cube over its whole scene (mapped in step 4, and shown in PCA colours), every other cube over the
+   tower neighbourhood that fit-gpp reads (:func:`_tower_chip`; each pixel is embedded from its own
+   series, so the towers' features do not depend on how much scene is around them);
 3. :func:`ecoembed.pipelines.fit_gpp.run_fit_gpp` fits the regression heads against the
    baselines (light-use efficiency with a fitted and a fixed MOD17 head, raw bands, NDVI/NIRv,
    meteorology only) with leave-one-site-out cross-validation on paired site-days and writes
-   the report; the S2-only embeddings enter the same run as the variant ``embeddings:s2only``
-   (sites.csv column ``features_path_s2only``), so fused and S2-only are compared on the same days.
+   every table; the S2-only embeddings enter the same run as the variant ``embeddings:s2only``
+   (sites.csv column ``features_path_s2only``), so fused and S2-only are compared on the same days;
+4. :func:`ecoembed.pipelines.predict_gpp.predict_gpp` maps the first scene with the kept embedding
+   models, and the report is drawn once, with the map in it.
+
+Independent steps (the cubes, the site joins, the models' cross-validation beside the
+interpretation, the analysis tables, the report's sections) run on one worker process per core
+(:mod:`ecoembed.pipelines.parallel`, one thread each); the numbers do not depend on it.
 
 Everything written is labelled synthetic (file names, ``synthetic`` columns and
 attributes, the report banner). Swapping in real data means giving ``fit-gpp`` a
@@ -29,14 +38,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import xarray as xr
 
 from ecoembed.embed.pipeline import embed
 from ecoembed.errors import InputError, OutputExistsError
-from ecoembed.gpp.options import DEFAULT_HEADS
+from ecoembed.gpp.join import window_indices
+from ecoembed.gpp.options import DEFAULT_HEADS, DEFAULT_WINDOW_PX
 from ecoembed.io_utils import atomic_write_text
 from ecoembed.pipelines.fit_gpp import run_fit_gpp
+from ecoembed.pipelines.parallel import Call, default_workers, run_calls, section_renderer
 from ecoembed.report.common import md_table
+from ecoembed.report.html import build_report
+from ecoembed.sources.local import save_cube
 from ecoembed.sources.synthetic import write_demo_sites
 
 DEFAULT_FEATURE_SETS: tuple[str, ...] = ("embeddings", "embeddings:s2only", "embeddings+meteo", "bands", "indices",
@@ -54,30 +69,79 @@ class DemoResult:
     run_dir: Path
     summary_md: Path
     seconds: dict[str, float] = field(default_factory=dict)
+    n_tower_chips: int = 0
+    """Embedding cubes made from tower chips (:func:`_tower_chip`) instead of the whole scene."""
     pooled: pd.DataFrame | None = None
     fused_vs_s2only: pd.DataFrame | None = None
 
 
-def _embed_sites(sites_csv: Path, model: str | None, progress: bool) -> Path:
-    """Embed every site (fused S1+S2 and S2-only).
+TOWER_CHIP_MARGIN_PX = 1
+"""Pixels kept around the tower window (:data:`~ecoembed.gpp.options.DEFAULT_WINDOW_PX`) in the tower chips embedded
+for sites that are not mapped."""
 
-    Rewrites ``sites.csv`` with ``features_path`` (fused) and ``features_path_s2only``.
+
+def _tower_chip(folder: Path, site: str, s2: Path, s1: Path, lat: float, lon: float) -> tuple[Path, Path]:
+    """The S2 and S1 cubes cropped to the tower window plus :data:`TOWER_CHIP_MARGIN_PX` (the same pixels, times, attrs).
+
+    The tower features of fit-gpp average only the window around the tower, and the encoder embeds every pixel
+    from that pixel's own series, so a cube embedded from this chip gives the tower exactly what the whole
+    scene would; written as ``<site>/s2_tower_chip.nc`` and ``s1_tower_chip.nc``.
+    """
+    with xr.open_dataset(s2) as a, xr.open_dataset(s1) as b:
+        rows, cols, _ = window_indices(a, lat, lon, DEFAULT_WINDOW_PX + 2 * TOWER_CHIP_MARGIN_PX, source=str(s2))
+        if not (np.array_equal(a["x"].values, b["x"].values) and np.array_equal(a["y"].values, b["y"].values)):
+            raise InputError(f"site {site}: the synthetic S1 cube is not on the S2 grid")
+        out2, out1 = folder / site / "s2_tower_chip.nc", folder / site / "s1_tower_chip.nc"
+        save_cube(a.isel(y=rows, x=cols).load(), out2)
+        save_cube(b.isel(y=rows, x=cols).load(), out1)
+    return out2, out1
+
+
+def _embed_one(s2: Path, out: Path, *, s1: Path | None, chip: tuple[Path, Path] | None, model: str | None,
+               progress: bool) -> bool:
+    """Embed ``s2`` (+ ``s1``) into ``out``, from the tower ``chip`` cubes when given; whether the chip was used.
+
+    A chip that cannot be embedded on its own (no valid S2 acquisition near the span's ends inside it) falls
+    back to the whole scene.
+    """
+    if chip is not None:
+        try:
+            embed(chip[0], out, s1=chip[1] if s1 is not None else None, model=model, progress=progress)
+            return True
+        except InputError:
+            shutil.rmtree(out, ignore_errors=True)
+    embed(s2, out, s1=s1, model=model, progress=progress)
+    return False
+
+
+def _embed_sites(sites_csv: Path, model: str | None, progress: bool, workers: int = 1) -> tuple[Path, int]:
+    """Embed every site (fused S1+S2 and S2-only), the cubes side by side on ``workers`` processes.
+
+    The first site's fused cube covers its whole scene (the demo maps it and shows its PCA colours); the
+    other cubes cover the tower neighbourhood only (:func:`_tower_chip`), all fit-gpp reads from them.
+    Rewrites ``sites.csv`` with ``features_path`` (fused) and ``features_path_s2only``; returns it and the
+    number of cubes embedded from tower chips.
     """
     folder = sites_csv.parent
     sites = pd.read_csv(sites_csv)
     fused_paths, s2only_paths = [], []
-    for row in sites.itertuples(index=False):
-        s2 = folder / str(row.s2_path)
-        s1 = folder / str(row.s1_path)
-        fused = Path(f"{row.site_id}_embedding_fused_synthetic.zarr")
-        s2only = Path(f"{row.site_id}_embedding_s2only_synthetic.zarr")
-        embed(s2, folder / fused, s1=s1, model=model, progress=progress)
-        embed(s2, folder / s2only, s1=None, model=model, progress=progress)
+    calls: list[Call] = []
+    for i, (_, row) in enumerate(sites.iterrows()):
+        s2 = folder / str(row["s2_path"])
+        s1 = folder / str(row["s1_path"])
+        chip = _tower_chip(folder, str(row["site_id"]), s2, s1, float(row["lat"]), float(row["lon"]))
+        fused = Path(f"{row['site_id']}_embedding_fused_synthetic.zarr")
+        s2only = Path(f"{row['site_id']}_embedding_s2only_synthetic.zarr")
+        bar = progress and workers <= 1
+        calls.append((_embed_one, (s2, folder / fused), {"s1": s1, "chip": None if i == 0 else chip, "model": model,
+                                                         "progress": bar}))
+        calls.append((_embed_one, (s2, folder / s2only), {"s1": None, "chip": chip, "model": model, "progress": bar}))
         fused_paths.append(str(fused))
         s2only_paths.append(str(s2only))
+    chips = sum(run_calls(calls, workers=workers, desc="embed sites" if progress and workers > 1 else None))
     out = folder / "sites.csv"
     atomic_write_text(out, sites.assign(features_path=fused_paths, features_path_s2only=s2only_paths).to_csv(index=False))
-    return out
+    return out, chips
 
 
 def fused_vs_variant(pooled: pd.DataFrame, variant: str, heads: Sequence[str]) -> pd.DataFrame:
@@ -101,12 +165,12 @@ MAP_FEATURES = "embeddings"
 def _map_one_scene(sites_csv: Path, run_dir: Path, map_dir: Path, *, progress: bool) -> None:
     """predict-gpp on the first site's fused cube into ``map_dir``; its maps go into the run's report (``maps.json``)."""
     from ecoembed.pipelines.predict_gpp import predict_gpp
-    from ecoembed.report.html import build_report
 
     sites = pd.read_csv(sites_csv)
     cube = sites_csv.parent / str(sites["features_path"].iloc[0])
     res = predict_gpp(run_dir, cube, map_dir, features=MAP_FEATURES, progress=progress)
     figures = {}
+    (run_dir / "figures").mkdir(exist_ok=True)
     for name, caption in (("gpp_mean.png", f"SYNTHETIC scene of site {sites['site_id'].iloc[0]}: mean daily GPP (gC m-2 d-1) "
                                            f"mapped at 10 m with the kept model {res.model}; triangle: the tower"),
                           ("gpp_uncertainty.png", "Mean width of the 90 % split-conformal interval (gC m-2 d-1) of that map")):
@@ -115,7 +179,6 @@ def _map_one_scene(sites_csv: Path, run_dir: Path, map_dir: Path, *, progress: b
         figures[target] = caption
     atomic_write_text(run_dir / "maps.json", json.dumps([{"folder": os.path.relpath(map_dir, run_dir), "model": res.model,
                                                           "figures": figures}], indent=2))
-    build_report(run_dir)
 
 
 def _pooled(run_dir: Path) -> pd.DataFrame:
@@ -130,6 +193,10 @@ def _summary_markdown(res: DemoResult, n_sites: int, size_px: int, seed: int) ->
         "",
         f"{n_sites} synthetic towers ({size_px}×{size_px} px chips at 10 m, seed {seed}); tower GPP from a",
         "light-use-efficiency process (GPP = ε · fAPAR · PAR · f(T) · f(VPD)). Not real observations.",
+        f"Embedded: {2 * n_sites - res.n_tower_chips} whole scene(s) (the mapped site's fused cube) and "
+        f"{res.n_tower_chips} tower neighbourhoods of {DEFAULT_WINDOW_PX + 2 * TOWER_CHIP_MARGIN_PX}×"
+        f"{DEFAULT_WINDOW_PX + 2 * TOWER_CHIP_MARGIN_PX} px (all the towers' {DEFAULT_WINDOW_PX}×{DEFAULT_WINDOW_PX} px "
+        "windows read; each pixel is embedded from its own series, so the towers get the same values).",
         "",
         "## Leave-one-site-out skill (pooled over sites; GPP in gC m-2 d-1)",
         "",
@@ -162,6 +229,7 @@ def run_demo(
     model: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    workers: int | None = None,
 ) -> DemoResult:
     """Run the synthetic end-to-end demo into ``out_dir``.
 
@@ -175,6 +243,10 @@ def run_demo(
         model: fusion checkpoint (default: the shipped default).
         overwrite: replace an existing non-empty ``out_dir``.
         progress: progress bars.
+        workers: processes (one thread each) for the independent steps: the embedding cubes, the
+            site joins, the models' cross-validation beside the interpretation, the analysis tables
+            and the report's sections (default: the machine's usable cores; 1: all in this process).
+            The results do not depend on it.
 
     Returns:
         :class:`DemoResult` with paths, timings and the pooled metrics.
@@ -190,31 +262,42 @@ def run_demo(
             raise OutputExistsError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    n_workers = default_workers() if workers is None else max(1, int(workers))
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     sites_csv = Path(write_demo_sites(out / "data", n_sites=n_sites, size_px=size_px, seed=seed, progress=progress))
     seconds["synthetic scenes"] = time.perf_counter() - t0
     t = time.perf_counter()
-    fused_csv = _embed_sites(sites_csv, model, progress)
+    fused_csv, n_chips = _embed_sites(sites_csv, model, progress, workers=n_workers)
     seconds["embeddings (fused + S2-only)"] = time.perf_counter() - t
     t = time.perf_counter()
     run_dir = out / "run"
     mapped = [fs for fs in feature_sets if fs == MAP_FEATURES]
-    run_fit_gpp(fused_csv, run_dir, feature_sets=list(feature_sets), heads=list(heads), cv="loso", seed=seed, progress=progress,
-                keep_models=mapped)
+    # the report is drawn once, below, when the map is in (fit-gpp alone draws it at its end)
+    fit = run_fit_gpp(fused_csv, run_dir, feature_sets=list(feature_sets), heads=list(heads), cv="loso", seed=seed,
+                      progress=progress, keep_models=mapped, workers=n_workers, report=False)
     seconds["fit-gpp LOSO (paired, LUE baselines)"] = time.perf_counter() - t
-    if mapped:
+    if "interpret" in fit.seconds:
+        seconds["of which interpretation (beside the CV)"] = fit.seconds["interpret"]
+    try:
+        if mapped:
+            t = time.perf_counter()
+            _map_one_scene(fused_csv, run_dir, out / "map", progress=progress)
+            seconds["predict-gpp map (one scene)"] = time.perf_counter() - t
+    finally:  # the run keeps its report even when the map fails
         t = time.perf_counter()
-        _map_one_scene(fused_csv, run_dir, out / "map", progress=progress)
-        seconds["predict-gpp map (one scene)"] = time.perf_counter() - t
+        build_report(run_dir, render=section_renderer(n_workers))
+        seconds["report (figures, HTML)"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
 
     pooled = _pooled(run_dir)
     comparison = fused_vs_variant(pooled, "embeddings:s2only", list(heads))
-    res = DemoResult(out, fused_csv, run_dir, out / "demo_summary.md", seconds, pooled, comparison)
+    res = DemoResult(out, fused_csv, run_dir, out / "demo_summary.md", seconds, n_chips, pooled, comparison)
     atomic_write_text(res.summary_md, _summary_markdown(res, n_sites, size_px, seed))
     atomic_write_text(out / "demo_summary.json", json.dumps({
         "synthetic": True, "n_sites": n_sites, "size_px": size_px, "seed": seed, "seconds": seconds,
+        "embedding_cubes": {"whole_scene": 2 * n_sites - n_chips, "tower_chip": n_chips,
+                            "tower_chip_px": DEFAULT_WINDOW_PX + 2 * TOWER_CHIP_MARGIN_PX},
         "fused_vs_s2only": comparison.to_dict(orient="records"),
     }, indent=2))
     return res

@@ -124,9 +124,9 @@ def test_cuda_without_gpu_falls_back_and_device_is_not_a_resume_key(scene: dict[
             raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        _run(scene, out, on_block_done=stop_after_three)  # device="cpu"
+        _run(scene, out, end="2019-03-16", on_block_done=stop_after_three)  # device="cpu"; 16 days keep it quick
     with caplog.at_level(logging.WARNING, logger="ecoembed.embed.pipeline"):
-        res = _run(scene, out, device="cuda")  # resumes: the device is not part of the resume key
+        res = _run(scene, out, end="2019-03-16", device="cuda")  # resumes: the device is not part of the resume key
     assert res.blocks_skipped == 3 and res.blocks_computed == 6 and res.device == "cpu"
     assert sum(CUDA_FALLBACK in r.getMessage() for r in caplog.records) == 1  # one line, not one per block
     assert open_embeddings(out).attrs["device"] == "cpu"

@@ -113,8 +113,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_cube(s1, root / "s1.nc")
     fake_fusion_checkpoint(root / "fusion.safetensors")
     kw = {"s1": root / "s1.nc", "model": root / "fusion.safetensors", "start": START, "end": END, "progress": False}
-    embed(root / "s2.nc", root / "emb.nc", chunk_px=5, days_per_chunk=4, **kw)  # type: ignore[arg-type]
-    embed(root / "s2.nc", root / "emb_int8.nc", chunk_px=5, days_per_chunk=4, int8=True, **kw)  # type: ignore[arg-type]
+    embed(root / "s2.nc", root / "emb.nc", chunk_px=5, days_per_chunk=4, encoding="float32", **kw)  # type: ignore[arg-type]
+    embed(root / "s2.nc", root / "emb_int8.nc", chunk_px=5, days_per_chunk=4, encoding="int8", **kw)  # type: ignore[arg-type]
     reconstruct_s2(root / "s2.nc", root / "recon.nc", chunk_px=5, **kw)  # type: ignore[arg-type]
     return {"root": root, "s2": root / "s2.nc", "s1": root / "s1.nc", "model": root / "fusion.safetensors",
             "emb": root / "emb.nc", "emb_int8": root / "emb_int8.nc", "recon": root / "recon.nc"}

@@ -71,6 +71,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -271,9 +272,8 @@ def _run_block(job: _BlockJob) -> BlockResult:
         # every quality layer is written: a sensor without input has no observation (NO_OBSERVATION), not distance 0
         layers = {q[len("days_to_"):]: group[q] for q in QUALITY_LAYERS if q in group}
         all_days = np.arange(job.first_day, job.first_day + job.n_days, dtype=np.int64)
-        for d0 in range(0, job.n_days, job.days_per_chunk):
-            d1 = min(job.n_days, d0 + job.days_per_chunk)
-            vals = query_contexts(model, contexts, len(yx), torch.arange(job.first_day + d0, job.first_day + d1, dtype=torch.int64))
+
+        def write(d0: int, d1: int, vals: np.ndarray) -> None:
             vals[empty] = np.nan
             slab = np.full((d1 - d0, by, bx, vals.shape[-1]), np.nan, dtype=np.float32)
             slab[:, rows, cols, :] = vals.transpose(1, 0, 2)
@@ -293,6 +293,20 @@ def _run_block(job: _BlockJob) -> BlockResult:
                     grid[:, rows, cols] = days_to_nearest(series[name], all_days[d0:d1]).T
                 assert isinstance(layer, zarr.Array)
                 layer[region] = grid
+
+        # Slab k is encoded, compressed and written on a writer thread while slab k+1 is queried (numpy, blosc and
+        # torch release the GIL); at most one slab waits, so memory holds two slabs, and the block's marker is
+        # written only after every write has finished (and is re-read by the digest).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecoembed-write") as writer:
+            pending: Future[None] | None = None
+            for d0 in range(0, job.n_days, job.days_per_chunk):
+                d1 = min(job.n_days, d0 + job.days_per_chunk)
+                vals = query_contexts(model, contexts, len(yx), torch.arange(job.first_day + d0, job.first_day + d1, dtype=torch.int64))
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write, d0, d1, vals)
+            if pending is not None:
+                pending.result()
     result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()), sha256=block_digest(job, group),
                          device=device)
     atomic_write_text(Path(job.markers) / f"{job.iy}_{job.ix}.json", json.dumps(asdict(result)))

@@ -280,9 +280,13 @@ def reconstruct_command(s2: tuple[Path, ...], s1: tuple[Path, ...], s2_values: s
 @click.option("--head", "heads", multiple=True, type=click.Choice(HEADS),
               help="Regression head(s) [default: all three].")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Worker processes (one thread each) for the independent steps [default: one per CPU core]; the numbers "
+                   "do not depend on it.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @writes("out")
-def demo_command(out: Path, n_sites: int, size_px: int, seed: int, heads: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
+def demo_command(out: Path, n_sites: int, size_px: int, seed: int, heads: tuple[str, ...], overwrite: bool, quiet: bool,
+                 workers: int | None) -> None:
     """End-to-end demo on SYNTHETIC towers (no download, a few minutes on 2 cores).
 
     Writes synthetic S2/S1 scenes and light-use-efficiency tower GPP, embeds them
@@ -293,7 +297,7 @@ def demo_command(out: Path, n_sites: int, size_px: int, seed: int, heads: tuple[
     from ecoembed.pipelines.demo import run_demo
 
     res = run_demo(out, n_sites=n_sites, size_px=size_px, seed=seed, heads=heads or DEFAULT_HEADS,
-                   overwrite=overwrite, progress=not quiet)
+                   overwrite=overwrite, progress=not quiet, workers=workers)
     click.echo(res.summary_md.read_text(encoding="utf-8"))
     click.echo(f"report: {res.run_dir / 'index.html'}   (SYNTHETIC DATA; total {res.seconds['total']:.0f} s)")
 
@@ -384,13 +388,16 @@ def plot_seasonal_command(run_dir: Path, site: str | None, features: str | None,
 @click.option("--keep-models/--no-keep-models", default=True, show_default=True,
               help="Refit each requested head on all sites after the CV and keep it under <out>/models/ (JSON, xgboost "
                    "JSON, safetensors; no pickle) with its training envelope and conformal intervals, for predict-gpp.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Worker processes (one thread each): the models' cross-validation beside the interpretation, the site "
+                   "joins, the analysis tables and report sections side by side; the numbers do not depend on it.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @writes("out", sites="sites_csv", default_out=lambda kw: Path("runs") / Path(kw["sites_csv"]).stem)
 def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, ...], heads: tuple[str, ...], cv: str, folds: int,
                     window_px: int, qc_min: float, seed: int, overwrite: bool, allow_absolute_paths: bool, interpret: bool,
                     quiet: bool, test_years: str | None, train_years: str | None, gpp_method: str, qc_missing: str,
                     paired: bool, baselines: bool, strict: bool, max_days_to_obs: int | None, footprint: str,
-                    keep_models: bool, allow_shared_flux: bool) -> None:
+                    keep_models: bool, allow_shared_flux: bool, workers: int) -> None:
     """Cross-validate GPP heads on tower sites and write predictions, metrics and a report.
 
     Joins each site's QC-passed daily tower GPP with features averaged over a
@@ -409,7 +416,8 @@ def fit_gpp_command(sites_csv: Path, out: Path | None, feature_sets: tuple[str, 
                       interpret=interpret,
                       gpp_method=gpp_method, qc_missing=qc_missing, paired=paired, baselines=baselines, strict=strict,
                       test_years=test_years,
-                      train_years=train_years, max_days_to_obs=max_days_to_obs, footprint=footprint, keep_models=keep_models)
+                      train_years=train_years, max_days_to_obs=max_days_to_obs, footprint=footprint, keep_models=keep_models,
+                      workers=workers)
     cols = ["features", "head", "n", "r2", "r2_lo", "r2_hi", "nse", "rmse", "mae", "kge"]
     click.echo(("SYNTHETIC DATA\n" if res.synthetic else "") + res.pooled[cols].to_string(index=False, float_format="%.3f"))
     if res.n_skipped:

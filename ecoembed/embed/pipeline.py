@@ -272,6 +272,13 @@ def _run_block(job: _BlockJob) -> BlockResult:
         # every quality layer is written: a sensor without input has no observation (NO_OBSERVATION), not distance 0
         layers = {q[len("days_to_"):]: group[q] for q in QUALITY_LAYERS if q in group}
         all_days = np.arange(job.first_day, job.first_day + job.n_days, dtype=np.int64)
+        digest = hashlib.sha256()
+
+        def put(arr: Any, region: tuple[slice, ...], values: np.ndarray) -> None:
+            """Write and hash what the store will hold (its dtype; zarr is lossless), in :func:`_block_slabs` order."""
+            stored = np.ascontiguousarray(values, dtype=arr.dtype)
+            arr[region] = stored
+            digest.update(stored.tobytes())
 
         def write(d0: int, d1: int, vals: np.ndarray) -> None:
             vals[empty] = np.nan
@@ -281,18 +288,18 @@ def _run_block(job: _BlockJob) -> BlockResult:
             emb_region = (slice(d0, d1), slice(None), slice(job.y0, job.y1), slice(job.x0, job.x1))  # STORED_DIMS
             if scale_arr is not None:
                 qv, sc = encode_int8(slab)  # per (day, pixel) vector, on the feature-last slab
-                emb_arr[emb_region] = np.ascontiguousarray(qv.transpose(0, 3, 1, 2))
-                scale_arr[region] = sc
+                put(emb_arr, emb_region, qv.transpose(0, 3, 1, 2))
+                put(scale_arr, region, sc)
             elif job.encoding == "int16":  # stored values; readers apply the CF scale_factor
-                emb_arr[emb_region] = encode_int16(slab.transpose(0, 3, 1, 2))
+                put(emb_arr, emb_region, encode_int16(slab.transpose(0, 3, 1, 2)))
             else:
-                emb_arr[emb_region] = np.ascontiguousarray(slab.transpose(0, 3, 1, 2))
+                put(emb_arr, emb_region, slab.transpose(0, 3, 1, 2))
             for name, layer in layers.items():
                 grid = np.full((d1 - d0, by, bx), NO_OBSERVATION, dtype=np.int16)
                 if name in series:
                     grid[:, rows, cols] = days_to_nearest(series[name], all_days[d0:d1]).T
                 assert isinstance(layer, zarr.Array)
-                layer[region] = grid
+                put(layer, region, grid)
 
         # Slab k is encoded, compressed and written on a writer thread while slab k+1 is queried (numpy, blosc and
         # torch release the GIL); at most one slab waits, so memory holds two slabs, and the block's marker is
@@ -307,7 +314,9 @@ def _run_block(job: _BlockJob) -> BlockResult:
                 pending = writer.submit(write, d0, d1, vals)
             if pending is not None:
                 pending.result()
-    result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()), sha256=block_digest(job, group),
+    # the digest of the values as written (the bytes block_digest reads back from a sound store); every resume re-reads
+    # the store and compares (_marker_holds), so a chunk damaged later is still caught
+    result = BlockResult(iy=job.iy, ix=job.ix, n_pixels=len(yx), n_empty=int(empty.sum()), sha256=digest.hexdigest(),
                          device=device)
     atomic_write_text(Path(job.markers) / f"{job.iy}_{job.ix}.json", json.dumps(asdict(result)))
     return result

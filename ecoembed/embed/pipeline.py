@@ -280,20 +280,29 @@ def _run_block(job: _BlockJob) -> BlockResult:
             arr[region] = stored
             digest.update(stored.tobytes())
 
+        full_grid = len(yx) == by * bx and np.array_equal(rows * bx + cols, np.arange(by * bx))  # every pixel, row-major
+
         def write(d0: int, d1: int, vals: np.ndarray) -> None:
             vals[empty] = np.nan
-            slab = np.full((d1 - d0, by, bx, vals.shape[-1]), np.nan, dtype=np.float32)
-            slab[:, rows, cols, :] = vals.transpose(1, 0, 2)
             region = (slice(d0, d1), slice(job.y0, job.y1), slice(job.x0, job.x1))
             emb_region = (slice(d0, d1), slice(None), slice(job.y0, job.y1), slice(job.x0, job.x1))  # STORED_DIMS
             if scale_arr is not None:
+                slab = np.full((d1 - d0, by, bx, vals.shape[-1]), np.nan, dtype=np.float32)
+                slab[:, rows, cols, :] = vals.transpose(1, 0, 2)
                 qv, sc = encode_int8(slab)  # per (day, pixel) vector, on the feature-last slab
                 put(emb_arr, emb_region, qv.transpose(0, 3, 1, 2))
                 put(scale_arr, region, sc)
-            elif job.encoding == "int16":  # stored values; readers apply the CF scale_factor
-                put(emb_arr, emb_region, encode_int16(slab.transpose(0, 3, 1, 2)))
+                write_layers(d0, d1, region)
+                return
+            if full_grid:  # [N, Q, E] -> (Q, E, y, x) in one copy
+                stored = np.ascontiguousarray(vals.transpose(1, 2, 0)).reshape(d1 - d0, vals.shape[-1], by, bx)
             else:
-                put(emb_arr, emb_region, slab.transpose(0, 3, 1, 2))
+                stored = np.full((d1 - d0, vals.shape[-1], by, bx), np.nan, dtype=np.float32)
+                stored[:, :, rows, cols] = vals.transpose(1, 2, 0)
+            put(emb_arr, emb_region, encode_int16(stored, inplace=True) if job.encoding == "int16" else stored)
+            write_layers(d0, d1, region)
+
+        def write_layers(d0: int, d1: int, region: tuple[slice, ...]) -> None:
             for name, layer in layers.items():
                 grid = np.full((d1 - d0, by, bx), NO_OBSERVATION, dtype=np.int16)
                 if name in series:

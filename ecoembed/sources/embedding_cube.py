@@ -36,7 +36,7 @@ Storage encodings (attr ``embedding_encoding``; :data:`ENCODINGS`, chosen with
 Compression (attr ``embedding_codec``, :data:`ZARR_CODEC`): in Zarr (v3) every
 variable is stored with the core codecs ``transpose`` (time the fastest axis
 inside a chunk: daily embeddings change little from day to day, so the bytes
-zstd sees come in long, slowly varying runs) and ``blosc`` (zstd level 5, byte
+zstd sees come in long, slowly varying runs) and ``blosc`` (zstd level 3, byte
 shuffle, 1 MiB blocks), which any Zarr v3 reader decodes; no numcodecs-only
 filter is used. NetCDF outputs (:func:`netcdf_encoding`) use zlib with shuffle
 (HDF5 has no transpose; every netCDF-4 reader decodes it), so they are larger.
@@ -72,7 +72,7 @@ DEFAULT_ENCODING = "int16"
 """The default ``--encoding``: the smallest cube within 1/64 per component of float32 (<= 0.1 GB per km2 per year)."""
 MAX_ABS_ERROR: dict[str, str] = {"int16": "0.015625 (INT16_STEP / 2)", "int8": "embedding_scale / 2 (per pixel-day)", "float32": "0"}
 """Max abs decode error per component of each encoding, in words (also stored as attr ``embedding_max_abs_error``)."""
-ZARR_CODEC = "zarr v3: transpose (time fastest) + blosc zstd clevel 5 shuffle, 1 MiB blocks"
+ZARR_CODEC = "zarr v3: transpose (time fastest) + blosc zstd clevel 3 shuffle, 1 MiB blocks"
 """``embedding_codec`` of stores written with :func:`zarr_encoding` (``compact=True``)."""
 BOOL_ATTRS: tuple[str, ...] = ("synthetic", "complete", "model_trained_on_synthetic", "extrapolation_allowed")
 """Attributes stored as 0/1 in NetCDF and turned back into booleans on reading."""
@@ -97,11 +97,21 @@ def encode_int8(embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def encode_int16(embedding: np.ndarray) -> np.ndarray:
-    """Quantise float embeddings to int16 steps of :data:`INT16_STEP` (NaN -> :data:`INT16_FILL`; clipped to +-32767 steps)."""
-    q = np.rint(np.nan_to_num(embedding, nan=0.0, posinf=0.0, neginf=0.0) / INT16_STEP)
-    q = np.clip(q, -32767, 32767).astype(np.int16)
-    q[~np.isfinite(embedding)] = INT16_FILL
+def encode_int16(embedding: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """Quantise float embeddings to int16 steps of :data:`INT16_STEP` (NaN/inf -> :data:`INT16_FILL`; clipped to +-32767 steps).
+
+    ``inplace=True`` uses a C-contiguous float32 ``embedding`` as the work buffer (its values are overwritten): no float
+    temporaries the size of the input.
+    """
+    bad = ~np.isfinite(embedding)
+    work = embedding if inplace and embedding.dtype == np.float32 and embedding.flags.c_contiguous else \
+        np.array(embedding, dtype=np.float32, order="C")
+    work[bad] = 0.0
+    np.multiply(work, np.float32(1.0 / INT16_STEP), out=work)
+    np.rint(work, out=work)
+    np.clip(work, -32767, 32767, out=work)
+    q = work.astype(np.int16)
+    q[bad] = INT16_FILL
     return q
 
 
@@ -132,7 +142,7 @@ def zarr_encoding(ds: xr.Dataset, compact: bool = True) -> dict[str, dict[str, A
         if compact:
             fastest_time = (*range(1, var.ndim), 0)  # dims[0] is time
             enc["filters"] = [TransposeCodec(order=fastest_time)]
-            enc["compressors"] = [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle", blocksize=1 << 20)]
+            enc["compressors"] = [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", blocksize=1 << 20)]
         if name == "embedding":
             packed = np.dtype(enc.get("dtype", var.dtype))
             enc["fill_value"] = {np.dtype(np.int16): INT16_FILL, np.dtype(np.int8): None}.get(packed, np.nan)

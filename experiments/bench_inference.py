@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_encoder import matmul_flop_rate  # the same square-matmul rate as the encoder benchmark
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -58,18 +59,6 @@ def synthetic_series(n_pixels: int, seed: int = 0, *, s2_dates: int = 73, s1_dat
                 days=FIRST_DAY + 6 * np.arange(s1_dates, dtype=np.int64),
                 valid=np.ones((n_pixels, s1_dates), bool), orbit=np.arange(s1_dates, dtype=np.int64) % 2)
     return {"s2": s2, "s1": s1}
-
-
-def matmul_flop_rate(n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
-    """Best FLOP/s of an n x n @ n x n matmul in ``dtype``."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
 
 
 def counted_flops(model: Any, series: dict[str, Series], days: np.ndarray, **kwargs: Any) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,35 +32,25 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from ecoembed.embed.infer import embed_series
+from ecoembed.training.fusion_data import ArraySeries
 
 FIRST_DAY = 19358  # 2023-01-01
 
 
-@dataclass
-class Series:
-    """The attributes of ``ecoembed.sources.chips.PixelSeries`` that inference reads."""
-
-    values: np.ndarray
-    days: np.ndarray
-    valid: np.ndarray
-    orbit: np.ndarray | None = None
-    band_mask: np.ndarray | None = None
-
-
 def synthetic_series(n_pixels: int, seed: int = 0, *, s2_dates: int = 73, s1_dates: int = 61,
-                     cloud_fraction: float = 0.4) -> dict[str, Series]:
+                     cloud_fraction: float = 0.4) -> dict[str, ArraySeries]:
     """One synthetic pixel-year per pixel: S2 every 5 days (cloudy at random), S1 every 6 days, alternating orbits."""
     rng = np.random.default_rng(seed)
-    s2 = Series(values=rng.standard_normal((n_pixels, s2_dates, 10)).astype(np.float32),
+    s2 = ArraySeries(values=rng.standard_normal((n_pixels, s2_dates, 10)).astype(np.float32),
                 days=FIRST_DAY + 5 * np.arange(s2_dates, dtype=np.int64),
                 valid=rng.random((n_pixels, s2_dates)) > cloud_fraction)
-    s1 = Series(values=rng.standard_normal((n_pixels, s1_dates, 2)).astype(np.float32),
+    s1 = ArraySeries(values=rng.standard_normal((n_pixels, s1_dates, 2)).astype(np.float32),
                 days=FIRST_DAY + 6 * np.arange(s1_dates, dtype=np.int64),
                 valid=np.ones((n_pixels, s1_dates), bool), orbit=np.arange(s1_dates, dtype=np.int64) % 2)
     return {"s2": s2, "s1": s1}
 
 
-def counted_flops(model: Any, series: dict[str, Series], days: np.ndarray, **kwargs: Any) -> int:
+def counted_flops(model: Any, series: dict[str, ArraySeries], days: np.ndarray, **kwargs: Any) -> int:
     """Matmul-type FLOPs of one ``embed_series`` call (MATH attention backend, so attention products count)."""
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         embed_series(model, series, days, **kwargs)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
@@ -13,15 +11,7 @@ from ecoembed.dates import days_to_nearest as nearest_one
 from ecoembed.embed.infer import days_to_nearest, embed_series, series_batch
 from ecoembed.models.encoders import S1Encoder, S2Encoder
 from ecoembed.models.fusion import FusedEmbeddingModel, FusionNetwork, ModalityConfig
-
-
-@dataclass
-class _Series:
-    values: np.ndarray
-    days: np.ndarray
-    valid: np.ndarray
-    orbit: np.ndarray | None = None
-    band_mask: np.ndarray | None = None
+from ecoembed.training.fusion_data import ArraySeries
 
 
 def _model() -> FusedEmbeddingModel:
@@ -31,13 +21,13 @@ def _model() -> FusedEmbeddingModel:
     return FusedEmbeddingModel(encoders, fusion).eval()
 
 
-def _series(n: int = 20, seed: int = 0) -> dict[str, _Series]:
+def _series(n: int = 20, seed: int = 0) -> dict[str, ArraySeries]:
     rng = np.random.default_rng(seed)
     valid2 = rng.random((n, 15)) > 0.4
     valid2[:, [3, 9]] = False  # dates no pixel can use (a scene-wide cloudy acquisition)
     valid2[5] = False  # a pixel with S1 only
-    s2 = _Series(rng.standard_normal((n, 15, 10)).astype(np.float32), 18000 + 7 * np.arange(15), valid2)
-    s1 = _Series(rng.standard_normal((n, 12, 2)).astype(np.float32), 18001 + 9 * np.arange(12),
+    s2 = ArraySeries(rng.standard_normal((n, 15, 10)).astype(np.float32), 18000 + 7 * np.arange(15), valid2)
+    s1 = ArraySeries(rng.standard_normal((n, 12, 2)).astype(np.float32), 18001 + 9 * np.arange(12),
                  rng.random((n, 12)) > 0.1, orbit=np.arange(12) % 2)
     s2.values[~valid2] = np.nan  # what is at an unusable step must not matter
     return {"s2": s2, "s1": s1}
@@ -63,7 +53,7 @@ def test_days_to_nearest_matches_the_per_pixel_search() -> None:
     q = np.arange(-30, 260)
     for _ in range(50):
         t = int(rng.integers(1, 25))
-        s = _Series(np.zeros((9, t, 1), np.float32), np.sort(rng.choice(240, t, replace=False)), rng.random((9, t)) < rng.random())
+        s = ArraySeries(np.zeros((9, t, 1), np.float32), np.sort(rng.choice(240, t, replace=False)), rng.random((9, t)) < rng.random())
         got = days_to_nearest(s, q)
         for n in range(9):
             want = nearest_one(s.days[s.valid[n]], q) if s.valid[n].any() else np.full(len(q), 32767)
